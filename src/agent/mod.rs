@@ -1,0 +1,640 @@
+//! `wifi-isolate-agent`: the MCP WiFi agent that runs inside the box.
+//!
+//! [`Agent`] owns the WiFi interface of its network namespace: it supervises wpa_supplicant
+//! ([`supervisor`]), runs DHCP after association ([`dhcp`]), and implements the operations the MCP
+//! tools ([`tools`]) expose. [`server`] serves them over streamable HTTP on a Unix socket or stdio.
+
+pub mod dhcp;
+pub mod events;
+pub mod iface;
+pub mod netcfg;
+pub mod nettools;
+pub mod server;
+pub mod supervisor;
+pub mod tools;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast};
+use tracing::{info, warn};
+
+use crate::validate::Ssid;
+use crate::wpa::{CtrlClient, Event, NetworkField};
+use dhcp::{Dhcp, Lease};
+use events::LogRing;
+use netcfg::NetCfg;
+use supervisor::{Wpa, WpaPaths};
+
+/// How the agent is set up (from its command line).
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Use this wireless interface; by default the first one that appears.
+    pub interface: Option<String>,
+    /// How long to wait for the wireless interface to arrive.
+    pub wait_interface: Duration,
+    /// Private runtime dir (wpa_supplicant config, sockets): a tmpfs in the box.
+    pub runtime_dir: PathBuf,
+    /// The box's resolv.conf, rewritten from the DHCP lease.
+    pub resolv_conf: PathBuf,
+    /// wpa_supplicant binary.
+    pub wpa_supplicant: PathBuf,
+    /// DHCP client command prefix (`udhcpc`, or `busybox udhcpc`).
+    pub udhcpc: Vec<String>,
+    /// Regulatory country for wpa_supplicant (changes the kernel's domain host-wide).
+    pub country: Option<String>,
+    /// URL used by the Internet and captive-portal checks.
+    pub check_url: String,
+}
+
+/// Stages `wifi_connect` reports as MCP progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Looking for and associating with the AP.
+    Associating,
+    /// Associated; keys being negotiated (4-way handshake, SAE or EAP).
+    Authenticating,
+    /// Connected; waiting for a DHCP lease.
+    Dhcp,
+    /// Done.
+    Done,
+}
+
+impl Stage {
+    /// Progress value (out of 4) and a message for clients.
+    pub fn progress(self) -> (f64, &'static str) {
+        match self {
+            Stage::Associating => (1.0, "associating"),
+            Stage::Authenticating => (2.0, "4-way handshake / authentication"),
+            Stage::Dhcp => (3.0, "DHCP"),
+            Stage::Done => (4.0, "done"),
+        }
+    }
+}
+
+/// A network to configure: fields for SET_NETWORK, and the secrets to scrub from logs.
+#[derive(Clone)]
+pub struct NetworkSpec {
+    /// The SSID.
+    pub ssid: Ssid,
+    /// Fields in the order they are set.
+    pub fields: Vec<NetworkField>,
+    /// Plain secrets that must never appear in the debug log.
+    pub secrets: Vec<String>,
+    /// A locally administered MAC to use for this network (per-network MAC mode).
+    pub mac: Option<[u8; 6]>,
+}
+
+/// Structured result of a successful connection.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ConnectResult {
+    /// SSID connected to.
+    pub ssid: String,
+    /// BSSID of the AP.
+    pub bssid: Option<String>,
+    /// Frequency in MHz.
+    pub frequency: Option<u32>,
+    /// Key management in use (`WPA2-PSK`, `SAE`, `NONE`, `WPA2/IEEE 802.1X/EAP`…).
+    pub key_mgmt: Option<String>,
+    /// wpa_supplicant's network id.
+    pub network_id: u32,
+    /// Our IPv4 address.
+    pub ip: String,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Default gateway.
+    pub gateway: Option<String>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// Time from request to lease, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// The agent: one WiFi interface, its supplicant, its DHCP client.
+pub struct Agent {
+    opts: AgentOptions,
+    iface: String,
+    wpa: Arc<Wpa>,
+    dhcp: Arc<Dhcp>,
+    net: NetCfg,
+    log: LogRing,
+    /// Serialises operations that change the connection.
+    op: Mutex<()>,
+    /// Networks added by clients, replayed after a wpa_supplicant restart.
+    book: Mutex<Vec<NetworkSpec>>,
+    perm_mac: Option<[u8; 6]>,
+}
+
+impl Agent {
+    /// Wait for the wireless interface, start wpa_supplicant and the DHCP hook.
+    pub async fn start(opts: AgentOptions) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&opts.runtime_dir)
+            .with_context(|| format!("creating runtime dir {}", opts.runtime_dir.display()))?;
+        let wi = iface::wait_for(opts.interface.as_deref(), opts.wait_interface).await?;
+        info!(iface = %wi.name, phy = wi.wiphy, "wireless interface found");
+        let net = NetCfg::open()?;
+        net.set_up(wi.index)
+            .await
+            .with_context(|| format!("bringing {} up (rfkill blocked?)", wi.name))?;
+        let perm_mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", wi.name))
+            .ok()
+            .and_then(|s| crate::validate::Bssid::parse(s.trim()).ok())
+            .map(|b| b.octets());
+        let log = LogRing::new(500);
+        let wpa = Wpa::spawn(
+            &wi.name,
+            WpaPaths {
+                binary: opts.wpa_supplicant.clone(),
+                runtime_dir: opts.runtime_dir.clone(),
+                ctrl_dir: opts.runtime_dir.join("wpa_supplicant"),
+                country: opts.country.clone(),
+            },
+            log.clone(),
+        )?;
+        let dhcp = Dhcp::new(
+            &wi.name,
+            net.clone(),
+            &opts.runtime_dir,
+            &opts.resolv_conf,
+            opts.udhcpc.clone(),
+            log.clone(),
+        );
+        dhcp.serve_hook()?;
+        let agent = Arc::new(Self {
+            opts,
+            iface: wi.name,
+            wpa,
+            dhcp,
+            net,
+            log,
+            op: Mutex::new(()),
+            book: Mutex::new(Vec::new()),
+            perm_mac,
+        });
+        agent.wpa.client().await.map_err(anyhow::Error::msg)?;
+        agent.clone().spawn_background();
+        Ok(agent)
+    }
+
+    /// The interface this agent drives.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The debug log ring.
+    pub fn log(&self) -> &LogRing {
+        &self.log
+    }
+
+    /// Stop wpa_supplicant and DHCP (lease released).
+    pub async fn shutdown(&self) {
+        self.dhcp.stop().await;
+        self.wpa.shutdown();
+    }
+
+    /// DHCP follows the association (also when wpa_supplicant reconnects on its own), and
+    /// networks are replayed after a wpa_supplicant restart.
+    fn spawn_background(self: Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut rx = me.wpa.subscribe();
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Connected { .. }) => {
+                        if !me.dhcp.running().await
+                            && let Err(e) = me.dhcp.start().await
+                        {
+                            warn!(cause = %format!("{e:#}"), "cannot start DHCP");
+                            me.log.push("agent", format!("cannot start DHCP: {e:#}"));
+                        }
+                    }
+                    Ok(Event::Disconnected { .. }) | Ok(Event::Terminating) => {
+                        me.dhcp.stop().await;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        let me = self;
+        tokio::spawn(async move {
+            let mut gens = me.wpa.generations();
+            loop {
+                if gens.changed().await.is_err() {
+                    break;
+                }
+                if *gens.borrow() > 1 {
+                    me.dhcp.stop().await;
+                    if let Err(e) = me.replay().await {
+                        warn!(cause = %e, "replaying networks after restart failed");
+                    }
+                }
+            }
+        });
+    }
+
+    async fn replay(&self) -> Result<(), String> {
+        let _g = self.op.lock().await;
+        let book = self.book.lock().await.clone();
+        let client = self.wpa.client().await?;
+        for spec in &book {
+            let id = client.add_network().await.map_err(|e| e.to_string())?;
+            for f in &spec.fields {
+                client.set_network(id, f).await.map_err(|e| e.to_string())?;
+            }
+            client.enable_network(id).await.map_err(|e| e.to_string())?;
+        }
+        self.log.push(
+            "agent",
+            format!(
+                "wpa_supplicant restarted; {} network(s) restored",
+                book.len()
+            ),
+        );
+        Ok(())
+    }
+
+    /// The live control client.
+    pub async fn client(&self) -> Result<Arc<CtrlClient>, String> {
+        self.wpa.client().await
+    }
+
+    /// Current DHCP lease.
+    pub fn lease(&self) -> Option<Lease> {
+        self.dhcp.lease()
+    }
+
+    /// The route-netlink handle of the box.
+    pub fn net(&self) -> &NetCfg {
+        &self.net
+    }
+
+    /// Options the agent runs with.
+    pub fn options(&self) -> &AgentOptions {
+        &self.opts
+    }
+
+    /// How many times wpa_supplicant was restarted.
+    pub fn wpa_restarts(&self) -> u32 {
+        self.wpa.restarts()
+    }
+
+    /// The WiFi interface's DNS resolver (servers from the lease, else resolv.conf).
+    pub fn dns(&self) -> nettools::Dns {
+        let servers = self
+            .lease()
+            .map(|l| l.dns.into_iter().map(std::net::IpAddr::V4).collect())
+            .unwrap_or_default();
+        nettools::Dns::new(servers, &self.opts.resolv_conf)
+    }
+
+    /// Trigger a fresh scan and return what wpa_supplicant saw.
+    pub async fn scan(&self, timeout: Duration) -> Result<Vec<crate::wpa::Bss>, String> {
+        let client = self.client().await?;
+        let mut rx = self.wpa.subscribe();
+        let deadline = Instant::now() + timeout;
+        client
+            .scan()
+            .await
+            .map_err(|e| format!("scan request failed: {e}"))?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Ok(Event::ScanResults)) => break,
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(_)) => return Err("wpa_supplicant went away during the scan".into()),
+                Err(_) => return Err(format!("no scan results within {timeout:?}")),
+            }
+        }
+        client
+            .bss_all()
+            .await
+            .map_err(|e| format!("reading scan results failed: {e}"))
+    }
+
+    /// Add `spec`, select it, wait for association and a lease.
+    pub async fn connect(
+        &self,
+        spec: NetworkSpec,
+        timeout: Duration,
+        progress: &(dyn Fn(Stage) + Send + Sync),
+    ) -> Result<ConnectResult, String> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let _g = self.op.lock().await;
+        for s in &spec.secrets {
+            self.log.register_secret(s);
+        }
+        let client = self.client().await?;
+        self.dhcp.stop().await;
+        let before = client.list_networks().await.map_err(|e| e.to_string())?;
+        if let Some(mac) = spec.mac {
+            self.set_mac(&client, mac).await?;
+        } else if let Some(perm) = self.perm_mac {
+            self.set_mac(&client, perm).await?;
+        }
+        let mut rx = self.wpa.subscribe();
+        let id = client.add_network().await.map_err(|e| e.to_string())?;
+        let configured = async {
+            for f in &spec.fields {
+                client.set_network(id, f).await?;
+            }
+            client.select_network(id).await
+        }
+        .await;
+        if let Err(e) = configured {
+            let _ = client.remove_network(id).await;
+            return Err(format!("wpa_supplicant refused the network settings: {e}"));
+        }
+        self.log.push(
+            "agent",
+            format!("connecting to {} (network {id})", spec.ssid),
+        );
+        progress(Stage::Associating);
+        let outcome = self
+            .wait_connected(&mut rx, deadline, timeout, progress)
+            .await
+            .and(Ok(()));
+        let outcome = match outcome {
+            Ok(()) => {
+                progress(Stage::Dhcp);
+                if !self.dhcp.running().await {
+                    self.dhcp.start().await.map_err(|e| format!("{e:#}"))?;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.dhcp.wait_lease(left).await {
+                    Some(l) => Ok(l),
+                    None => Err(format!(
+                        "associated with {} but DHCP gave no address within the {}s timeout",
+                        spec.ssid,
+                        timeout.as_secs()
+                    )),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(lease) => {
+                let mut book = self.book.lock().await;
+                book.retain(|s| s.ssid != spec.ssid);
+                book.push(spec.clone());
+                drop(book);
+                // Older entries for the same SSID are replaced by this one.
+                for n in before.iter().filter(|n| n.ssid == spec.ssid.to_string()) {
+                    let _ = client.remove_network(n.id).await;
+                }
+                let st = client.status().await.ok();
+                progress(Stage::Done);
+                Ok(ConnectResult {
+                    ssid: spec.ssid.to_string(),
+                    bssid: st.as_ref().and_then(|s| s.bssid).map(|b| b.to_string()),
+                    frequency: st.as_ref().and_then(|s| s.freq_mhz),
+                    key_mgmt: st.as_ref().and_then(|s| s.key_mgmt.clone()),
+                    network_id: id,
+                    ip: lease.ip.to_string(),
+                    prefix: lease.prefix,
+                    gateway: lease.gateway.map(|g| g.to_string()),
+                    dns: lease.dns.iter().map(|d| d.to_string()).collect(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                })
+            }
+            Err(e) => {
+                // Nothing half-applied: drop the new network, re-enable what was enabled.
+                self.dhcp.stop().await;
+                let _ = client.remove_network(id).await;
+                for n in before.iter().filter(|n| !n.disabled) {
+                    let _ = client.enable_network(n.id).await;
+                }
+                self.log
+                    .push("agent", format!("connect to {} failed: {e}", spec.ssid));
+                Err(e)
+            }
+        }
+    }
+
+    /// Wait for `CTRL-EVENT-CONNECTED`, turning failure events into clear errors.
+    async fn wait_connected(
+        &self,
+        rx: &mut broadcast::Receiver<Event>,
+        deadline: Instant,
+        timeout: Duration,
+        progress: &(dyn Fn(Stage) + Send + Sync),
+    ) -> Result<u32, String> {
+        let (mut not_found, mut assoc_rejects, mut auth_rejects) = (0, 0, 0);
+        let mut stage = Stage::Associating;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Ok(ev)) => ev,
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(_)) => return Err("wpa_supplicant went away while connecting".into()),
+                Err(_) => {
+                    return Err(format!(
+                        "timed out after {}s while {}",
+                        timeout.as_secs(),
+                        stage.progress().1
+                    ));
+                }
+            };
+            match ev {
+                Event::Connected { network_id, .. } => return Ok(network_id.unwrap_or(0)),
+                Event::Associated { .. } | Event::EapStarted if stage == Stage::Associating => {
+                    stage = Stage::Authenticating;
+                    progress(stage);
+                }
+                Event::HandshakeFailed => {
+                    return Err(
+                        "authentication failed: the 4-way handshake failed (wrong password?)"
+                            .into(),
+                    );
+                }
+                Event::SsidTempDisabled { reason, .. } => {
+                    let reason = reason.unwrap_or_default();
+                    return Err(if reason.contains("WRONG_KEY") {
+                        "authentication failed: the access point rejected the password".into()
+                    } else if reason.contains("AUTH_FAILED") || reason.contains("EAP") {
+                        format!("authentication failed ({reason})")
+                    } else {
+                        format!("connection failed: network temporarily disabled ({reason})")
+                    });
+                }
+                Event::EapFailure => {
+                    return Err(
+                        "authentication failed: the EAP server rejected the credentials".into(),
+                    );
+                }
+                Event::AuthReject { .. } => {
+                    auth_rejects += 1;
+                    if auth_rejects >= 2 {
+                        return Err(
+                            "authentication failed: the access point rejected authentication \
+                             (wrong password or security mode)"
+                                .into(),
+                        );
+                    }
+                }
+                Event::AssocReject { .. } => {
+                    assoc_rejects += 1;
+                    if assoc_rejects >= 3 {
+                        return Err("the access point rejected the association 3 times".into());
+                    }
+                }
+                Event::NetworkNotFound => {
+                    not_found += 1;
+                    if not_found >= 3 {
+                        return Err(
+                            "network not found: no access point with this SSID (and BSSID, if \
+                             given) answered; for a hidden network set hidden=true"
+                                .into(),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn set_mac(&self, client: &CtrlClient, mac: [u8; 6]) -> Result<(), String> {
+        let path = format!("/sys/class/net/{}/address", self.iface);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        let want = crate::validate::Bssid::from(mac).to_string();
+        if current.trim().eq_ignore_ascii_case(&want) {
+            return Ok(());
+        }
+        let _ = client.disconnect().await;
+        let index = self
+            .net
+            .index(&self.iface)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the WiFi interface is gone")?;
+        self.net
+            .set_mac(index, mac)
+            .await
+            .map_err(|e| format!("cannot set the MAC address: {e:#}"))?;
+        self.log.push("agent", format!("MAC address set to {want}"));
+        Ok(())
+    }
+
+    /// Disconnect and release the lease.
+    pub async fn disconnect(&self) -> Result<(), String> {
+        let _g = self.op.lock().await;
+        let client = self.client().await?;
+        client.disconnect().await.map_err(|e| e.to_string())?;
+        self.dhcp.stop().await;
+        Ok(())
+    }
+
+    /// Reconnect to the current (or best enabled) network and wait for a lease.
+    pub async fn reconnect(
+        &self,
+        timeout: Duration,
+        progress: &(dyn Fn(Stage) + Send + Sync),
+    ) -> Result<ConnectResult, String> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let _g = self.op.lock().await;
+        let client = self.client().await?;
+        if !client
+            .list_networks()
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|n| !n.disabled)
+        {
+            return Err("no enabled network to reconnect to: use wifi_connect first".into());
+        }
+        self.dhcp.stop().await;
+        let mut rx = self.wpa.subscribe();
+        client.disconnect().await.map_err(|e| e.to_string())?;
+        client.reconnect().await.map_err(|e| e.to_string())?;
+        progress(Stage::Associating);
+        let id = self
+            .wait_connected(&mut rx, deadline, timeout, progress)
+            .await?;
+        progress(Stage::Dhcp);
+        if !self.dhcp.running().await {
+            self.dhcp.start().await.map_err(|e| format!("{e:#}"))?;
+        }
+        let lease = self
+            .dhcp
+            .wait_lease(deadline.saturating_duration_since(Instant::now()))
+            .await
+            .ok_or("reconnected but DHCP gave no address in time")?;
+        let st = client.status().await.map_err(|e| e.to_string())?;
+        progress(Stage::Done);
+        Ok(ConnectResult {
+            ssid: st.ssid.clone().unwrap_or_default(),
+            bssid: st.bssid.map(|b| b.to_string()),
+            frequency: st.freq_mhz,
+            key_mgmt: st.key_mgmt.clone(),
+            network_id: id,
+            ip: lease.ip.to_string(),
+            prefix: lease.prefix,
+            gateway: lease.gateway.map(|g| g.to_string()),
+            dns: lease.dns.iter().map(|d| d.to_string()).collect(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Forget networks by id or SSID; returns the ids removed.
+    pub async fn forget(&self, id: Option<u32>, ssid: Option<&Ssid>) -> Result<Vec<u32>, String> {
+        let _g = self.op.lock().await;
+        let client = self.client().await?;
+        let nets = client.list_networks().await.map_err(|e| e.to_string())?;
+        let targets: Vec<u32> = nets
+            .iter()
+            .filter(|n| Some(n.id) == id || ssid.is_some_and(|s| n.ssid == s.to_string()))
+            .map(|n| n.id)
+            .collect();
+        if targets.is_empty() {
+            return Err("no configured network matches; see wifi_list_networks".into());
+        }
+        let was_current = nets.iter().any(|n| n.current && targets.contains(&n.id));
+        for t in &targets {
+            client.remove_network(*t).await.map_err(|e| e.to_string())?;
+        }
+        if let Some(s) = ssid {
+            self.book.lock().await.retain(|b| &b.ssid != s);
+        }
+        if was_current {
+            self.dhcp.stop().await;
+        }
+        Ok(targets)
+    }
+}
+
+/// A stable, locally administered MAC for (permanent MAC, SSID): the per-network MAC mode.
+pub fn per_network_mac(perm: [u8; 6], ssid: &[u8]) -> [u8; 6] {
+    // FNV-1a, 64 bit: stable across builds and releases, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in perm.iter().chain(b"|").chain(ssid) {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    let mut mac = [b[0], b[1], b[2], b[3], b[4], b[5]];
+    mac[0] = (mac[0] & 0xfc) | 0x02; // unicast, locally administered
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_network_mac_is_stable_local_unicast_and_distinct() {
+        let perm = [0x02, 0, 0, 0, 1, 0];
+        let a = per_network_mac(perm, b"lab");
+        assert_eq!(a, per_network_mac(perm, b"lab"));
+        assert_ne!(a, per_network_mac(perm, b"lab2"));
+        assert_ne!(a, per_network_mac([0x02, 0, 0, 0, 2, 0], b"lab"));
+        assert_eq!(a[0] & 0x01, 0, "unicast");
+        assert_eq!(a[0] & 0x02, 0x02, "locally administered");
+    }
+}

@@ -1,0 +1,429 @@
+//! Network tests run from inside the box: ping, DNS, HTTP GET, Internet and captive-portal checks.
+//!
+//! The box's netns holds only `lo` and the WiFi interface, so everything here leaves through the
+//! WiFi; there is no other route to take.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
+/// Result of `network_ping`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct PingReport {
+    /// The address pinged.
+    pub target: String,
+    /// Echo requests sent.
+    pub sent: u32,
+    /// Echo replies received.
+    pub received: u32,
+    /// Round-trip times of the replies, in milliseconds.
+    pub rtt_ms: Vec<f64>,
+    /// Average round-trip time, if any reply came.
+    pub avg_ms: Option<f64>,
+}
+
+/// Result of `network_dns_lookup`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DnsReport {
+    /// The name looked up.
+    pub name: String,
+    /// Addresses found.
+    pub addresses: Vec<String>,
+    /// The servers asked.
+    pub servers: Vec<String>,
+    /// Time taken in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// Result of `network_http_get`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct HttpReport {
+    /// The URL fetched.
+    pub url: String,
+    /// The address connected to.
+    pub remote: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Selected response headers (name, value).
+    pub headers: Vec<(String, String)>,
+    /// The body, as lossy UTF-8, cut at the size limit.
+    pub body: String,
+    /// Whether the body was cut.
+    pub truncated: bool,
+    /// Time to the full response in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// A parsed `http://` URL.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// Host part (name or IP).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+/// Parse an `http://host[:port][/path]` URL; anything else is a clear error.
+pub fn parse_http_url(url: &str) -> anyhow::Result<HttpUrl> {
+    if url.len() > 2048 {
+        bail!("URL is longer than 2048 characters");
+    }
+    if url.starts_with("https://") {
+        bail!("https:// is not supported by this tool yet; use an http:// URL");
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .context("URL must start with http://")?;
+    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("URL must not contain spaces or control characters");
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    if authority.contains('@') {
+        bail!("URLs with user info are not supported");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().context("bad port in URL")?),
+        _ => (authority, 80),
+    };
+    crate::validate::host(host).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(HttpUrl {
+        host: host.to_string(),
+        port,
+        path,
+    })
+}
+
+/// Resolves names through the WiFi's DNS servers (from the DHCP lease).
+pub struct Dns {
+    servers: Vec<IpAddr>,
+}
+
+impl Dns {
+    /// Use these servers; when empty, fall back to the box's `resolv.conf`.
+    pub fn new(servers: Vec<IpAddr>, resolv_conf: &std::path::Path) -> Self {
+        let servers = if servers.is_empty() {
+            std::fs::read_to_string(resolv_conf)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.strip_prefix("nameserver"))
+                .filter_map(|s| s.trim().parse().ok())
+                .collect()
+        } else {
+            servers
+        };
+        Self { servers }
+    }
+
+    /// The servers this resolver asks.
+    pub fn servers(&self) -> &[IpAddr] {
+        &self.servers
+    }
+
+    /// Look a name up (A and AAAA); IP literals are returned as they are.
+    pub async fn lookup(&self, name: &str) -> anyhow::Result<Vec<IpAddr>> {
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        if self.servers.is_empty() {
+            bail!("no DNS server known: connect to a network first (DHCP provides the servers)");
+        }
+        let config = ResolverConfig::from_name_servers(
+            self.servers
+                .iter()
+                .map(|ip| NameServerConfig::udp_and_tcp(*ip))
+                .collect(),
+        );
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_secs(2);
+        opts.attempts = 2;
+        opts.cache_size = 0;
+        let resolver: TokioResolver =
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+                .with_options(opts)
+                .build()
+                .context("building the DNS resolver")?;
+        let fq = if name.ends_with('.') {
+            name.to_string()
+        } else {
+            format!("{name}.")
+        };
+        let found = resolver
+            .lookup_ip(fq.as_str())
+            .await
+            .with_context(|| format!("DNS lookup of {name} failed"))?;
+        Ok(found.iter().collect())
+    }
+}
+
+fn icmp_checksum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for chunk in data.chunks(2) {
+        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        sum += word as u32;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Build an ICMP echo request.
+fn echo_request(id: u16, seq: u16) -> Vec<u8> {
+    let mut pkt = vec![8u8, 0, 0, 0];
+    pkt.extend_from_slice(&id.to_be_bytes());
+    pkt.extend_from_slice(&seq.to_be_bytes());
+    pkt.extend_from_slice(b"wifi-isolate-agent ping payload!");
+    let c = icmp_checksum(&pkt);
+    pkt[2..4].copy_from_slice(&c.to_be_bytes());
+    pkt
+}
+
+/// Is `buf` (IPv4 header + ICMP) an echo reply from `from` for (id, seq)?
+fn is_echo_reply(buf: &[u8], id: u16, seq: u16) -> bool {
+    if buf.len() < 20 {
+        return false;
+    }
+    let ihl = ((buf[0] & 0x0f) as usize) * 4;
+    let icmp = match buf.get(ihl..) {
+        Some(i) if i.len() >= 8 => i,
+        _ => return false,
+    };
+    icmp[0] == 0
+        && u16::from_be_bytes([icmp[4], icmp[5]]) == id
+        && u16::from_be_bytes([icmp[6], icmp[7]]) == seq
+}
+
+/// Send `count` ICMP echo requests to `target` (IPv4), one per `interval`.
+pub async fn ping(target: Ipv4Addr, count: u32, timeout: Duration) -> anyhow::Result<PingReport> {
+    tokio::task::spawn_blocking(move || ping_blocking(target, count, timeout)).await?
+}
+
+fn ping_blocking(target: Ipv4Addr, count: u32, timeout: Duration) -> anyhow::Result<PingReport> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
+        .context("opening a raw ICMP socket (the box needs CAP_NET_RAW)")?;
+    let id = (std::process::id() & 0xffff) as u16;
+    let dest = SocketAddr::new(IpAddr::V4(target), 0).into();
+    let mut rtts = Vec::new();
+    for seq in 1..=count as u16 {
+        let started = Instant::now();
+        if let Err(e) = sock.send_to(&echo_request(id, seq), &dest) {
+            bail!("cannot send to {target}: {e} (is there a route? connect first)");
+        }
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            sock.set_read_timeout(Some(left))?;
+            let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+            match sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    // SAFETY: recv_from initialised the first n bytes.
+                    let data: Vec<u8> = buf[..n]
+                        .iter()
+                        .map(|b| unsafe { b.assume_init() })
+                        .collect();
+                    let from_ip = from.as_socket_ipv4().map(|a| *a.ip());
+                    if from_ip == Some(target) && is_echo_reply(&data, id, seq) {
+                        rtts.push(started.elapsed().as_secs_f64() * 1000.0);
+                        break;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if (seq as u32) < count {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let avg = (!rtts.is_empty()).then(|| rtts.iter().sum::<f64>() / rtts.len() as f64);
+    Ok(PingReport {
+        target: target.to_string(),
+        sent: count,
+        received: rtts.len() as u32,
+        rtt_ms: rtts,
+        avg_ms: avg,
+    })
+}
+
+/// GET an `http://` URL with the WiFi's DNS; the body is cut at `max_body` bytes.
+pub async fn http_get(
+    dns: &Dns,
+    url: &str,
+    max_body: usize,
+    timeout: Duration,
+) -> anyhow::Result<HttpReport> {
+    let parsed = parse_http_url(url)?;
+    let started = Instant::now();
+    let fut = async {
+        let ip = dns
+            .lookup(&parsed.host)
+            .await?
+            .into_iter()
+            .find(IpAddr::is_ipv4)
+            .with_context(|| format!("{} has no IPv4 address", parsed.host))?;
+        let remote = SocketAddr::new(ip, parsed.port);
+        let stream = tokio::net::TcpStream::connect(remote)
+            .await
+            .with_context(|| format!("connecting to {remote}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let host_header = if parsed.port == 80 {
+            parsed.host.clone()
+        } else {
+            format!("{}:{}", parsed.host, parsed.port)
+        };
+        let req = http::Request::get(&parsed.path)
+            .header(http::header::HOST, host_header)
+            .header(http::header::USER_AGENT, "wifi-isolate-agent")
+            .body(Empty::<Bytes>::new())?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "location" | "content-type" | "content-length" | "server" | "cache-control"
+                )
+            })
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        let mut truncated = false;
+        let mut limited = Limited::new(resp.into_body(), usize::MAX);
+        while let Some(frame) = limited.frame().await {
+            let frame = frame.map_err(|e| anyhow::anyhow!("reading body: {e}"))?;
+            if let Some(data) = frame.data_ref() {
+                let room = max_body.saturating_sub(body.len());
+                body.extend_from_slice(&data[..data.len().min(room)]);
+                if data.len() > room {
+                    truncated = true;
+                    break;
+                }
+            }
+        }
+        anyhow::Ok(HttpReport {
+            url: url.to_string(),
+            remote: remote.to_string(),
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            truncated,
+            elapsed_ms: 0.0,
+        })
+    };
+    let mut report = tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("no complete answer from {url} within {timeout:?}"))??;
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(report)
+}
+
+/// What a connectivity check URL's answer means.
+#[derive(Debug, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Connectivity {
+    /// The check URL answered 204: full access.
+    Full,
+    /// A redirect or a page instead of 204: a captive portal is in the way.
+    Captive,
+    /// No answer.
+    None,
+}
+
+/// Classify a connectivity-check answer (`generate_204` style).
+pub fn classify(status: Option<u16>, body_len: usize) -> Connectivity {
+    match status {
+        Some(204) => Connectivity::Full,
+        Some(200) if body_len == 0 => Connectivity::Full,
+        Some(_) => Connectivity::Captive,
+        None => Connectivity::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = parse_http_url("http://ap.test/generate_204").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("ap.test", 80, "/generate_204")
+        );
+        let u = parse_http_url("http://10.0.1.1:8080").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("10.0.1.1", 8080, "/")
+        );
+        for bad in [
+            "ftp://x",
+            "https://x",
+            "http://a b/",
+            "http://x\r\nHost: y/",
+            "http://u@x/",
+            "http://x:99999/",
+            "http://-bad-/",
+        ] {
+            assert!(parse_http_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn checksum_and_reply_matching() {
+        let pkt = echo_request(0x1234, 7);
+        assert_eq!(
+            icmp_checksum(&pkt),
+            0,
+            "a packet with its checksum sums to zero"
+        );
+        let mut reply = vec![0x45u8; 20];
+        let mut icmp = pkt.clone();
+        icmp[0] = 0;
+        reply.extend_from_slice(&icmp);
+        assert!(is_echo_reply(&reply, 0x1234, 7));
+        assert!(!is_echo_reply(&reply, 0x1234, 8));
+        assert!(!is_echo_reply(&reply[..22], 0x1234, 7));
+        assert!(!is_echo_reply(&[], 1, 1));
+    }
+
+    #[test]
+    fn connectivity_classes() {
+        assert_eq!(classify(Some(204), 0), Connectivity::Full);
+        assert_eq!(classify(Some(302), 0), Connectivity::Captive);
+        assert_eq!(classify(Some(200), 120), Connectivity::Captive);
+        assert_eq!(classify(None, 0), Connectivity::None);
+    }
+}

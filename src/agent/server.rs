@@ -1,0 +1,142 @@
+//! Serve the agent's MCP tools: streamable HTTP on a Unix socket (path `/mcp`), or stdio.
+//!
+//! rmcp leaves Origin validation off by default; we turn it on with an allow-list of local origins
+//! only, and accept `Host: localhost` (the host-side proxy rewrites `Host` for us).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rmcp::ServiceExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Agent;
+use super::tools::{PeerCred, WifiTools};
+
+/// Origins a browser-based client on this machine may use.
+pub const LOCAL_ORIGINS: &[&str] = &[
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+    "https://[::1]:*",
+];
+
+/// The rmcp HTTP config we serve with: Origin validation on, local hosts only.
+pub fn http_config(ct: CancellationToken) -> StreamableHttpServerConfig {
+    StreamableHttpServerConfig::default()
+        .with_allowed_hosts(["localhost", "127.0.0.1", "::1"])
+        .with_allowed_origins(LOCAL_ORIGINS.iter().copied())
+        .enforce_origin_validation()
+        .with_cancellation_token(ct)
+}
+
+/// Bind the agent's Unix socket (replacing a stale one), mode 0660.
+pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing stale {}", path.display())),
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(l)
+}
+
+/// Serve MCP over HTTP on `listener` until `ct` is cancelled.
+pub async fn serve_unix(
+    agent: Arc<Agent>,
+    listener: UnixListener,
+    ct: CancellationToken,
+) -> anyhow::Result<()> {
+    let service = StreamableHttpService::new(
+        {
+            let agent = agent.clone();
+            move || Ok(WifiTools::new(agent.clone()))
+        },
+        Arc::new(LocalSessionManager::default()),
+        http_config(ct.child_token()),
+    );
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = ct.cancelled() => return Ok(()),
+        };
+        let cred = stream.peer_cred().ok().map(|c| PeerCred {
+            uid: c.uid(),
+            pid: c.pid().unwrap_or(-1),
+        });
+        let service = service.clone();
+        let ct = ct.clone();
+        tokio::spawn(async move {
+            let svc = WithCred {
+                inner: service,
+                cred,
+            };
+            let conn = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+                .into_owned();
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    warn!(cause = %e, "MCP connection ended with an error");
+                },
+                _ = ct.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// The rmcp service, with each request carrying the connection's peer credentials.
+#[derive(Clone)]
+struct WithCred {
+    inner: StreamableHttpService<WifiTools, LocalSessionManager>,
+    cred: Option<PeerCred>,
+}
+
+impl tower_service::Service<http::Request<hyper::body::Incoming>> for WithCred {
+    type Response = http::Response<
+        http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>,
+    >;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(c) = self.cred {
+            req.extensions_mut().insert(c);
+        }
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(req).await) })
+    }
+}
+
+/// Serve MCP over stdio until the client closes it.
+pub async fn serve_stdio(agent: Arc<Agent>) -> anyhow::Result<()> {
+    info!("serving MCP on stdio");
+    let running = WifiTools::new(agent)
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("MCP initialisation on stdio failed")?;
+    running.waiting().await?;
+    Ok(())
+}

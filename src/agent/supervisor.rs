@@ -1,0 +1,218 @@
+//! Run `wpa_supplicant` for the WiFi interface, keep it running, and fan its events out.
+//!
+//! The config lives in the agent's runtime dir (a tmpfs in the box) and holds no networks: networks
+//! are added over the control socket, and replayed by the agent after a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::Command;
+use tokio::sync::{broadcast, watch};
+use tracing::{error, info, warn};
+
+use super::events::LogRing;
+use crate::wpa::{CtrlClient, Event, EventMonitor};
+
+/// Where and how wpa_supplicant runs.
+#[derive(Debug, Clone)]
+pub struct WpaPaths {
+    /// The wpa_supplicant binary.
+    pub binary: PathBuf,
+    /// Directory for the config file and our client sockets.
+    pub runtime_dir: PathBuf,
+    /// `ctrl_interface` directory.
+    pub ctrl_dir: PathBuf,
+    /// Optional two-letter regulatory country (host-wide in the kernel!).
+    pub country: Option<String>,
+}
+
+/// A supervised wpa_supplicant.
+pub struct Wpa {
+    iface: String,
+    paths: WpaPaths,
+    client: watch::Sender<Option<Arc<CtrlClient>>>,
+    events: broadcast::Sender<Event>,
+    generation: watch::Sender<u32>,
+    restarts: AtomicU32,
+    log: LogRing,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Wpa {
+    /// Start supervising wpa_supplicant on `iface`.
+    pub fn spawn(iface: &str, paths: WpaPaths, log: LogRing) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&paths.ctrl_dir)
+            .with_context(|| format!("creating {}", paths.ctrl_dir.display()))?;
+        let me = Arc::new(Self {
+            iface: iface.to_string(),
+            paths,
+            client: watch::channel(None).0,
+            events: broadcast::channel(256).0,
+            generation: watch::channel(0).0,
+            restarts: AtomicU32::new(0),
+            log,
+            stop: Default::default(),
+        });
+        let task = me.clone();
+        tokio::spawn(async move { task.supervise().await });
+        Ok(me)
+    }
+
+    fn config_text(&self) -> String {
+        let mut c = format!(
+            "# written by wifi-isolate-agent; networks are added over the control socket\n\
+             ctrl_interface={}\nupdate_config=0\nap_scan=1\n",
+            self.paths.ctrl_dir.display()
+        );
+        if let Some(cc) = &self.paths.country {
+            c.push_str(&format!("country={cc}\n"));
+        }
+        c
+    }
+
+    async fn supervise(self: Arc<Self>) {
+        let conf = self.paths.runtime_dir.join("wpa_supplicant.conf");
+        let mut backoff = Duration::from_millis(500);
+        while !self.stop.is_cancelled() {
+            match self.run_once(&conf).await {
+                Ok(status) => {
+                    if self.stop.is_cancelled() {
+                        break;
+                    }
+                    error!(iface = %self.iface, %status, "wpa_supplicant exited; restarting");
+                    self.log.push(
+                        "agent",
+                        format!("wpa_supplicant exited ({status}); restarting"),
+                    );
+                }
+                Err(e) => {
+                    error!(iface = %self.iface, cause = %format!("{e:#}"), "wpa_supplicant failed; restarting");
+                    self.log
+                        .push("agent", format!("wpa_supplicant failed: {e:#}; restarting"));
+                }
+            }
+            self.client.send_replace(None);
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.stop.cancelled() => break,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn run_once(&self, conf: &Path) -> anyhow::Result<std::process::ExitStatus> {
+        std::fs::write(conf, self.config_text())?;
+        let sock = self.paths.ctrl_dir.join(&self.iface);
+        let _ = std::fs::remove_file(&sock);
+        let mut child = Command::new(&self.paths.binary)
+            .args(["-D", "nl80211", "-i", &self.iface, "-c"])
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.paths.binary.display()))?;
+        super::events::pipe_lines(child.stdout.take(), self.log.clone(), "wpa");
+        super::events::pipe_lines(child.stderr.take(), self.log.clone(), "wpa");
+
+        // Wait for the control socket while the process is alive.
+        let mut waited = Duration::ZERO;
+        while !sock.exists() {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if waited > Duration::from_secs(15) {
+                anyhow::bail!("wpa_supplicant did not open {} within 15 s", sock.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+        let client = Arc::new(
+            CtrlClient::connect(&self.paths.ctrl_dir, &self.iface, &self.paths.runtime_dir).await?,
+        );
+        let mut monitor =
+            EventMonitor::attach(&self.paths.ctrl_dir, &self.iface, &self.paths.runtime_dir)
+                .await?;
+        self.client.send_replace(Some(client));
+        self.generation.send_modify(|g| *g += 1);
+        info!(iface = %self.iface, "wpa_supplicant is up");
+
+        // The monitor stops hearing events silently if wpa_supplicant restarts underneath it:
+        // a periodic PING on the monitor socket notices.
+        let mut keepalive = tokio::time::interval(Duration::from_secs(10));
+        keepalive.tick().await;
+        loop {
+            tokio::select! {
+                status = child.wait() => return Ok(status?),
+                _ = keepalive.tick() => {
+                    if let Err(e) = monitor.ping().await {
+                        warn!(cause = %e, "event monitor lost; restarting wpa_supplicant");
+                        let _ = child.kill().await;
+                        return Ok(child.wait().await?);
+                    }
+                }
+                ev = monitor.next_event() => match ev {
+                    Ok(msg) => {
+                        self.log.push("event", msg.raw().to_string());
+                        let _ = self.events.send(msg.event);
+                    }
+                    Err(e) => {
+                        warn!(cause = %e, "event socket failed; restarting wpa_supplicant");
+                        let _ = child.kill().await;
+                        return Ok(child.wait().await?);
+                    }
+                },
+                _ = self.stop.cancelled() => {
+                    let client = self.client.borrow().clone();
+                    if let Some(c) = client {
+                        let _ = c.request(&crate::wpa::Command::Terminate).await;
+                    }
+                    if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+                        let _ = child.kill().await;
+                    }
+                    return Ok(child.wait().await?);
+                }
+            }
+        }
+    }
+
+    /// A live control client, waiting up to 15 s for wpa_supplicant to (re)start.
+    pub async fn client(&self) -> Result<Arc<CtrlClient>, String> {
+        let mut rx = self.client.subscribe();
+        match tokio::time::timeout(Duration::from_secs(15), rx.wait_for(|c| c.is_some())).await {
+            Ok(Ok(c)) => Ok(c.clone().expect("checked by wait_for")),
+            _ => Err("wpa_supplicant is not running (it is being restarted; try again)".into()),
+        }
+    }
+
+    /// Whether wpa_supplicant currently answers.
+    pub fn is_up(&self) -> bool {
+        self.client.borrow().is_some()
+    }
+
+    /// Subscribe to control events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Watch the start counter (1 after the first start; each restart adds one).
+    pub fn generations(&self) -> watch::Receiver<u32> {
+        self.generation.subscribe()
+    }
+
+    /// How many times wpa_supplicant had to be restarted.
+    pub fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Stop wpa_supplicant for good.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,181 @@
+//! `wifi-isolate-agent`: the MCP WiFi agent that runs inside the box. Parses and dispatches only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use wifi_isolate::agent::{Agent, AgentOptions, dhcp, server};
+
+/// MCP server that drives the one WiFi adapter of its network namespace.
+///
+/// Runs inside the isolated box that `wifi-isolate run` builds (a container or a network
+/// namespace holding only `lo` and the WiFi interface). It waits for the wireless interface to
+/// arrive, supervises wpa_supplicant (config and control socket in the runtime dir), runs a DHCP
+/// client (busybox udhcpc) after association, and exposes MCP tools: wifi_scan, wifi_connect,
+/// wifi_connect_eap, wifi_disconnect, wifi_status, wifi_list_networks, wifi_forget,
+/// wifi_reconnect, network_ping, network_dns_lookup, network_http_get, network_check_internet,
+/// network_check_captive and wifi_debug_logs.
+///
+/// Addresses, routes and resolv.conf are changed in the box only. Secrets never reach a log.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about, after_help = EXAMPLES)]
+struct Cli {
+    /// Serve MCP streamable HTTP (path /mcp) on this socket: `unix:PATH`.
+    #[arg(
+        long,
+        value_name = "unix:PATH",
+        conflicts_with = "stdio",
+        required_unless_present = "stdio"
+    )]
+    listen: Option<String>,
+
+    /// Serve MCP over stdin/stdout instead (logs go to stderr).
+    #[arg(long)]
+    stdio: bool,
+
+    /// Drive this wireless interface (default: the first one that appears).
+    #[arg(long, short = 'i', value_name = "IFACE")]
+    interface: Option<String>,
+
+    /// Seconds to wait for a wireless interface to appear in this namespace.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    wait_interface: u64,
+
+    /// Private runtime dir: wpa_supplicant config, control and hook sockets.
+    #[arg(long, default_value = "/run/wifi-isolate-agent", value_name = "DIR")]
+    runtime_dir: PathBuf,
+
+    /// The box's resolv.conf, rewritten from each DHCP lease (written in place).
+    #[arg(long, default_value = "/etc/resolv.conf", value_name = "FILE")]
+    resolv_conf: PathBuf,
+
+    /// wpa_supplicant binary.
+    #[arg(long, default_value = "wpa_supplicant", value_name = "PATH")]
+    wpa_supplicant: PathBuf,
+
+    /// DHCP client: a udhcpc binary (default: `udhcpc` from PATH, else `busybox udhcpc`).
+    #[arg(long, value_name = "PATH")]
+    udhcpc: Option<PathBuf>,
+
+    /// Regulatory country (ISO 3166 alpha-2). NOTE: the kernel's regulatory domain is global,
+    /// so this changes it for the whole host.
+    #[arg(long, value_name = "CC", value_parser = parse_country)]
+    country: Option<String>,
+
+    /// URL answering 204 used by network_check_internet and network_check_captive.
+    #[arg(
+        long,
+        default_value = "http://connectivitycheck.gstatic.com/generate_204",
+        value_name = "URL"
+    )]
+    check_url: String,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  # in a netns that holds a WiFi interface, serve on a socket the host can reach:
+  wifi-isolate-agent --listen unix:/run/wifi-isolate/mcp.sock
+  # as a stdio MCP server:
+  wifi-isolate-agent --stdio --interface wlan0
+
+Environment:
+  WIFI_ISOLATE_LOG   log filter (e.g. debug, wifi_isolate=trace); default info";
+
+fn parse_country(s: &str) -> Result<String, String> {
+    if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(s.to_string())
+    } else {
+        Err("country must be two upper-case letters, e.g. DE".into())
+    }
+}
+
+fn find_udhcpc(explicit: Option<PathBuf>) -> Vec<String> {
+    if let Some(p) = explicit {
+        return vec![p.display().to_string()];
+    }
+    let in_path = |name: &str| {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+            .unwrap_or(false)
+    };
+    if in_path("udhcpc") {
+        vec!["udhcpc".into()]
+    } else {
+        vec!["busybox".into(), "udhcpc".into()]
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    // udhcpc calls us as its script: forward the event to the running agent.
+    if let Some(sock) = std::env::var_os(dhcp::HOOK_ENV) {
+        let event = std::env::args().nth(1).unwrap_or_default();
+        return std::process::ExitCode::from(dhcp::run_hook(sock.as_ref(), &event) as u8);
+    }
+    let cli = Cli::parse();
+    wifi_isolate::logging::init(cli.stdio);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wifi-isolate-agent: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("wifi-isolate-agent: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listener = match &cli.listen {
+        Some(l) => {
+            let path = l
+                .strip_prefix("unix:")
+                .ok_or_else(|| anyhow::anyhow!("--listen must be unix:PATH, got {l:?}"))?;
+            Some(server::bind_unix(path.as_ref())?)
+        }
+        None => None,
+    };
+    let agent = Agent::start(AgentOptions {
+        interface: cli.interface,
+        wait_interface: Duration::from_secs(cli.wait_interface),
+        runtime_dir: cli.runtime_dir,
+        resolv_conf: cli.resolv_conf,
+        wpa_supplicant: cli.wpa_supplicant,
+        udhcpc: find_udhcpc(cli.udhcpc),
+        country: cli.country,
+        check_url: cli.check_url,
+    })
+    .await?;
+    tracing::info!(iface = %agent.iface(), "agent ready");
+    let ct = CancellationToken::new();
+    let serving = {
+        let agent = agent.clone();
+        let ct = ct.clone();
+        async move {
+            match listener {
+                Some(l) => server::serve_unix(agent, l, ct).await,
+                None => server::serve_stdio(agent).await,
+            }
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        r = serving => r,
+        _ = term.recv() => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    ct.cancel();
+    agent.shutdown().await;
+    if let Some(l) = &cli.listen
+        && let Some(p) = l.strip_prefix("unix:")
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}

@@ -1,0 +1,345 @@
+//! Settings: TOML drop-ins read from `/usr/lib`, then `/run`, then `/etc`, merged key by key and
+//! validated into one [`Settings`]. Every key has a default that works.
+//!
+//! Files, in order (later wins), for instance `IFACE`:
+//! `DIR/wifi-isolate/config.toml`, `DIR/wifi-isolate/config.d/*.toml` (sorted), then
+//! `DIR/wifi-isolate/instance.d/IFACE.toml`, for DIR in `/usr/lib`, `/run`, `/etc`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The base directories searched, lowest priority first.
+pub const CONFIG_DIRS: &[&str] = &["/usr/lib/wifi-isolate", "/run/wifi-isolate/config", "/etc/wifi-isolate"];
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not valid TOML or has an unknown key / wrong type.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file (or "merged configuration").
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Which box runtime to use.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// Podman socket, then Docker socket, else the built-in netns runtime.
+    #[default]
+    Auto,
+    /// Podman through its Docker-compatible API.
+    Podman,
+    /// Docker.
+    Docker,
+    /// The built-in network-namespace runtime (no engine needed).
+    Netns,
+}
+
+impl std::fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Podman => "podman",
+            Self::Docker => "docker",
+            Self::Netns => "netns",
+        })
+    }
+}
+
+/// `[engine]`: the box.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSettings {
+    /// auto, podman, docker or netns.
+    pub kind: EngineChoice,
+    /// Agent image for podman/docker.
+    pub image: String,
+    /// Podman's API socket.
+    pub podman_socket: PathBuf,
+    /// Docker's API socket.
+    pub docker_socket: PathBuf,
+    /// Memory limit of the box, MiB.
+    pub memory_mb: u64,
+    /// Process limit of the box.
+    pub pids_limit: i64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            kind: EngineChoice::Auto,
+            image: "localhost/wifi-isolate-agent:latest".into(),
+            podman_socket: "/run/podman/podman.sock".into(),
+            docker_socket: "/run/docker.sock".into(),
+            memory_mb: 256,
+            pids_limit: 128,
+        }
+    }
+}
+
+/// `[agent]`: what runs in the box.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// The agent binary the netns runtime starts.
+    pub path: PathBuf,
+    /// Regulatory country (two letters). The kernel's regulatory domain is global: setting it
+    /// changes it for the whole host.
+    pub country: Option<String>,
+    /// Connectivity-check URL (answers 204).
+    pub check_url: Option<String>,
+    /// Agent log filter (`info`, `debug`, ...).
+    pub log: String,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            path: default_agent_path(),
+            country: None,
+            check_url: None,
+            log: "info".into(),
+        }
+    }
+}
+
+fn default_agent_path() -> PathBuf {
+    // Next to our own binary (packages install both in /usr/bin; cargo builds both in target/).
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("wifi-isolate-agent")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "/usr/bin/wifi-isolate-agent".into())
+}
+
+/// `[timeouts]`, seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Box start (engine create + start).
+    pub box_start: u64,
+    /// Agent answering on its socket after the move.
+    pub agent_ready: u64,
+    /// Box stop before it is killed.
+    pub box_stop: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            box_start: 60,
+            agent_ready: 30,
+            box_stop: 5,
+        }
+    }
+}
+
+/// `[proxy]`: the MCP endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySettings {
+    /// How long a request that arrives before the agent is ready may wait, seconds.
+    pub ready_wait: u64,
+    /// Concurrent connections served; more wait in the accept queue.
+    pub max_connections: usize,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Bearer token file for TCP listeners (root-only). A systemd credential `token` wins.
+    pub token_file: PathBuf,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            ready_wait: 30,
+            max_connections: 256,
+            max_body_bytes: 4 * 1024 * 1024,
+            token_file: "/etc/wifi-isolate/token".into(),
+        }
+    }
+}
+
+/// All settings of one instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The box.
+    pub engine: EngineSettings,
+    /// The agent.
+    pub agent: AgentSettings,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// The MCP endpoint.
+    pub proxy: ProxySettings,
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The files that apply to `instance`, in order, under the given base dirs.
+pub fn files_for(dirs: &[PathBuf], instance: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in dirs {
+        let main = d.join("config.toml");
+        if main.is_file() {
+            out.push(main);
+        }
+        if let Ok(rd) = std::fs::read_dir(d.join("config.d")) {
+            let mut v: Vec<_> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            v.sort();
+            out.extend(v);
+        }
+        let inst = d.join("instance.d").join(format!("{instance}.toml"));
+        if inst.is_file() {
+            out.push(inst);
+        }
+    }
+    out
+}
+
+impl Settings {
+    /// Load the settings of `instance` from the standard directories.
+    pub fn load(instance: &str) -> Result<(Self, Vec<PathBuf>), ConfigError> {
+        let dirs: Vec<PathBuf> = CONFIG_DIRS.iter().map(PathBuf::from).collect();
+        Self::load_from(&dirs, instance)
+    }
+
+    /// Load from explicit base dirs (tests).
+    pub fn load_from(dirs: &[PathBuf], instance: &str) -> Result<(Self, Vec<PathBuf>), ConfigError> {
+        let files = files_for(dirs, instance);
+        let mut table = toml::Table::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).map_err(|source| ConfigError::Read {
+                path: f.clone(),
+                source,
+            })?;
+            let t: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid {
+                path: f.display().to_string(),
+                message: e.message().to_string(),
+            })?;
+            // Check each file alone too, so an error names the file that has it.
+            toml::Value::Table(t.clone())
+                .try_into::<Settings>()
+                .map_err(|e| ConfigError::Invalid {
+                    path: f.display().to_string(),
+                    message: e.message().to_string(),
+                })?;
+            merge(&mut table, t);
+        }
+        let s: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                path: "merged configuration".into(),
+                message: e.message().to_string(),
+            })?;
+        s.validate()?;
+        Ok((s, files))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| {
+            Err(ConfigError::Invalid {
+                path: "configuration".into(),
+                message: m,
+            })
+        };
+        if let Some(c) = &self.agent.country
+            && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return bad(format!("agent.country must be two upper-case letters, got {c:?}"));
+        }
+        if self.engine.memory_mb < 32 {
+            return bad("engine.memory_mb must be at least 32".into());
+        }
+        if self.engine.pids_limit < 16 {
+            return bad("engine.pids_limit must be at least 16".into());
+        }
+        if self.proxy.max_connections == 0 {
+            return bad("proxy.max_connections must be at least 1".into());
+        }
+        if self.engine.image.trim().is_empty() {
+            return bad("engine.image must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// Render settings as TOML (for `status --json`-like output and docs).
+pub fn to_toml(s: &Settings) -> String {
+    toml::to_string_pretty(s).unwrap_or_default()
+}
+
+/// Does `path` exist as a directory? (small helper for doctor output)
+pub fn dir_exists(path: &Path) -> bool {
+    path.is_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(p: &Path, text: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn defaults_work_without_files() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, files) = Settings::load_from(&[d.path().to_path_buf()], "wlan0").unwrap();
+        assert!(files.is_empty());
+        assert_eq!(s.engine.kind, EngineChoice::Auto);
+        assert_eq!(s.timeouts.agent_ready, 30);
+    }
+
+    #[test]
+    fn later_dirs_and_instance_files_win_key_by_key() {
+        let d = tempfile::tempdir().unwrap();
+        let (usr, etc) = (d.path().join("usr"), d.path().join("etc"));
+        write(&usr.join("config.toml"), "[engine]\nkind = \"podman\"\nmemory_mb = 64\n");
+        write(&etc.join("config.d/10-x.toml"), "[engine]\nmemory_mb = 99\n");
+        write(&etc.join("instance.d/wlan1.toml"), "[engine]\nkind = \"netns\"\n");
+        let (s, files) = Settings::load_from(&[usr.clone(), etc.clone()], "wlan0").unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!((s.engine.kind, s.engine.memory_mb), (EngineChoice::Podman, 99));
+        let (s, _) = Settings::load_from(&[usr, etc], "wlan1").unwrap();
+        assert_eq!((s.engine.kind, s.engine.memory_mb), (EngineChoice::Netns, 99));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let d = tempfile::tempdir().unwrap();
+        write(&d.path().join("config.toml"), "[engine]\nkidn = \"podman\"\n");
+        let e = Settings::load_from(&[d.path().to_path_buf()], "w").unwrap_err().to_string();
+        assert!(e.contains("config.toml") && e.contains("kidn"), "{e}");
+        write(&d.path().join("config.toml"), "[agent]\ncountry = \"germany\"\n");
+        let e = Settings::load_from(&[d.path().to_path_buf()], "w").unwrap_err().to_string();
+        assert!(e.contains("two upper-case"), "{e}");
+        write(&d.path().join("config.toml"), "not toml [");
+        assert!(Settings::load_from(&[d.path().to_path_buf()], "w").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Host-side OS capabilities the `run` daemon calls.
+
+/// NetworkManager over D-Bus: read and set (at runtime) whether NM manages an interface.
+pub mod nm;
+/// rfkill of one wiphy through sysfs: read the state, lift a soft block.
+pub mod rfkill;
+/// Wireless PHYs over nl80211: resolve a name, move the radio into a box's netns and back.
+pub mod wiphy;

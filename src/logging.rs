@@ -1,0 +1,48 @@
+//! Logging: tracing to journald when it is there, else to stderr; and the `MESSAGE_ID`s admins grep.
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// `MESSAGE_ID`s (journald catalog style, 128-bit hex) of the events an admin looks for.
+pub mod msgid {
+    /// An MCP tool call (peer uid, tool, outcome).
+    pub const TOOL_CALL: &str = "8c5e4ab0f2a94f1b9a0d2f5d6c31b7e1";
+    /// NetworkManager told to leave the device alone.
+    pub const UNMANAGE: &str = "2f0b8e6d5a7c4e3f9b1d0c8a7e6f5d41";
+    /// The phy moved into the box.
+    pub const MOVE_IN: &str = "5b7d9c1e3a2f4b6d8e0a1c3e5f7b9d02";
+    /// The phy moved back to the host.
+    pub const MOVE_OUT: &str = "a3c5e7f9b1d34f6a8c0e2b4d6f8a0c13";
+    /// NetworkManager's previous management restored.
+    pub const RESTORE: &str = "d1f3b5a7c9e24b6d8f0a2c4e6b8d0f24";
+}
+
+/// Install the global subscriber. Journald when `JOURNAL_STREAM` says our stderr is the journal
+/// (or `journal` is forced), else stderr without colours. `WIFI_ISOLATE_LOG` / `RUST_LOG` filter.
+pub fn init(force_stderr: bool) {
+    let filter = || {
+        EnvFilter::try_from_env("WIFI_ISOLATE_LOG")
+            .or_else(|_| EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    let journald = if !force_stderr && std::env::var_os("JOURNAL_STREAM").is_some() {
+        tracing_journald::layer().ok()
+    } else {
+        None
+    };
+    let registry = tracing_subscriber::registry();
+    match journald {
+        Some(j) => {
+            let _ = registry.with(j.with_filter(filter())).try_init();
+        }
+        None => {
+            let fmt = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(filter());
+            let _ = registry.with(fmt).try_init();
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# run-all.sh — set up a fresh Debian 12 machine and run every test of wifi-isolate.
+#
+# What it does, in order:
+#   1. apt-get installs what the tests drive for real (QEMU + hwsim lab parts, wpa_supplicant,
+#      hostapd, dbus, podman, systemd tools) — quick when already installed;
+#   2. cargo fmt --check and cargo clippy -D warnings;
+#   3. cargo test: unit tests, host integration tests (real wpa_supplicant, dbus-daemon, podman,
+#      dockerd, netns) and the hwsim VM suites (real kernel radios under QEMU).
+# Needs root (namespaces, engines, VM). Exit status is non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "run-all.sh: the tests need root (network namespaces, container engines, QEMU)" >&2
+  exit 1
+fi
+
+log "system packages"
+tests/deps.sh
+
+export CARGO_TERM_COLOR=never
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+log "cargo test (unit, host integration, hwsim VM suites)"
+cargo test --locked --all-targets -- --test-threads="${WI_TEST_THREADS:-2}"

@@ -1,0 +1,42 @@
+# Guest script for the agent's hwsim suite (run by tests/hwsim/run-vm.sh, busybox sh, env sourced).
+# Moves one station radio into a fresh netns "box", runs wifi-isolate-agent there, and drives it
+# with the real MCP client (tests/vm/agent_client.rs): first over the agent's Unix socket, then
+# over stdio. Finally checks that no secret reached the agent's own logs.
+set -eu
+IP=${HWSIM_IP:-/usr/bin/ip}
+STA=${STATIONS%% *}
+PHY=${STATION_PHYS%% *}
+LOGS=/share/logs
+export WIFI_ISOLATE_LOG=debug
+
+$IP netns add box
+mkdir -p /etc/netns/box /run/box
+echo "# box resolv.conf" > /etc/netns/box/resolv.conf
+iw phy "$PHY" set netns name box
+echo "moved $PHY ($STA) into netns box"
+$IP netns exec box $IP link set lo up
+
+$IP netns exec box wifi-isolate-agent --listen unix:/run/box/mcp.sock \
+  --runtime-dir /run/box-agent > $LOGS/agent.log 2>&1 &
+AGENT=$!
+i=0
+while [ ! -S /run/box/mcp.sock ]; do
+  i=$((i+1)); [ $i -lt 200 ] || { echo "agent socket never appeared"; cat $LOGS/agent.log; exit 1; }
+  sleep 0.05
+done
+rc=0
+hwsim-agent-client unix /run/box/mcp.sock || rc=1
+kill -TERM $AGENT; wait $AGENT || true
+[ ! -e /run/box/mcp.sock ] || { echo "FAIL agent left its socket behind"; rc=1; }
+$IP netns exec box $IP -4 addr show dev "$STA" | grep -q inet && { echo "FAIL address left after agent exit"; rc=1; }
+
+hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
+  --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1
+
+for s in "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
+  if grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log; then
+    echo "FAIL a secret reached the agent's log"; rc=1
+  fi
+done
+[ $rc = 0 ] && echo "ok   no secret in the agent's logs"
+exit $rc

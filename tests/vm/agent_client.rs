@@ -1,0 +1,683 @@
+//! The hwsim VM's MCP client for `wifi-isolate-agent`: drives the agent as a real MCP client would
+//! (rmcp over the agent's Unix socket, or over stdio by spawning the agent) and asserts outcomes
+//! against the lab's access points. Runs inside the VM; the AP facts come from the harness's env
+//! file (`AP_<NAME>_SSID`, `_PSK`, `_BSSID`, `_IP`, ...).
+//!
+//! Usage: `hwsim-agent-client unix SOCKET` or `hwsim-agent-client stdio -- AGENT-COMMAND...`.
+//! Prints one line per check and closes with `N passed, N failed`; exit status 1 if any failed.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, ClientRequest, ProgressNotificationParam, Request, ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess, UnixSocketHttpClient};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+#[derive(Clone, Default)]
+struct Client {
+    progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Client {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push(params.message.unwrap_or_default());
+    }
+}
+
+struct Run {
+    svc: RunningService<RoleClient, Client>,
+    progress: Arc<Mutex<Vec<String>>>,
+    passed: u32,
+    failed: u32,
+    baseline: String,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} missing from the lab env"))
+}
+
+/// The VM root netns's routes and addresses (without counters that change on their own).
+fn host_view() -> String {
+    let run = |args: &[&str]| {
+        let out = Command::new("/sbin/ip")
+            .args(args)
+            .output()
+            .or_else(|_| Command::new("ip").args(args).output())
+            .expect("running ip");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .take_while(|w| *w != "valid_lft" && *w != "expires")
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    format!(
+        "{}\n{}\n{}\n{}",
+        run(&["-4", "route", "show", "table", "all"]),
+        run(&["-6", "route", "show", "table", "all"]),
+        run(&["-4", "-o", "addr"]),
+        run(&["-6", "-o", "addr"])
+    )
+}
+
+impl Run {
+    async fn call_raw(&self, tool: &str, args: Value) -> (bool, Value, String) {
+        let params = CallToolRequestParams::new(tool.to_string())
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        let handle = self
+            .svc
+            .send_cancellable_request(
+                ClientRequest::CallToolRequest(Request::new(params)),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+            .expect("sending request");
+        match handle.await_response().await {
+            Ok(ServerResult::CallToolResult(r)) => {
+                let text = r
+                    .content
+                    .iter()
+                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (
+                    r.is_error != Some(true),
+                    r.structured_content.unwrap_or(Value::Null),
+                    text,
+                )
+            }
+            Ok(other) => (false, Value::Null, format!("unexpected result {other:?}")),
+            Err(e) => (false, Value::Null, format!("protocol error: {e}")),
+        }
+    }
+
+    fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {
+        if ok {
+            self.passed += 1;
+            println!("ok   {name}");
+        } else {
+            self.failed += 1;
+            println!("FAIL {name}: {detail}");
+        }
+    }
+
+    fn check_host(&mut self, when: &str) {
+        let now = host_view();
+        let same = now == self.baseline;
+        let detail = format!("before:\n{}\nnow:\n{}", self.baseline, now);
+        self.check(
+            &format!("host routes/addresses unchanged {when}"),
+            same,
+            detail,
+        );
+    }
+
+    async fn ok(&mut self, name: &str, tool: &str, args: Value) -> Value {
+        let (ok, v, text) = self.call_raw(tool, args).await;
+        self.check(name, ok, &text);
+        v
+    }
+
+    async fn tool_err(&mut self, name: &str, tool: &str, args: Value, needle: &str) {
+        let (ok, _, text) = self.call_raw(tool, args).await;
+        self.check(
+            name,
+            !ok && text.to_lowercase().contains(&needle.to_lowercase()),
+            format!("expected a tool error containing {needle:?}, got ok={ok}: {text}"),
+        );
+    }
+}
+
+fn subnet_of(ip: &str) -> String {
+    ip.rsplit_once('.')
+        .map(|(a, _)| a.to_string())
+        .unwrap_or_default()
+}
+
+async fn full_suite(r: &mut Run) {
+    let tools = r.svc.list_all_tools().await.expect("tools/list");
+    let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    let expected = [
+        "wifi_scan",
+        "wifi_connect",
+        "wifi_connect_eap",
+        "wifi_disconnect",
+        "wifi_status",
+        "wifi_list_networks",
+        "wifi_forget",
+        "wifi_reconnect",
+        "network_ping",
+        "network_dns_lookup",
+        "network_check_internet",
+        "network_check_captive",
+        "network_http_get",
+        "wifi_debug_logs",
+    ];
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|e| !names.iter().any(|n| n == *e))
+        .collect();
+    r.check(
+        "all 14 tools listed",
+        missing.is_empty(),
+        format!("missing {missing:?}"),
+    );
+    let annotated = tools
+        .iter()
+        .all(|t| t.annotations.is_some() && t.input_schema.get("type").is_some());
+    r.check(
+        "every tool has annotations and a schema",
+        annotated,
+        "some lack them",
+    );
+
+    // Scan.
+    let scan = r.ok("wifi_scan", "wifi_scan", json!({})).await;
+    let nets = scan["networks"].as_array().cloned().unwrap_or_default();
+    let find = |ssid: &str| nets.iter().find(|n| n["ssid"] == ssid).cloned();
+    for (ap, sec) in [
+        ("OPEN", "open"),
+        ("WPA2", "wpa2-psk"),
+        ("SAE", "wpa3-sae"),
+        ("WPA2B", "wpa2-psk"),
+        ("EAP", "wpa2-eap"),
+    ] {
+        let ssid = env(&format!("AP_{ap}_SSID"));
+        let seen = find(&ssid);
+        let detail = format!("{ssid:?} in {nets:?}");
+        r.check(
+            &format!("scan sees {ap} as {sec}"),
+            seen.as_ref().is_some_and(|n| n["security"] == sec),
+            detail,
+        );
+    }
+    let hidden = env("AP_HIDDEN_SSID");
+    r.check(
+        "scan does not reveal the hidden SSID",
+        find(&hidden).is_none(),
+        "hidden SSID shown in the scan",
+    );
+    let b2 = find(&env("AP_WPA2B_SSID"));
+    r.check(
+        "scan reports bssid/frequency/channel/signal",
+        b2.as_ref().is_some_and(|n| {
+            n["bssid"] == env("AP_WPA2B_BSSID").to_lowercase()
+                && n["freq_mhz"].as_u64() == env("AP_WPA2B_FREQ").parse().ok()
+                && n["channel"].as_u64().is_some()
+                && n["signal_dbm"].as_i64().is_some()
+        }),
+        format!("{b2:?}"),
+    );
+    r.check_host("after scan");
+
+    // Bad input: clear errors, nothing applied.
+    r.tool_err(
+        "33-byte SSID refused",
+        "wifi_connect",
+        json!({"ssid": "a".repeat(33), "password": "12345678"}),
+        "ssid",
+    )
+    .await;
+    r.tool_err(
+        "7-char passphrase refused",
+        "wifi_connect",
+        json!({"ssid": "x", "password": "1234567"}),
+        "8",
+    )
+    .await;
+    r.tool_err(
+        "non-ASCII passphrase refused",
+        "wifi_connect",
+        json!({"ssid": "x", "password": "pässwörd1"}),
+        "ascii",
+    )
+    .await;
+    r.tool_err(
+        "malformed BSSID refused",
+        "wifi_connect",
+        json!({"ssid": "x", "bssid": "02:00:zz:00:00:00"}),
+        "bssid",
+    )
+    .await;
+    r.tool_err(
+        "empty SSID refused",
+        "wifi_connect",
+        json!({"ssid": ""}),
+        "ssid",
+    )
+    .await;
+    r.tool_err(
+        "injection in passphrase refused",
+        "wifi_connect",
+        json!({"ssid": "x", "password": "abcdefgh\nSET_NETWORK 0 ssid \"p\""}),
+        "printable",
+    )
+    .await;
+    let listed = r
+        .ok("list after bad input", "wifi_list_networks", json!({}))
+        .await;
+    let count = listed["networks"].as_array().map(|a| a.len()).unwrap_or(99);
+    r.check(
+        "bad input applied nothing",
+        count == 0,
+        format!("networks: {listed}"),
+    );
+
+    // Wrong password: fast and clear.
+    let t = Instant::now();
+    r.tool_err(
+        "wrong WPA2 password → authentication failed",
+        "wifi_connect",
+        json!({"ssid": env("AP_WPA2_SSID"), "password": "wrong-password-1", "timeout_secs": 60}),
+        "authentication failed",
+    )
+    .await;
+    let took = t.elapsed();
+    r.check(
+        "wrong password fails well before the timeout",
+        took < Duration::from_secs(30),
+        format!("{took:?}"),
+    );
+    let listed = r
+        .ok("list after failed connect", "wifi_list_networks", json!({}))
+        .await;
+    r.check(
+        "failed connect left no network behind",
+        listed["networks"].as_array().is_some_and(|a| a.is_empty()),
+        &listed,
+    );
+
+    // WPA2 with progress.
+    r.progress.lock().unwrap().clear();
+    let c = r
+        .ok(
+            "connect WPA2",
+            "wifi_connect",
+            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK"), "security": "wpa2-psk"}),
+        )
+        .await;
+    let gw = env("AP_WPA2_IP");
+    r.check(
+        "WPA2 lease in the AP's subnet with its gateway and DNS",
+        c["ip"]
+            .as_str()
+            .is_some_and(|ip| subnet_of(ip) == subnet_of(&gw))
+            && c["gateway"] == gw
+            && c["dns"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|x| x == &gw)),
+        &c,
+    );
+    let progress = r.progress.lock().unwrap().clone();
+    r.check(
+        "progress: associating → handshake → DHCP → done",
+        progress.first().is_some_and(|p| p == "associating")
+            && progress.iter().any(|p| p == "DHCP")
+            && progress.last().is_some_and(|p| p == "done"),
+        format!("{progress:?}"),
+    );
+    let st = r.ok("wifi_status", "wifi_status", json!({})).await;
+    r.check(
+        "status COMPLETED with ssid, signal, default route",
+        st["wpa_state"] == "COMPLETED"
+            && st["ssid"] == env("AP_WPA2_SSID")
+            && st["signal_dbm"].as_i64().is_some()
+            && st["routes"].as_array().is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r["destination"] == "default" && r["gateway"] == gw)
+            }),
+        &st,
+    );
+    r.check_host("while connected");
+    let p = r
+        .ok(
+            "ping the AP",
+            "network_ping",
+            json!({"host": gw, "count": 2}),
+        )
+        .await;
+    r.check(
+        "ping answered",
+        p["received"].as_u64().unwrap_or(0) >= 1,
+        &p,
+    );
+    let d = r
+        .ok(
+            "DNS via the AP",
+            "network_dns_lookup",
+            json!({"name": "ap.test"}),
+        )
+        .await;
+    r.check(
+        "ap.test resolves to the AP",
+        d["addresses"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == &gw)),
+        &d,
+    );
+    let h = r
+        .ok(
+            "http get",
+            "network_http_get",
+            json!({"url": "http://ap.test/"}),
+        )
+        .await;
+    r.check("http 200 from the AP", h["status"] == 200, &h);
+    let i = r
+        .ok(
+            "internet check",
+            "network_check_internet",
+            json!({"url": "http://www.example.test/generate_204"}),
+        )
+        .await;
+    r.check(
+        "full connectivity behind the WPA2 AP",
+        i["connectivity"] == "full",
+        &i,
+    );
+
+    // Disconnect removes the routes; reconnect brings them back.
+    r.ok("disconnect", "wifi_disconnect", json!({})).await;
+    let st = r
+        .ok("status after disconnect", "wifi_status", json!({}))
+        .await;
+    r.check(
+        "disconnect removed address and routes",
+        st["ip"].is_null() && st["routes"].as_array().is_some_and(|a| a.is_empty()),
+        &st,
+    );
+    let rc = r.ok("reconnect", "wifi_reconnect", json!({})).await;
+    r.check("reconnect got a lease", rc["ip"].is_string(), &rc);
+
+    // WPA3-SAE.
+    let c = r
+        .ok(
+            "connect WPA3-SAE",
+            "wifi_connect",
+            json!({"ssid": env("AP_SAE_SSID"), "password": env("AP_SAE_PSK"), "security": "wpa3-sae"}),
+        )
+        .await;
+    r.check(
+        "SAE in use",
+        c["key_mgmt"].as_str().is_some_and(|k| k.contains("SAE")) && c["ip"].is_string(),
+        &c,
+    );
+    // Auto security picks SAE or PSK as offered.
+    let c = r
+        .ok(
+            "connect SAE with security auto",
+            "wifi_connect",
+            json!({"ssid": env("AP_SAE_SSID"), "password": env("AP_SAE_PSK")}),
+        )
+        .await;
+    r.check("auto security connected", c["ip"].is_string(), &c);
+
+    // Hidden SSID.
+    let c = r
+        .ok(
+            "connect hidden",
+            "wifi_connect",
+            json!({"ssid": env("AP_HIDDEN_SSID"), "password": env("AP_HIDDEN_PSK"), "hidden": true}),
+        )
+        .await;
+    r.check("hidden network connected", c["ip"].is_string(), &c);
+
+    // By BSSID, to the AP whose SSID has quotes and spaces.
+    let c = r
+        .ok(
+            "connect by BSSID",
+            "wifi_connect",
+            json!({"ssid": env("AP_WPA2B_SSID"), "password": env("AP_WPA2B_PSK"), "bssid": env("AP_WPA2B_BSSID"), "mac_address": "per-network"}),
+        )
+        .await;
+    r.check(
+        "connected to the requested BSSID",
+        c["bssid"]
+            .as_str()
+            .is_some_and(|b| b.eq_ignore_ascii_case(&env("AP_WPA2B_BSSID"))),
+        &c,
+    );
+
+    // Open network behind a captive portal.
+    let c = r
+        .ok(
+            "connect open",
+            "wifi_connect",
+            json!({"ssid": env("AP_OPEN_SSID")}),
+        )
+        .await;
+    r.check("open network connected", c["ip"].is_string(), &c);
+    let cap = r
+        .ok(
+            "captive check",
+            "network_check_captive",
+            json!({"url": "http://www.example.test/generate_204"}),
+        )
+        .await;
+    r.check(
+        "captive portal detected with its URL",
+        cap["connectivity"] == "captive"
+            && cap["portal_url"]
+                .as_str()
+                .is_some_and(|u| u.contains("portal")),
+        &cap,
+    );
+
+    // Enterprise.
+    let ca = std::fs::read_to_string(env("AP_EAP_CA_CERT")).unwrap_or_default();
+    let c = r
+        .ok(
+            "connect EAP-PEAP",
+            "wifi_connect_eap",
+            json!({
+                "ssid": env("AP_EAP_SSID"),
+                "method": "peap",
+                "identity": env("AP_EAP_PEAP_IDENTITY"),
+                "password": env("AP_EAP_PEAP_PASSWORD"),
+                "ca_cert": ca,
+            }),
+        )
+        .await;
+    r.check("EAP-PEAP connected", c["ip"].is_string(), &c);
+    let c = r
+        .ok(
+            "connect EAP-TTLS",
+            "wifi_connect_eap",
+            json!({
+                "ssid": env("AP_EAP_SSID"),
+                "method": "ttls",
+                "identity": env("AP_EAP_TTLS_IDENTITY"),
+                "anonymous_identity": "anonymous",
+                "password": env("AP_EAP_TTLS_PASSWORD"),
+                "ca_cert": env("AP_EAP_CA_CERT"),
+                "domain_suffix_match": "lab.test",
+            }),
+        )
+        .await;
+    r.check("EAP-TTLS connected (CA by path, domain match)", c["ip"].is_string(), &c);
+    let key = std::fs::read_to_string(env("AP_EAP_CLIENT_KEY")).unwrap_or_default();
+    let cert = std::fs::read_to_string(env("AP_EAP_CLIENT_CERT")).unwrap_or_default();
+    let c = r
+        .ok(
+            "connect EAP-TLS",
+            "wifi_connect_eap",
+            json!({
+                "ssid": env("AP_EAP_SSID"),
+                "method": "tls",
+                "identity": env("AP_EAP_TLS_IDENTITY"),
+                "client_cert": cert,
+                "private_key": key.clone(),
+                "ca_cert": ca,
+            }),
+        )
+        .await;
+    r.check("EAP-TLS connected (PEM content)", c["ip"].is_string(), &c);
+    let logs = r.ok("logs after TLS", "wifi_debug_logs", json!({"lines": 500})).await;
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).take(1).collect();
+    r.check(
+        "the private key never appears in the debug log",
+        key_body.len() > 10 && !logs.to_string().contains(&key_body),
+        "key material found in logs",
+    );
+    r.tool_err(
+        "EAP with a wrong password fails clearly",
+        "wifi_connect_eap",
+        json!({
+            "ssid": env("AP_EAP_SSID"),
+            "method": "peap",
+            "identity": env("AP_EAP_PEAP_IDENTITY"),
+            "password": "not-the-password",
+            "timeout_secs": 40,
+        }),
+        "authentication failed",
+    )
+    .await;
+
+    // Networks, forget, logs.
+    let l = r.ok("list networks", "wifi_list_networks", json!({})).await;
+    let n = l["networks"].as_array().map(|a| a.len()).unwrap_or(0);
+    r.check("configured networks listed", n >= 4, &l);
+    let f = r
+        .ok(
+            "forget",
+            "wifi_forget",
+            json!({"ssid": env("AP_HIDDEN_SSID")}),
+        )
+        .await;
+    r.check(
+        "forget removed one",
+        f["network_ids"].as_array().is_some_and(|a| a.len() == 1),
+        &f,
+    );
+    r.tool_err(
+        "forget unknown",
+        "wifi_forget",
+        json!({"ssid": "no-such-net"}),
+        "no configured network",
+    )
+    .await;
+    let logs = r
+        .ok("debug logs", "wifi_debug_logs", json!({"lines": 500}))
+        .await;
+    let text = logs.to_string();
+    let leaked: Vec<String> = [
+        "AP_WPA2_PSK",
+        "AP_SAE_PSK",
+        "AP_HIDDEN_PSK",
+        "AP_WPA2B_PSK",
+        "AP_EAP_PASSWORD",
+    ]
+    .iter()
+    .map(|k| env(k))
+    .filter(|s| text.contains(s.as_str()) || text.contains(&hex::encode(s)))
+    .collect();
+    r.check(
+        "debug logs hold events but no secret",
+        leaked.is_empty() && text.contains("CTRL-EVENT-CONNECTED"),
+        format!("leaked {} secrets", leaked.len()),
+    );
+    r.ok("final disconnect", "wifi_disconnect", json!({})).await;
+    r.check_host("at the end");
+}
+
+async fn stdio_suite(r: &mut Run) {
+    let tools = r.svc.list_all_tools().await.expect("tools/list");
+    r.check("stdio: tools listed", tools.len() >= 14, tools.len());
+    let scan = r.ok("stdio: scan", "wifi_scan", json!({})).await;
+    r.check(
+        "stdio: scan sees the WPA2 AP",
+        scan["networks"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|n| n["ssid"] == env("AP_WPA2_SSID"))),
+        "",
+    );
+    let c = r
+        .ok(
+            "stdio: connect WPA2",
+            "wifi_connect",
+            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK")}),
+        )
+        .await;
+    r.check("stdio: lease", c["ip"].is_string(), &c);
+    r.check_host("(stdio) while connected");
+    r.ok("stdio: disconnect", "wifi_disconnect", json!({}))
+        .await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let baseline = std::env::var("HOST_BASELINE")
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_else(host_view);
+    let client = Client::default();
+    let progress = client.progress.clone();
+    let (svc, stdio) = match args.get(1).map(String::as_str) {
+        Some("unix") => {
+            let sock = &args[2];
+            let http = UnixSocketHttpClient::new(sock, "http://localhost/mcp");
+            let transport = StreamableHttpClientTransport::with_client(
+                http,
+                StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+            );
+            (
+                client
+                    .serve(transport)
+                    .await
+                    .expect("MCP initialize over the unix socket"),
+                false,
+            )
+        }
+        Some("stdio") => {
+            let cmd_args = &args[3..];
+            let mut cmd = tokio::process::Command::new(&cmd_args[0]);
+            cmd.args(&cmd_args[1..]);
+            let transport = TokioChildProcess::new(cmd).expect("spawning the agent");
+            (
+                client
+                    .serve(transport)
+                    .await
+                    .expect("MCP initialize over stdio"),
+                true,
+            )
+        }
+        _ => {
+            eprintln!("usage: hwsim-agent-client unix SOCKET | stdio -- CMD...");
+            std::process::exit(2);
+        }
+    };
+    let mut run = Run {
+        svc,
+        progress,
+        passed: 0,
+        failed: 0,
+        baseline,
+    };
+    if stdio {
+        stdio_suite(&mut run).await;
+    } else {
+        full_suite(&mut run).await;
+    }
+    let (passed, failed) = (run.passed, run.failed);
+    let _ = run.svc.cancel().await;
+    println!("{passed} passed, {failed} failed");
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
