@@ -18,13 +18,42 @@ pub mod msgid {
     pub const RESTORE: &str = "d1f3b5a7c9e24b6d8f0a2c4e6b8d0f24";
 }
 
+/// Libraries whose debug logs print whole requests (tool arguments with passwords, bearer tokens):
+/// they never log below `info`, whatever filter the user asks for.
+const CAPPED: &[&str] = &["rmcp", "hyper", "hyper_util", "h2"];
+
+/// The user's filter with the [`CAPPED`] targets forced to `info`: the user's own directives for
+/// them are dropped, and the more specific `target=info` beats any global level.
+pub fn capped(filter: &str) -> String {
+    let mut f = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter(|d| {
+            !CAPPED
+                .iter()
+                .any(|t| d.starts_with(t) || d.starts_with('['))
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    for t in CAPPED {
+        if !f.is_empty() {
+            f.push(',');
+        }
+        f.push_str(t);
+        f.push_str("=info");
+    }
+    f
+}
+
 /// Install the global subscriber. Journald when `JOURNAL_STREAM` says our stderr is the journal
 /// (or `journal` is forced), else stderr without colours. `WIFI_ISOLATE_LOG` / `RUST_LOG` filter.
 pub fn init(force_stderr: bool) {
     let filter = || {
-        EnvFilter::try_from_env("WIFI_ISOLATE_LOG")
-            .or_else(|_| EnvFilter::try_from_default_env())
-            .unwrap_or_else(|_| EnvFilter::new("info"))
+        let wanted = std::env::var("WIFI_ISOLATE_LOG")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .unwrap_or_else(|_| "info".into());
+        EnvFilter::try_new(capped(&wanted)).unwrap_or_else(|_| EnvFilter::new(capped("info")))
     };
     let journald = if !force_stderr && std::env::var_os("JOURNAL_STREAM").is_some() {
         tracing_journald::layer().ok()
@@ -44,5 +73,18 @@ pub fn init(force_stderr: bool) {
                 .with_filter(filter());
             let _ = registry.with(fmt).try_init();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chatty_libraries_are_capped_even_when_asked_for_trace() {
+        let f = capped("trace,rmcp=trace,hyper::proto=trace");
+        assert_eq!(f, "trace,rmcp=info,hyper=info,hyper_util=info,h2=info");
+        assert!(EnvFilter::try_new(&f).is_ok());
+        assert_eq!(capped(""), "rmcp=info,hyper=info,hyper_util=info,h2=info");
     }
 }

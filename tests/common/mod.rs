@@ -68,7 +68,7 @@ pub mod hwsim {
             .arg(&share)
             .arg("--script")
             .arg(repo.join(script))
-            .args(["--timeout", "420", "--quiet"]);
+            .args(["--timeout", "420", "--mem", "1024", "--quiet"]);
         for b in bins {
             cmd.arg("--bin").arg(b);
         }

@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: run-vm.sh --aps LIST --stations N --share DIR --script GUEST_SCRIPT
+Usage: run-vm.sh [--aps LIST] [--stations N] --share DIR --script GUEST_SCRIPT
                  [--bin FILE]... [--timeout SECS] [--mem MB] [--country CC] [--quiet]
 
 Boots a stock Debian kernel under QEMU (TCG) with mac80211_hwsim radios: one access point per
@@ -14,7 +14,8 @@ entry in LIST (each in its own netns "ap-NAME" with hostapd, dnsmasq and an HTTP
 station radios left down and unconfigured in the root netns. Then runs GUEST_SCRIPT with busybox
 /bin/sh in the guest (cwd /share, the env file sourced and exported) and powers off.
 
-  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap  (order = AP index K, subnet 10.0.K.0/24)
+  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap  (order = AP index K, subnet
+                   10.0.K.0/24; default: no AP)
   --stations N     number of station radios (default 1)
   --share DIR      host directory shared as /share (9p). The runner (re)creates DIR/logs, DIR/.hwsim,
                    DIR/eap (eap only) and writes DIR/env; other files are left alone.
@@ -254,8 +255,9 @@ libs_of() {  # shared libraries an ELF needs (absolute paths), nothing for stati
 stage_file() { local dst="$1$2"; mkdir -p "$(dirname "$dst")"; cp -L "$2" "$dst"; }
 
 BUILD_VERSION=1
+GUEST_FILES=("$HWSIM_DIR/guest/init" "$HWSIM_DIR/guest/http.sh" "$HWSIM_DIR/guest/prelude.sh")
 key="$( { echo "v$BUILD_VERSION $KVER ${MODULES[*]}"
-          stat -L -c '%n %s %Y' "${TOOLS[@]}" "$LIBGCC" "${REGDB[@]}" "$HWSIM_DIR/guest/"* "$HWSIM_DIR/run-vm.sh"
+          stat -L -c '%n %s %Y' "${TOOLS[@]}" "$LIBGCC" "${REGDB[@]}" "${GUEST_FILES[@]}" "$HWSIM_DIR/run-vm.sh"
           for t in "${TOOLS[@]}"; do libs_of "$t"; done | sort -u | xargs -r stat -L -c '%n %s %Y'
         } | sha256sum | cut -c1-16)"
 IRD="$WI_CACHE/initramfs"

@@ -511,7 +511,11 @@ async fn full_suite(r: &mut Run) {
             }),
         )
         .await;
-    r.check("EAP-TTLS connected (CA by path, domain match)", c["ip"].is_string(), &c);
+    r.check(
+        "EAP-TTLS connected (CA by path, domain match)",
+        c["ip"].is_string(),
+        &c,
+    );
     let key = std::fs::read_to_string(env("AP_EAP_CLIENT_KEY")).unwrap_or_default();
     let cert = std::fs::read_to_string(env("AP_EAP_CLIENT_CERT")).unwrap_or_default();
     let c = r
@@ -529,8 +533,14 @@ async fn full_suite(r: &mut Run) {
         )
         .await;
     r.check("EAP-TLS connected (PEM content)", c["ip"].is_string(), &c);
-    let logs = r.ok("logs after TLS", "wifi_debug_logs", json!({"lines": 500})).await;
-    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).take(1).collect();
+    let logs = r
+        .ok("logs after TLS", "wifi_debug_logs", json!({"lines": 500}))
+        .await;
+    let key_body: String = key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .take(1)
+        .collect();
     r.check(
         "the private key never appears in the debug log",
         key_body.len() > 10 && !logs.to_string().contains(&key_body),
@@ -582,7 +592,8 @@ async fn full_suite(r: &mut Run) {
         "AP_SAE_PSK",
         "AP_HIDDEN_PSK",
         "AP_WPA2B_PSK",
-        "AP_EAP_PASSWORD",
+        "AP_EAP_PEAP_PASSWORD",
+        "AP_EAP_TTLS_PASSWORD",
     ]
     .iter()
     .map(|k| env(k))
