@@ -13,10 +13,12 @@
 //!   - [`agent::tools`] — the MCP tools, their schemas and structured results.
 //!   - [`agent::server`] — streamable HTTP on a Unix socket (Origin validation on) and stdio.
 //! - [`host`] — OS capabilities of the `run` daemon: wiphy moves (nl80211), NetworkManager, rfkill.
+//! - [`commands`] — one file per `wifi-isolate` subcommand: `run`, `status`, `doctor`.
 //! - [`logging`] — tracing to journald, falling back to stderr; redaction helpers.
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod commands;
 pub mod host;
 pub mod logging;
 pub mod validate;

@@ -1,14 +1,66 @@
 //! `wifi-isolate`: the host CLI and daemon. Parses and dispatches only.
 
-use clap::Parser;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wifi_isolate::commands;
 
 /// Hand a WiFi adapter, whole, to an isolated box and let MCP clients drive it.
+///
+/// `wifi-isolate run IFACE` is the main process of `wifi-isolate@IFACE.service`: it moves the
+/// adapter's phy into a box (a Podman or Docker container, or a network namespace of its own)
+/// where `wifi-isolate-agent` serves MCP, keeps it there, and brings it home on stop. The host's
+/// routes, addresses and NetworkManager never see the adapter's networks.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
-struct Cli {}
+#[command(version, about, long_about, after_help = AFTER)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!("wifi-isolate: no subcommand yet; the in-box agent is `wifi-isolate-agent --help`");
-    std::process::exit(2);
+const AFTER: &str = "\
+Examples:
+  systemctl start wifi-isolate@wlp6s0     # the usual way in
+  wifi-isolate run wlp6s0 --engine netns  # by hand, in the foreground
+  wifi-isolate status --json
+  wifi-isolate doctor
+
+Files:
+  /usr/lib/wifi-isolate/config.toml, /etc/wifi-isolate/config.d/*.toml,
+  /etc/wifi-isolate/instance.d/IFACE.toml   settings (later files win)
+  /run/wifi-isolate/IFACE/mcp.sock          the agent's MCP socket (inside: /run/wifi-isolate)
+
+Exit status of run: 0 stopped or adapter unplugged; 1 failure (restart may help);
+78 never works (not wireless, no such device, driver cannot change namespace, bad config).
+
+Logs: journalctl -u 'wifi-isolate@*' (MESSAGE_IDs mark unmanage, move in/out, restore and
+every MCP tool call). Secrets never reach a log.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Isolate an adapter and serve it until stopped (the service's main process).
+    Run(commands::run::RunArgs),
+    /// Show each isolated adapter: phy, box, agent health, WiFi state, host vs box view.
+    Status(commands::status::StatusArgs),
+    /// Check kernel, adapters, rfkill, NetworkManager, engines, units and permissions.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    wifi_isolate::logging::init(false);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wifi-isolate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        match cli.command {
+            Command::Run(a) => commands::run::exec(a).await,
+            Command::Status(a) => commands::status::exec(a).await,
+            Command::Doctor => commands::doctor::exec().await,
+        }
+    })
 }

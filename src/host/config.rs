@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The base directories searched, lowest priority first.
-pub const CONFIG_DIRS: &[&str] = &["/usr/lib/wifi-isolate", "/run/wifi-isolate/config", "/etc/wifi-isolate"];
+pub const CONFIG_DIRS: &[&str] = &[
+    "/usr/lib/wifi-isolate",
+    "/run/wifi-isolate/config",
+    "/etc/wifi-isolate",
+];
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +233,10 @@ impl Settings {
     }
 
     /// Load from explicit base dirs (tests).
-    pub fn load_from(dirs: &[PathBuf], instance: &str) -> Result<(Self, Vec<PathBuf>), ConfigError> {
+    pub fn load_from(
+        dirs: &[PathBuf],
+        instance: &str,
+    ) -> Result<(Self, Vec<PathBuf>), ConfigError> {
         let files = files_for(dirs, instance);
         let mut table = toml::Table::new();
         for f in &files {
@@ -237,10 +244,12 @@ impl Settings {
                 path: f.clone(),
                 source,
             })?;
-            let t: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid {
-                path: f.display().to_string(),
-                message: e.message().to_string(),
-            })?;
+            let t: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        path: f.display().to_string(),
+                        message: e.message().to_string(),
+                    })?;
             // Check each file alone too, so an error names the file that has it.
             toml::Value::Table(t.clone())
                 .try_into::<Settings>()
@@ -270,7 +279,9 @@ impl Settings {
         if let Some(c) = &self.agent.country
             && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
         {
-            return bad(format!("agent.country must be two upper-case letters, got {c:?}"));
+            return bad(format!(
+                "agent.country must be two upper-case letters, got {c:?}"
+            ));
         }
         if self.engine.memory_mb < 32 {
             return bad("engine.memory_mb must be at least 32".into());
@@ -320,24 +331,49 @@ mod tests {
     fn later_dirs_and_instance_files_win_key_by_key() {
         let d = tempfile::tempdir().unwrap();
         let (usr, etc) = (d.path().join("usr"), d.path().join("etc"));
-        write(&usr.join("config.toml"), "[engine]\nkind = \"podman\"\nmemory_mb = 64\n");
-        write(&etc.join("config.d/10-x.toml"), "[engine]\nmemory_mb = 99\n");
-        write(&etc.join("instance.d/wlan1.toml"), "[engine]\nkind = \"netns\"\n");
+        write(
+            &usr.join("config.toml"),
+            "[engine]\nkind = \"podman\"\nmemory_mb = 64\n",
+        );
+        write(
+            &etc.join("config.d/10-x.toml"),
+            "[engine]\nmemory_mb = 99\n",
+        );
+        write(
+            &etc.join("instance.d/wlan1.toml"),
+            "[engine]\nkind = \"netns\"\n",
+        );
         let (s, files) = Settings::load_from(&[usr.clone(), etc.clone()], "wlan0").unwrap();
         assert_eq!(files.len(), 2);
-        assert_eq!((s.engine.kind, s.engine.memory_mb), (EngineChoice::Podman, 99));
+        assert_eq!(
+            (s.engine.kind, s.engine.memory_mb),
+            (EngineChoice::Podman, 99)
+        );
         let (s, _) = Settings::load_from(&[usr, etc], "wlan1").unwrap();
-        assert_eq!((s.engine.kind, s.engine.memory_mb), (EngineChoice::Netns, 99));
+        assert_eq!(
+            (s.engine.kind, s.engine.memory_mb),
+            (EngineChoice::Netns, 99)
+        );
     }
 
     #[test]
     fn errors_name_the_file_and_key() {
         let d = tempfile::tempdir().unwrap();
-        write(&d.path().join("config.toml"), "[engine]\nkidn = \"podman\"\n");
-        let e = Settings::load_from(&[d.path().to_path_buf()], "w").unwrap_err().to_string();
+        write(
+            &d.path().join("config.toml"),
+            "[engine]\nkidn = \"podman\"\n",
+        );
+        let e = Settings::load_from(&[d.path().to_path_buf()], "w")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("config.toml") && e.contains("kidn"), "{e}");
-        write(&d.path().join("config.toml"), "[agent]\ncountry = \"germany\"\n");
-        let e = Settings::load_from(&[d.path().to_path_buf()], "w").unwrap_err().to_string();
+        write(
+            &d.path().join("config.toml"),
+            "[agent]\ncountry = \"germany\"\n",
+        );
+        let e = Settings::load_from(&[d.path().to_path_buf()], "w")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("two upper-case"), "{e}");
         write(&d.path().join("config.toml"), "not toml [");
         assert!(Settings::load_from(&[d.path().to_path_buf()], "w").is_err());

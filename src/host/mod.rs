@@ -1,5 +1,11 @@
 //! Host-side OS capabilities the `run` daemon calls.
 
+/// The `run` daemon's settings: TOML drop-ins from /usr/lib, /run and /etc.
+pub mod config;
+/// The `run` daemon as a state machine with inverse steps.
+pub mod daemon;
+/// Box runtimes: Podman/Docker (Engine API) and the built-in netns runtime.
+pub mod engine;
 /// NetworkManager over D-Bus: read and set (at runtime) whether NM manages an interface.
 pub mod nm;
 /// rfkill of one wiphy through sysfs: read the state, lift a soft block.

@@ -1,0 +1,5 @@
+//! One file per `wifi-isolate` subcommand, each with a single `exec` entry.
+
+pub mod doctor;
+pub mod run;
+pub mod status;

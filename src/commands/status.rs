@@ -1,0 +1,197 @@
+//! `wifi-isolate status [IFACE] [--json]`: what each instance isolated, and how it is doing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::host::daemon::{Isolation, Paths, agent_answers};
+
+/// Arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Only this instance.
+    pub iface: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Runtime root of the daemons.
+    #[arg(long, default_value = "/run/wifi-isolate", value_name = "DIR")]
+    pub runtime_root: PathBuf,
+}
+
+/// One instance as `status` reports it.
+#[derive(Debug, Serialize)]
+pub struct InstanceStatus {
+    /// Instance name.
+    pub instance: String,
+    /// What the daemon recorded.
+    pub isolation: Isolation,
+    /// Whether the daemon process is alive.
+    pub daemon_alive: bool,
+    /// Whether the agent answers on its socket.
+    pub agent_answers: bool,
+    /// The agent's `wifi_status` (WiFi state, ip, routes in the box).
+    pub wifi: Option<Value>,
+    /// Host view: is the interface (by its original name) present in the host?
+    pub host_has_interface: bool,
+    /// Host view: host routes through that interface.
+    pub host_routes_via_interface: Vec<String>,
+}
+
+/// Ask the agent for `wifi_status` over its socket.
+pub async fn agent_wifi_status(socket: &std::path::Path) -> Option<Value> {
+    let http = UnixSocketHttpClient::new(&socket.to_string_lossy(), "http://localhost/mcp");
+    let transport = StreamableHttpClientTransport::with_client(
+        http,
+        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+    );
+    let fut = async {
+        let client = ().serve(transport).await.ok()?;
+        let r = client
+            .call_tool(CallToolRequestParams::new("wifi_status"))
+            .await
+            .ok()?;
+        let _ = client.cancel().await;
+        r.structured_content
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn host_routes_via(iface: &str) -> (bool, Vec<String>) {
+    let present = std::path::Path::new("/sys/class/net").join(iface).exists();
+    let routes = std::fs::read_to_string("/proc/net/route")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().next() == Some(iface))
+        .map(str::to_string)
+        .collect();
+    (present, routes)
+}
+
+/// Collect the status of one or all instances.
+pub async fn collect(paths: &Paths, only: Option<&str>) -> Vec<InstanceStatus> {
+    let mut out = Vec::new();
+    let dir = paths.root.join("state");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".json"))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n)) {
+        let Ok(text) = std::fs::read(paths.state_file(&name)) else {
+            continue;
+        };
+        let Ok(iso) = serde_json::from_slice::<Isolation>(&text) else {
+            continue;
+        };
+        let socket = paths.agent_socket(&name);
+        let answers = agent_answers(&socket).await;
+        let wifi = if answers {
+            agent_wifi_status(&socket).await
+        } else {
+            None
+        };
+        let (host_has_interface, host_routes_via_interface) = host_routes_via(&iso.iface);
+        out.push(InstanceStatus {
+            instance: name,
+            daemon_alive: std::path::Path::new(&format!("/proc/{}", iso.daemon_pid)).exists(),
+            agent_answers: answers,
+            wifi,
+            host_has_interface,
+            host_routes_via_interface,
+            isolation: iso,
+        });
+    }
+    out
+}
+
+/// Print the status; exit 3 when the asked-for instance is not running (like `systemctl status`).
+pub async fn exec(args: StatusArgs) -> ExitCode {
+    let paths = Paths {
+        root: args.runtime_root,
+    };
+    let all = collect(&paths, args.iface.as_deref()).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else if all.is_empty() {
+        match &args.iface {
+            Some(i) => println!("{i}: not isolated (no running instance)"),
+            None => println!("no isolated adapters"),
+        }
+    } else {
+        for s in &all {
+            let i = &s.isolation;
+            println!("{} ({}):", s.instance, i.phy_name);
+            println!(
+                "  box:    {}:{} (pid {}){}",
+                i.box_engine.as_deref().unwrap_or("-"),
+                i.box_name.as_deref().unwrap_or("-"),
+                i.box_pid.unwrap_or(0),
+                if i.moved {
+                    ", phy inside"
+                } else {
+                    ", phy not moved"
+                }
+            );
+            println!(
+                "  daemon: pid {} {}; agent {}",
+                i.daemon_pid,
+                if s.daemon_alive { "running" } else { "gone" },
+                if s.agent_answers {
+                    "answers"
+                } else {
+                    "does not answer"
+                }
+            );
+            if let Some(w) = &s.wifi {
+                println!(
+                    "  wifi:   {} {} {}",
+                    w["wpa_state"].as_str().unwrap_or("?"),
+                    w["ssid"].as_str().unwrap_or(""),
+                    w["ip"].as_str().unwrap_or("")
+                );
+                for r in w["routes"].as_array().into_iter().flatten() {
+                    println!(
+                        "  box route: {} via {} dev {}",
+                        r["destination"].as_str().unwrap_or("?"),
+                        r["gateway"].as_str().unwrap_or("-"),
+                        r["dev"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            println!(
+                "  host:   interface {} {}; {} host route(s) via it",
+                i.iface,
+                if s.host_has_interface {
+                    "PRESENT"
+                } else {
+                    "absent"
+                },
+                s.host_routes_via_interface.len()
+            );
+        }
+    }
+    if args.iface.is_some() && all.is_empty() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

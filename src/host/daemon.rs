@@ -1,0 +1,886 @@
+//! `wifi-isolate run IFACE` as a visible state machine:
+//! resolve → unmanage → box → move → ready → serve → release.
+//!
+//! Each step records what it did in an [`Isolation`]; [`Daemon::release`] walks the inverses
+//! (move the phy home, remove the box, give the device back to NetworkManager) and keeps going
+//! past errors, collecting them. A step that fails releases what the earlier steps did, so a
+//! failed start leaves nothing behind. The record is also written to a state file outside the
+//! box, so a daemon restarted after a crash can clean up what its predecessor left.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use super::config::Settings;
+use super::engine::{BoxExit, BoxHandle, BoxSpec, Engine, EngineError};
+use super::nm::{NetworkManager, NmError};
+use super::wiphy::{Wiphy, WiphyError, Wiphys};
+use crate::logging::msgid;
+
+/// Exit status for "this can never work" (systemd's `RestartPreventExitStatus=`): not wireless,
+/// no such device, driver cannot change namespace, bad configuration. EX_CONFIG from sysexits.h.
+pub const EXIT_NEVER_WORKS: u8 = 78;
+
+/// Where the daemon keeps its files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `/run/wifi-isolate` by default.
+    pub root: PathBuf,
+}
+
+impl Paths {
+    /// The host dir bind-mounted into the box at `/run/wifi-isolate`: only the agent's socket
+    /// (and the box's resolv.conf) live there.
+    pub fn box_dir(&self, instance: &str) -> PathBuf {
+        self.root.join(instance)
+    }
+
+    /// The agent's MCP socket as the host sees it.
+    pub fn agent_socket(&self, instance: &str) -> PathBuf {
+        self.box_dir(instance).join("mcp.sock")
+    }
+
+    /// The state file (outside the box's reach).
+    pub fn state_file(&self, instance: &str) -> PathBuf {
+        self.root.join("state").join(format!("{instance}.json"))
+    }
+
+    /// The per-wiphy lock: two instances never fight over one phy.
+    pub fn wiphy_lock(&self, index: u32) -> PathBuf {
+        self.root.join("state").join(format!("wiphy{index}.lock"))
+    }
+
+    /// The per-instance lock.
+    pub fn instance_lock(&self, instance: &str) -> PathBuf {
+        self.root.join("state").join(format!("{instance}.lock"))
+    }
+}
+
+/// What `run` has done so far (and what release must undo). Persisted as the state file.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Isolation {
+    /// The instance name given by the user.
+    pub instance: String,
+    /// The daemon that did it.
+    pub daemon_pid: u32,
+    /// Wiphy index (never reused by the kernel until reboot).
+    pub phy_index: u32,
+    /// Wiphy name (`phy0`).
+    pub phy_name: String,
+    /// The interface name in the host before the move (restored on release).
+    pub iface: String,
+    /// NetworkManager's `Managed` before we changed it; `None` if we did not change it.
+    pub nm_previous: Option<bool>,
+    /// The box, once started: engine, id, name, pid, netns path.
+    pub box_engine: Option<String>,
+    /// Container id or netns `PID:STARTTIME`.
+    pub box_id: Option<String>,
+    /// `wifi-isolate-INSTANCE`.
+    pub box_name: Option<String>,
+    /// A process in the box's netns.
+    pub box_pid: Option<u32>,
+    /// The box's netns path.
+    pub box_netns: Option<PathBuf>,
+    /// Whether the phy was moved into the box.
+    pub moved: bool,
+}
+
+impl Isolation {
+    fn handle(&self) -> Option<BoxHandle> {
+        Some(BoxHandle {
+            engine: self.box_engine.as_deref()?.parse().ok()?,
+            id: self.box_id.clone()?,
+            name: self.box_name.clone()?,
+            pid: self.box_pid?,
+            netns_path: self.box_netns.clone()?,
+        })
+    }
+}
+
+/// Why `run` stopped before or during serving.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The adapter cannot be resolved, is not wireless, or its driver cannot change namespace.
+    #[error(transparent)]
+    Wiphy(#[from] WiphyError),
+    /// Another instance holds this phy.
+    #[error("{0}")]
+    Busy(String),
+    /// The box could not be started.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The agent never answered.
+    #[error("the agent did not answer on {socket} within {secs} s (see the box's log)")]
+    AgentTimeout {
+        /// The socket polled.
+        socket: PathBuf,
+        /// The timeout.
+        secs: u64,
+    },
+    /// The box ended on its own.
+    #[error("the box {name} {exit}; the adapter was brought home")]
+    BoxExited {
+        /// Box name.
+        name: String,
+        /// How it ended.
+        exit: BoxExit,
+    },
+    /// The phy has no network interface to hand over.
+    #[error(
+        "{phy} has no network interface; create one with `iw phy {phy} interface add wlan0 type managed`"
+    )]
+    NoInterface {
+        /// The phy name.
+        phy: String,
+    },
+    /// Anything else (I/O on our own files).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl RunError {
+    /// Errors that a restart cannot fix (mapped to [`EXIT_NEVER_WORKS`]).
+    pub fn never_works(&self) -> bool {
+        matches!(
+            self,
+            RunError::Wiphy(
+                WiphyError::NotWireless { .. }
+                    | WiphyError::NetnsUnsupported { .. }
+                    | WiphyError::NoSuchDevice { .. }
+            ) | RunError::NoInterface { .. }
+        )
+    }
+}
+
+/// How serving ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// SIGTERM/SIGINT: a stop the user asked for.
+    Stopped,
+    /// The wiphy disappeared (unplugged): nothing to bring home.
+    Unplugged,
+}
+
+/// Progress and readiness reports (sd_notify in production; recorded in tests).
+pub trait Notifier: Send + Sync {
+    /// `STATUS=`.
+    fn status(&self, text: &str);
+    /// `READY=1` with a `STATUS=`.
+    fn ready(&self, text: &str);
+    /// `STOPPING=1`.
+    fn stopping(&self);
+    /// `WATCHDOG=1`.
+    fn watchdog(&self);
+}
+
+/// The sd_notify notifier (does nothing without `NOTIFY_SOCKET`).
+pub struct SdNotify;
+
+impl Notifier for SdNotify {
+    fn status(&self, text: &str) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(text)]);
+    }
+    fn ready(&self, text: &str) {
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(text),
+        ]);
+    }
+    fn stopping(&self) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    }
+    fn watchdog(&self) {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+    }
+}
+
+/// An exclusive, non-blocking `flock` held for the daemon's lifetime (released on exit, even
+/// on SIGKILL).
+pub struct Lock {
+    _file: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Lock {
+    /// Take the lock at `path` or say that another instance holds it.
+    pub fn take(path: &Path, what: &str) -> Result<Self, RunError> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)
+                .map_err(|e| RunError::Other(format!("{}: {e}", d.display())))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| RunError::Other(format!("{}: {e}", path.display())))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(f) => Ok(Self { _file: f }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(RunError::Busy(format!(
+                "{what} is already isolated by another wifi-isolate instance (lock {})",
+                path.display()
+            ))),
+            Err((_, e)) => Err(RunError::Other(format!("locking {}: {e}", path.display()))),
+        }
+    }
+}
+
+/// The daemon over its OS capabilities.
+pub struct Daemon<W, N, E, S> {
+    /// nl80211.
+    pub wiphys: W,
+    /// NetworkManager.
+    pub nm: N,
+    /// The box runtime.
+    pub engine: E,
+    /// sd_notify.
+    pub notify: S,
+    /// Settings.
+    pub settings: Settings,
+    /// Files.
+    pub paths: Paths,
+}
+
+impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
+    fn save(&self, iso: &Isolation) {
+        let path = self.paths.state_file(&iso.instance);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("state dir"))?;
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(iso)?)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            warn!(path = %path.display(), cause = %e, "cannot write the state file");
+        }
+    }
+
+    /// Step 1: resolve the name to its wiphy; refuse what can never work.
+    pub async fn resolve(&self, instance: &str) -> Result<(Wiphy, String), RunError> {
+        let phy = self.wiphys.resolve(instance).await?;
+        if !phy.netns_ok {
+            return Err(WiphyError::NetnsUnsupported {
+                phy: phy.name.clone(),
+            }
+            .into());
+        }
+        let iface = phy
+            .ifaces
+            .iter()
+            .find(|i| i.name == instance)
+            .or_else(|| phy.ifaces.first())
+            .map(|i| i.name.clone())
+            .ok_or_else(|| RunError::NoInterface {
+                phy: phy.name.clone(),
+            })?;
+        Ok((phy, iface))
+    }
+
+    /// Step 2: unblock rfkill, and tell NetworkManager to leave the device alone (runtime only).
+    pub async fn unmanage(&self, iso: &mut Isolation) -> Result<(), RunError> {
+        match super::rfkill::unblock_phy(&iso.phy_name) {
+            Ok(true) => info!(IFACE = %iso.iface, PHY = %iso.phy_name, "rfkill soft block lifted"),
+            Ok(false) => {}
+            Err(e) => warn!(PHY = %iso.phy_name, cause = %e, "rfkill"),
+        }
+        match self.nm.managed(&iso.iface).await {
+            Ok(was) => {
+                if was {
+                    self.nm.set_managed(&iso.iface, false).await.map_err(|e| {
+                        RunError::Other(format!(
+                            "NetworkManager refused to unmanage {}: {e}",
+                            iso.iface
+                        ))
+                    })?;
+                }
+                iso.nm_previous = Some(was);
+                info!(MESSAGE_ID = msgid::UNMANAGE, IFACE = %iso.iface, was_managed = was, "NetworkManager leaves the device alone");
+            }
+            Err(NmError::NotRunning) => {
+                info!(IFACE = %iso.iface, "NetworkManager is not running; nothing to unmanage")
+            }
+            Err(NmError::NoDevice { .. }) => {
+                info!(IFACE = %iso.iface, "NetworkManager does not know the device")
+            }
+            Err(e) => {
+                warn!(IFACE = %iso.iface, cause = %e, "NetworkManager query failed; carrying on")
+            }
+        }
+        Ok(())
+    }
+
+    /// The box the settings ask for.
+    pub fn box_spec(&self, iso: &Isolation) -> BoxSpec {
+        let a = &self.settings.agent;
+        let mut agent_args = vec![
+            "--listen".to_string(),
+            "unix:/run/wifi-isolate/mcp.sock".to_string(),
+            "--interface".to_string(),
+            iso.iface.clone(),
+            "--runtime-dir".to_string(),
+            "/run/wifi-isolate-agent".to_string(),
+        ];
+        if let Some(c) = &a.country {
+            agent_args.extend(["--country".to_string(), c.clone()]);
+        }
+        if let Some(u) = &a.check_url {
+            agent_args.extend(["--check-url".to_string(), u.clone()]);
+        }
+        BoxSpec {
+            instance: iso.instance.clone(),
+            image: self.settings.engine.image.clone(),
+            runtime_dir: self.paths.box_dir(&iso.instance),
+            agent_args,
+            agent_path: a.path.clone(),
+            memory_bytes: self.settings.engine.memory_mb * 1024 * 1024,
+            pids_limit: self.settings.engine.pids_limit,
+            env: vec![("WIFI_ISOLATE_LOG".into(), a.log.clone())],
+        }
+    }
+
+    /// Step 3: start the box.
+    pub async fn start_box(&self, iso: &mut Isolation) -> Result<BoxHandle, RunError> {
+        let dir = self.paths.box_dir(&iso.instance);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RunError::Other(format!("{}: {e}", dir.display())))?;
+        let _ = std::fs::remove_file(self.paths.agent_socket(&iso.instance));
+        let spec = self.box_spec(iso);
+        let t = Duration::from_secs(self.settings.timeouts.box_start);
+        let h = tokio::time::timeout(t, self.engine.start(&spec))
+            .await
+            .map_err(|_| {
+                RunError::Other(format!("the box did not start within {} s", t.as_secs()))
+            })??;
+        iso.box_engine = Some(h.engine.to_string());
+        iso.box_id = Some(h.id.clone());
+        iso.box_name = Some(h.name.clone());
+        iso.box_pid = Some(h.pid);
+        iso.box_netns = Some(h.netns_path.clone());
+        self.save(iso);
+        info!(IFACE = %iso.iface, BOX = %format!("{}:{}", h.engine, h.name), pid = h.pid, "box started");
+        Ok(h)
+    }
+
+    /// Step 4: move the wiphy into the box's netns (by FD).
+    pub async fn move_in(&self, iso: &mut Isolation, h: &BoxHandle) -> Result<(), RunError> {
+        let fd = std::fs::File::open(&h.netns_path).map_err(|e| {
+            RunError::Other(format!(
+                "opening the box's netns {}: {e}",
+                h.netns_path.display()
+            ))
+        })?;
+        self.wiphys.move_to_netns(iso.phy_index, fd.as_fd()).await?;
+        iso.moved = true;
+        self.save(iso);
+        info!(MESSAGE_ID = msgid::MOVE_IN, IFACE = %iso.iface, PHY = %iso.phy_name, BOX = %h.name, "phy moved into the box");
+        Ok(())
+    }
+
+    /// Step 5: wait until the agent answers on its socket.
+    pub async fn wait_ready(&self, iso: &Isolation, h: &BoxHandle) -> Result<(), RunError> {
+        let socket = self.paths.agent_socket(&iso.instance);
+        let secs = self.settings.timeouts.agent_ready;
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if agent_answers(&socket).await {
+                return Ok(());
+            }
+            if !self.engine.is_running(h).await {
+                return Err(RunError::BoxExited {
+                    name: h.name.clone(),
+                    exit: BoxExit::Vanished,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(RunError::AgentTimeout { socket, secs });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Steps 1-5. On failure everything done so far is undone before the error returns.
+    pub async fn isolate(&self, instance: &str) -> Result<(Isolation, BoxHandle), RunError> {
+        self.notify.status(&format!("{instance}: resolving"));
+        let (phy, iface) = self.resolve(instance).await?;
+        let mut iso = Isolation {
+            instance: instance.to_string(),
+            daemon_pid: std::process::id(),
+            phy_index: phy.index,
+            phy_name: phy.name.clone(),
+            iface,
+            ..Default::default()
+        };
+        self.save(&iso);
+        let result = async {
+            self.notify
+                .status(&format!("{} ({}): unmanaging", iso.iface, iso.phy_name));
+            self.unmanage(&mut iso).await?;
+            self.notify.status(&format!(
+                "{} ({}): starting the box",
+                iso.iface, iso.phy_name
+            ));
+            let h = self.start_box(&mut iso).await?;
+            self.notify.status(&format!(
+                "{} ({}): moving into {}",
+                iso.iface, iso.phy_name, h.name
+            ));
+            self.move_in(&mut iso, &h).await?;
+            self.notify.status(&format!(
+                "{} ({}): waiting for the agent",
+                iso.iface, iso.phy_name
+            ));
+            self.wait_ready(&iso, &h).await?;
+            Ok::<_, RunError>(h)
+        }
+        .await;
+        match result {
+            Ok(h) => Ok((iso, h)),
+            Err(e) => {
+                error!(IFACE = %iso.iface, cause = %e, "isolation failed; undoing");
+                for te in self.release(&iso).await {
+                    error!(IFACE = %iso.iface, cause = %te, "undo step failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Step 7: undo everything, in reverse, keeping going past errors. Returns the errors.
+    pub async fn release(&self, iso: &Isolation) -> Vec<String> {
+        let mut errors = Vec::new();
+        let h = iso.handle();
+        if iso.moved {
+            let netns = iso.box_netns.clone().unwrap_or_default();
+            match super::wiphy::current_netns() {
+                Ok(host) => {
+                    let t0 = Instant::now();
+                    match self
+                        .wiphys
+                        .move_back(iso.phy_index, &netns, host.as_fd(), Some(&iso.iface))
+                        .await
+                    {
+                        Ok(name) => {
+                            info!(MESSAGE_ID = msgid::MOVE_OUT, IFACE = %name, PHY = %iso.phy_name, ms = t0.elapsed().as_millis() as u64, "phy brought home");
+                            if name != iso.iface {
+                                errors.push(format!(
+                                    "{} came home as {name} (its name was taken)",
+                                    iso.phy_name
+                                ));
+                            }
+                        }
+                        Err(WiphyError::PhyGone { .. }) => {
+                            // Not in the box and not in the host: unplugged, or on its way home.
+                            if !self.wait_home(iso.phy_index).await {
+                                warn!(PHY = %iso.phy_name, "phy not found anywhere (unplugged?)");
+                            }
+                        }
+                        Err(e) => errors.push(format!("moving {} home: {e}", iso.phy_name)),
+                    }
+                }
+                Err(e) => errors.push(format!("opening the host netns: {e}")),
+            }
+        }
+        if let Some(h) = &h {
+            let t = Duration::from_secs(self.settings.timeouts.box_stop + 10);
+            match tokio::time::timeout(t, self.engine.stop_remove(h)).await {
+                Ok(Ok(())) => info!(BOX = %h.name, "box removed"),
+                Ok(Err(e)) => errors.push(format!("removing box {}: {e}", h.name)),
+                Err(_) => errors.push(format!("removing box {} timed out", h.name)),
+            }
+        }
+        if let Some(prev) = iso.nm_previous {
+            if prev {
+                match self.nm.set_managed(&iso.iface, true).await {
+                    Ok(()) => {
+                        info!(MESSAGE_ID = msgid::RESTORE, IFACE = %iso.iface, "NetworkManager manages the device again")
+                    }
+                    Err(NmError::NotRunning) => {
+                        info!(IFACE = %iso.iface, "NetworkManager gone; nothing to restore")
+                    }
+                    Err(e) => errors.push(format!(
+                        "restoring NetworkManager management of {}: {e}",
+                        iso.iface
+                    )),
+                }
+            } else {
+                info!(MESSAGE_ID = msgid::RESTORE, IFACE = %iso.iface, "NetworkManager did not manage it before; left unmanaged");
+            }
+        }
+        let _ = std::fs::remove_file(self.paths.agent_socket(&iso.instance));
+        if errors.is_empty() {
+            let _ = std::fs::remove_file(self.paths.state_file(&iso.instance));
+        } else {
+            self.save(iso);
+        }
+        errors
+    }
+
+    /// After a box dies, its netns hands the phy back on its own within ~0.5 s.
+    async fn wait_home(&self, phy: u32) -> bool {
+        for _ in 0..40 {
+            if self.wiphys.exists(phy, None).await.unwrap_or(false) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Clean up what a crashed predecessor left (state file, leftover boxes). Returns what was
+    /// done, for the log.
+    pub async fn recover(&self, instance: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        let path = self.paths.state_file(instance);
+        if let Ok(text) = std::fs::read(&path) {
+            match serde_json::from_slice::<Isolation>(&text) {
+                Ok(old) if old.daemon_pid != std::process::id() => {
+                    notes.push(format!(
+                        "found the state of an earlier run (pid {}): cleaning up",
+                        old.daemon_pid
+                    ));
+                    let mut old = old;
+                    // The phy may be in the box or already home; move_back handles both.
+                    old.moved = true;
+                    for e in self.release(&old).await {
+                        notes.push(format!("cleanup: {e}"));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => notes.push(format!("ignoring an unreadable state file: {e}")),
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        match self.engine.find_existing(instance).await {
+            Ok(boxes) => {
+                for b in boxes {
+                    notes.push(format!("removing leftover box {} ({})", b.name, b.id));
+                    if let Err(e) = self.engine.stop_remove(&b).await {
+                        notes.push(format!("cleanup: removing {}: {e}", b.name));
+                    }
+                }
+            }
+            Err(e) => notes.push(format!("cannot list leftover boxes: {e}")),
+        }
+        notes
+    }
+
+    /// Step 6: supervise until a stop is asked for, the box ends, or the phy disappears.
+    pub async fn supervise(
+        &self,
+        iso: &Isolation,
+        h: &BoxHandle,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Ending, RunError> {
+        let watchdog = sd_notify::watchdog_enabled();
+        let mut wd =
+            tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600)));
+        let mut unplug = tokio::time::interval(Duration::from_millis(500));
+        let netns = h.netns_path.clone();
+        let mut missing = 0u32;
+        tokio::pin!(stop);
+        let exit = self.engine.wait(h);
+        tokio::pin!(exit);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Ok(Ending::Stopped),
+                r = &mut exit => {
+                    let exit = r.unwrap_or(BoxExit::Vanished);
+                    return Err(RunError::BoxExited { name: h.name.clone(), exit });
+                }
+                _ = wd.tick() => if watchdog.is_some() { self.notify.watchdog() },
+                _ = unplug.tick() => {
+                    let in_box = self.wiphys.exists(iso.phy_index, Some(&netns)).await.unwrap_or(true);
+                    let in_host = !in_box && self.wiphys.exists(iso.phy_index, None).await.unwrap_or(true);
+                    missing = if in_box || in_host { 0 } else { missing + 1 };
+                    if missing >= 3 {
+                        return Ok(Ending::Unplugged);
+                    }
+                    if in_host {
+                        // Back home without us: the box's netns died.
+                        return Err(RunError::BoxExited { name: h.name.clone(), exit: BoxExit::Vanished });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Does an HTTP server answer on the agent's socket?
+pub async fn agent_answers(socket: &Path) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::UnixStream::connect(socket),
+    )
+    .await
+    else {
+        return false;
+    };
+    let req = b"GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n";
+    if s.write_all(req).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf)).await,
+        Ok(Ok(_)) if buf.starts_with(b"HTTP/1.1 ")
+    )
+}
+
+/// The `STATUS=` line while serving.
+pub fn status_line(iso: &Isolation, h: &BoxHandle, detail: &str) -> String {
+    format!(
+        "{} ({}) isolated in {}:{} — {detail}",
+        iso.iface, iso.phy_name, h.engine, h.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::host::engine::{EngineKind, Result as EResult};
+    use crate::host::nm::fake::{FakeNm, NmFailure};
+    use crate::host::wiphy::fake::{FakeWiphys, Op, Place};
+
+    /// A recording engine: boxes are `sleep` processes in fresh netns-less children, so a real
+    /// `/proc/PID/ns/net` exists for the move step to open.
+    #[derive(Clone, Default)]
+    struct FakeEngine {
+        calls: Arc<Mutex<Vec<String>>>,
+        fail_start: Arc<Mutex<bool>>,
+        running: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Engine for FakeEngine {
+        fn kind(&self) -> EngineKind {
+            EngineKind::Netns
+        }
+        async fn start(&self, spec: &BoxSpec) -> EResult<BoxHandle> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("start {}", spec.instance));
+            if *self.fail_start.lock().unwrap() {
+                return Err(EngineError::Spawn("no engine today".into()));
+            }
+            self.running.lock().unwrap().push(spec.box_name());
+            // Pretend the agent answers: a listener on the agent socket.
+            let sock = spec.runtime_dir.join("mcp.sock");
+            let l = tokio::net::UnixListener::bind(&sock).expect("bind fake agent");
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                while let Ok((mut s, _)) = l.accept().await {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                        .await;
+                }
+            });
+            Ok(BoxHandle {
+                engine: EngineKind::Netns,
+                id: "1:1".into(),
+                name: spec.box_name(),
+                pid: std::process::id(),
+                netns_path: "/proc/self/ns/net".into(),
+            })
+        }
+        async fn wait(&self, _h: &BoxHandle) -> EResult<BoxExit> {
+            std::future::pending().await
+        }
+        async fn stop_remove(&self, h: &BoxHandle) -> EResult<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("stop_remove {}", h.name));
+            self.running.lock().unwrap().retain(|n| n != &h.name);
+            Ok(())
+        }
+        async fn find_existing(&self, _instance: &str) -> EResult<Vec<BoxHandle>> {
+            Ok(vec![])
+        }
+        async fn is_running(&self, h: &BoxHandle) -> bool {
+            self.running.lock().unwrap().contains(&h.name)
+        }
+    }
+
+    #[derive(Default)]
+    struct Notes(Mutex<Vec<String>>);
+    impl Notifier for Notes {
+        fn status(&self, t: &str) {
+            self.0.lock().unwrap().push(format!("STATUS={t}"));
+        }
+        fn ready(&self, t: &str) {
+            self.0.lock().unwrap().push(format!("READY=1 {t}"));
+        }
+        fn stopping(&self) {
+            self.0.lock().unwrap().push("STOPPING=1".into());
+        }
+        fn watchdog(&self) {}
+    }
+
+    fn daemon(
+        root: &Path,
+        w: FakeWiphys,
+        nm: FakeNm,
+        e: FakeEngine,
+    ) -> Daemon<FakeWiphys, FakeNm, FakeEngine, Notes> {
+        let mut settings = Settings::default();
+        settings.timeouts.agent_ready = 2;
+        Daemon {
+            wiphys: w,
+            nm,
+            engine: e,
+            notify: Notes::default(),
+            settings,
+            paths: Paths {
+                root: root.to_path_buf(),
+            },
+        }
+    }
+
+    fn lab() -> (tempfile::TempDir, FakeWiphys, FakeNm, FakeEngine) {
+        (
+            tempfile::tempdir().unwrap(),
+            FakeWiphys::new()
+                .with_wiphy(FakeWiphys::wiphy(3, "phy3", "wlan1"))
+                .with_netdev("eth0"),
+            FakeNm::running().with_device("wlan1", true),
+            FakeEngine::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn isolate_and_release_walk_every_step_and_its_inverse() {
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let (iso, h) = d.isolate("wlan1").await.expect("isolate");
+        assert!(iso.moved);
+        assert_eq!(w.place(3), Some(Place::Boxed));
+        assert_eq!(nm.state_of("wlan1"), Some(false), "NM told to leave it");
+        assert!(d.paths.state_file("wlan1").exists());
+        assert!(e.is_running(&h).await);
+        let errors = d.release(&iso).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(w.place(3), Some(Place::Host));
+        assert_eq!(nm.state_of("wlan1"), Some(true), "NM management restored");
+        assert!(!e.is_running(&h).await);
+        assert!(!d.paths.state_file("wlan1").exists());
+        assert_eq!(
+            *e.calls.lock().unwrap(),
+            ["start wlan1", "stop_remove wifi-isolate-wlan1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_what_never_works_and_changes_nothing() {
+        let (dir, w, nm, e) = lab();
+        let w = w.with_wiphy({
+            let mut p = FakeWiphys::wiphy(4, "phy4", "wlan9");
+            p.netns_ok = false;
+            p
+        });
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        for (name, never) in [("eth0", true), ("nosuch0", true), ("wlan9", true)] {
+            let err = d.isolate(name).await.expect_err(name);
+            assert_eq!(err.never_works(), never, "{name}: {err}");
+        }
+        assert!(e.calls.lock().unwrap().is_empty(), "no box started");
+        assert_eq!(nm.state_of("wlan1"), Some(true));
+    }
+
+    /// Each step failing in turn leaves nothing behind: the inverse steps ran.
+    #[tokio::test]
+    async fn every_failing_step_leaves_nothing_behind() {
+        // NetworkManager refuses.
+        let (dir, w, nm, e) = lab();
+        nm.fail_set_managed(NmFailure::DBus("refused".into()));
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        assert!(d.isolate("wlan1").await.is_err());
+        assert!(e.calls.lock().unwrap().is_empty());
+        assert_eq!(w.place(3), Some(Place::Host));
+
+        // The engine fails to start the box: NM restored.
+        let (dir, w, nm, e) = lab();
+        *e.fail_start.lock().unwrap() = true;
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        assert!(d.isolate("wlan1").await.is_err());
+        assert_eq!(nm.state_of("wlan1"), Some(true));
+        assert_eq!(w.place(3), Some(Place::Host));
+
+        // The move fails: box removed, NM restored.
+        let (dir, w, nm, e) = lab();
+        w.fail_on(Op::MoveToNetns, || WiphyError::Netlink("EBUSY".into()));
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        assert!(d.isolate("wlan1").await.is_err());
+        assert!(e.running.lock().unwrap().is_empty(), "box removed");
+        assert_eq!(nm.state_of("wlan1"), Some(true));
+        assert_eq!(w.place(3), Some(Place::Host));
+        assert!(!d.paths.state_file("wlan1").exists());
+    }
+
+    #[tokio::test]
+    async fn release_keeps_going_past_errors_and_reports_them() {
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let (iso, _h) = d.isolate("wlan1").await.unwrap();
+        w.fail_on(Op::MoveBack, || WiphyError::Netlink("EPERM".into()));
+        nm.fail_set_managed(NmFailure::DBus("refused".into()));
+        let errors = d.release(&iso).await;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            e.running.lock().unwrap().is_empty(),
+            "the box was still removed"
+        );
+        assert!(
+            d.paths.state_file("wlan1").exists(),
+            "state kept for a later cleanup"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restarted_daemon_cleans_up_what_a_crashed_one_left() {
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let (mut iso, _h) = d.isolate("wlan1").await.unwrap();
+        // The daemon dies here (SIGKILL): its state file stays. Pretend it was another pid.
+        iso.daemon_pid = 1;
+        std::fs::write(
+            d.paths.state_file("wlan1"),
+            serde_json::to_vec(&iso).unwrap(),
+        )
+        .unwrap();
+        let d2 = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let notes = d2.recover("wlan1").await;
+        assert!(notes.iter().any(|n| n.contains("earlier run")), "{notes:?}");
+        assert_eq!(w.place(3), Some(Place::Host));
+        assert_eq!(nm.state_of("wlan1"), Some(true));
+        assert!(e.running.lock().unwrap().is_empty());
+        // And it can isolate again.
+        assert!(d2.isolate("wlan1").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn supervise_ends_on_stop_and_on_unplug() {
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let (iso, h) = d.isolate("wlan1").await.unwrap();
+        let r = d.supervise(&iso, &h, async {}).await.unwrap();
+        assert_eq!(r, Ending::Stopped);
+        w.unplug(3);
+        let r = d.supervise(&iso, &h, std::future::pending()).await.unwrap();
+        assert_eq!(r, Ending::Unplugged);
+    }
+
+    #[test]
+    fn locks_are_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let a = Lock::take(&p, "phy0").unwrap();
+        assert!(matches!(Lock::take(&p, "phy0"), Err(RunError::Busy(_))));
+        drop(a);
+        assert!(Lock::take(&p, "phy0").is_ok());
+    }
+}

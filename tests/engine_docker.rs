@@ -1,0 +1,54 @@
+//! The Docker engine against a real `dockerd` started by the test: its own data-root and
+//! exec-root, no iptables, no bridge (LAB.md). Needs root and `docker.io` (dockerd, containerd,
+//! runc); the image is imported offline by `tests/support/image.sh`.
+
+#[path = "support/engine.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex, Weak};
+
+use support::*;
+use wifi_isolate::host::engine::EngineKind;
+
+static DOCKER: Mutex<Weak<Daemon>> = Mutex::new(Weak::new());
+
+fn docker() -> Arc<Daemon> {
+    require_root();
+    shared(&DOCKER, docker_with_image)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_box_is_locked_down() {
+    api::box_is_locked_down(&docker(), EngineKind::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_wait_sees_kill() {
+    api::wait_sees_kill(&docker(), EngineKind::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_leftover_is_replaced() {
+    api::leftover_is_replaced(&docker(), EngineKind::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_early_death_is_reported() {
+    api::early_death_is_reported(&docker(), EngineKind::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_missing_image() {
+    api::missing_image(&docker(), EngineKind::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_dead_socket_is_unavailable() {
+    require_root();
+    api::dead_socket_is_unavailable(EngineKind::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_auto_selects() {
+    api::auto_selects(&docker(), EngineKind::Docker).await;
+}

@@ -1,0 +1,54 @@
+//! The Podman engine through Podman's Docker-compatible API (`podman system service`), with a
+//! private service, storage and `containers.conf` (runc, explicit ulimits — LAB.md). Needs root
+//! and `podman runc uidmap`; the image is imported offline by `tests/support/image.sh`.
+
+#[path = "support/engine.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex, Weak};
+
+use support::*;
+use wifi_isolate::host::engine::EngineKind;
+
+static PODMAN: Mutex<Weak<Daemon>> = Mutex::new(Weak::new());
+
+fn podman() -> Arc<Daemon> {
+    require_root();
+    shared(&PODMAN, podman_with_image)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_box_is_locked_down() {
+    api::box_is_locked_down(&podman(), EngineKind::Podman).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_wait_sees_kill() {
+    api::wait_sees_kill(&podman(), EngineKind::Podman).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_leftover_is_replaced() {
+    api::leftover_is_replaced(&podman(), EngineKind::Podman).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_early_death_is_reported() {
+    api::early_death_is_reported(&podman(), EngineKind::Podman).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_missing_image() {
+    api::missing_image(&podman(), EngineKind::Podman).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_dead_socket_is_unavailable() {
+    require_root();
+    api::dead_socket_is_unavailable(EngineKind::Podman).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_auto_selects() {
+    api::auto_selects(&podman(), EngineKind::Podman).await;
+}
