@@ -14,6 +14,8 @@
 //!   - [`agent::server`] — streamable HTTP on a Unix socket (Origin validation on) and stdio.
 //! - [`host`] — OS capabilities of the `run` daemon: wiphy moves (nl80211), NetworkManager, rfkill.
 //! - [`commands`] — one file per `wifi-isolate` subcommand: `run`, `status`, `doctor`.
+//! - [`proxy`] — the host's MCP endpoint: socket-activated listeners proxied into the box (hyper),
+//!   Origin and bearer-token checks, connection cap, tool-call audit.
 //! - [`logging`] — tracing to journald, falling back to stderr; redaction helpers.
 #![deny(missing_docs)]
 
@@ -21,5 +23,6 @@ pub mod agent;
 pub mod commands;
 pub mod host;
 pub mod logging;
+pub mod proxy;
 pub mod validate;
 pub mod wpa;

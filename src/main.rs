@@ -44,11 +44,14 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Check kernel, adapters, rfkill, NetworkManager, engines, units and permissions.
     Doctor,
+    /// Bridge stdio to an instance's MCP socket (for stdio-only MCP clients).
+    Connect(commands::connect::ConnectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    wifi_isolate::logging::init(false);
+    // `connect` speaks MCP on stdout: its logs must go to stderr, never the journal's stdout.
+    wifi_isolate::logging::init(matches!(cli.command, Command::Connect(_)));
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::Run(a) => commands::run::exec(a).await,
             Command::Status(a) => commands::status::exec(a).await,
             Command::Doctor => commands::doctor::exec().await,
+            Command::Connect(a) => commands::connect::exec(a).await,
         }
     })
 }

@@ -1,5 +1,6 @@
 //! One file per `wifi-isolate` subcommand, each with a single `exec` entry.
 
+pub mod connect;
 pub mod doctor;
 pub mod run;
 pub mod status;

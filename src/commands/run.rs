@@ -10,6 +10,7 @@ use crate::host::daemon::{Daemon, EXIT_NEVER_WORKS, Ending, Lock, Paths, SdNotif
 use crate::host::engine;
 use crate::host::nm::{NetworkManager, NmDbus, NmError};
 use crate::host::wiphy::{Nl80211, Wiphys};
+use crate::proxy::{self, ListenSpec, Listener, Proxy, ProxyConfig};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -22,6 +23,13 @@ pub struct RunArgs {
     /// Runtime root (sockets, state, the dir shared with the box).
     #[arg(long, default_value = "/run/wifi-isolate", value_name = "DIR")]
     pub runtime_root: PathBuf,
+    /// Serve MCP here when systemd passes no sockets: `unix:PATH` or `tcp:127.0.0.1:PORT`
+    /// (repeatable; TCP needs a bearer token). Default: unix:RUNTIME_ROOT/IFACE.sock.
+    #[arg(long, value_name = "SPEC")]
+    pub listen: Vec<ListenSpec>,
+    /// Serve no MCP endpoint of our own (the agent's socket is still there).
+    #[arg(long, conflicts_with = "listen")]
+    pub no_listen: bool,
 }
 
 /// NetworkManager if the system bus has one, else every call says `NotRunning`.
@@ -70,6 +78,29 @@ async fn stop_signal() {
     }
 }
 
+/// The listeners: systemd's if it passed any, else ours.
+fn listeners(args: &RunArgs) -> Result<Vec<Listener>, String> {
+    let from_systemd = proxy::from_systemd().map_err(|e| format!("listeners from systemd: {e}"))?;
+    if !from_systemd.is_empty() {
+        for (name, _) in &from_systemd {
+            info!(IFACE = %args.iface, name = %name, "listener from systemd");
+        }
+        return Ok(from_systemd.into_iter().map(|(_, l)| l).collect());
+    }
+    if args.no_listen {
+        return Ok(vec![]);
+    }
+    let specs = if args.listen.is_empty() {
+        vec![ListenSpec::Unix(args.runtime_root.join(format!("{}.sock", args.iface)))]
+    } else {
+        args.listen.clone()
+    };
+    specs
+        .iter()
+        .map(|s| proxy::bind(s).map_err(|e| format!("binding {s:?}: {e}")))
+        .collect()
+}
+
 /// Run the daemon until stopped. The exit code follows the unit's restart policy.
 pub async fn exec(args: RunArgs) -> ExitCode {
     let (mut settings, files) = match Settings::load(&args.iface) {
@@ -94,6 +125,50 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     info!(IFACE = %args.iface, files = ?files, engine = %settings.engine.kind, "starting");
     let paths = Paths {
         root: args.runtime_root.clone(),
+    };
+    // The MCP endpoint comes up first: early clients wait (bounded) until the agent is ready.
+    let listeners = match listeners(&args) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(IFACE = %args.iface, "{e}");
+            return ExitCode::from(EXIT_NEVER_WORKS);
+        }
+    };
+    let token = if listeners.iter().any(|l| matches!(l, Listener::Tcp(_))) {
+        match proxy::load_token(&settings.proxy.token_file) {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => {
+                error!(
+                    IFACE = %args.iface,
+                    "a TCP listener needs a bearer token: put one in the systemd credential `token` \
+                     (LoadCredential=token:/etc/wifi-isolate/token) or in {} (root-only, mode 600)",
+                    settings.proxy.token_file.display()
+                );
+                return ExitCode::from(EXIT_NEVER_WORKS);
+            }
+            Err(e) => {
+                error!(IFACE = %args.iface, "bearer token: {e}");
+                return ExitCode::from(EXIT_NEVER_WORKS);
+            }
+        }
+    } else {
+        None
+    };
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let proxy_ct = tokio_util::sync::CancellationToken::new();
+    let proxy_task = {
+        let proxy = Proxy::new(
+            ProxyConfig {
+                upstream: paths.agent_socket(&args.iface),
+                ready_wait: std::time::Duration::from_secs(settings.proxy.ready_wait),
+                max_connections: settings.proxy.max_connections,
+                max_body_bytes: settings.proxy.max_body_bytes,
+                token,
+                instance: args.iface.clone(),
+            },
+            ready_rx,
+        );
+        tokio::spawn(proxy::serve(proxy, listeners, proxy_ct.clone()))
     };
     let _instance_lock = match Lock::take(&paths.instance_lock(&args.iface), &args.iface) {
         Ok(l) => l,
@@ -152,8 +227,12 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     let line = status_line(&iso, &h, "agent ready");
     info!(IFACE = %iso.iface, PHY = %iso.phy_name, BOX = %h.name, "{line}");
     daemon.notify.ready(&line);
+    ready_tx.send_replace(true);
     let ending = daemon.supervise(&iso, &h, stop_signal()).await;
     daemon.notify.stopping();
+    ready_tx.send_replace(false);
+    proxy_ct.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(6), proxy_task).await;
     let code = match &ending {
         Ok(Ending::Stopped) => 0,
         Ok(Ending::Unplugged) => {

@@ -470,8 +470,9 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                                 ));
                             }
                         }
-                        Err(WiphyError::PhyGone { .. }) => {
-                            // Not in the box and not in the host: unplugged, or on its way home.
+                        Err(e) if matches!(e, WiphyError::PhyGone { .. }) || !netns.exists() => {
+                            // Not in the box and not in the host: unplugged, or on its way home
+                            // (the box's netns is gone: the kernel hands the phy back itself).
                             if !self.wait_home(iso.phy_index).await {
                                 warn!(PHY = %iso.phy_name, "phy not found anywhere (unplugged?)");
                             }
