@@ -105,7 +105,11 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         .map(|s| s.trim().to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(listed.iter().map(String::as_str)) {
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(listed.iter().map(String::as_str))
+    {
         h.remove(name);
     }
 }
@@ -164,7 +168,14 @@ pub fn tool_calls(body: &[u8]) -> Vec<String> {
     };
     msgs.iter()
         .filter(|m| m["method"] == "tools/call")
-        .map(|m| m["params"]["name"].as_str().unwrap_or("?").chars().take(64).collect())
+        .map(|m| {
+            m["params"]["name"]
+                .as_str()
+                .unwrap_or("?")
+                .chars()
+                .take(64)
+                .collect()
+        })
         .collect()
 }
 
@@ -286,7 +297,10 @@ impl Proxy {
             };
             if !ok {
                 warn!(IFACE = %self.cfg.instance, %peer, "refused: missing or wrong bearer token");
-                let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized: bearer token required");
+                let mut r = plain(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized: bearer token required",
+                );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 return r;
@@ -321,12 +335,21 @@ impl Proxy {
         }
     }
 
-    async fn forward(&self, req: Request<Incoming>, peer: &Peer) -> anyhow::Result<Response<ProxyBody>> {
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: &Peer,
+    ) -> anyhow::Result<Response<ProxyBody>> {
         let (mut parts, body) = req.into_parts();
         // Requests are small JSON-RPC messages: read them (bounded) to audit tool calls.
         let body = match Limited::new(body, self.cfg.max_body_bytes).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")),
+            Err(_) => {
+                return Ok(plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                ));
+            }
         };
         let tools = if parts.method == http::Method::POST {
             tool_calls(&body)
@@ -340,7 +363,8 @@ impl Proxy {
         parts.headers.remove(header::AUTHORIZATION);
         parts.headers.remove(header::CONTENT_LENGTH);
         let stream = tokio::net::UnixStream::connect(&self.cfg.upstream).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -356,7 +380,11 @@ impl Proxy {
             tail: Vec::new(),
             instance: self.cfg.instance.clone(),
         });
-        let body = Audited { inner: rbody, audit }.boxed();
+        let body = Audited {
+            inner: rbody,
+            audit,
+        }
+        .boxed();
         Ok(Response::from_parts(rparts, body))
     }
 }
@@ -372,7 +400,12 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, ct: Cancellation
     while tasks.join_next().await.is_some() {}
 }
 
-async fn accept_loop(proxy: Arc<Proxy>, l: Listener, permits: Arc<Semaphore>, ct: CancellationToken) {
+async fn accept_loop(
+    proxy: Arc<Proxy>,
+    l: Listener,
+    permits: Arc<Semaphore>,
+    ct: CancellationToken,
+) {
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -458,7 +491,11 @@ impl hyper::rt::Read for Io {
 }
 
 impl hyper::rt::Write for Io {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Io::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
@@ -507,7 +544,9 @@ impl std::str::FromStr for ListenSpec {
             }
             return Ok(ListenSpec::Tcp(addr));
         }
-        Err(format!("listener must be unix:PATH or tcp:127.0.0.1:PORT, got {s:?}"))
+        Err(format!(
+            "listener must be unix:PATH or tcp:127.0.0.1:PORT, got {s:?}"
+        ))
     }
 }
 
@@ -557,7 +596,11 @@ pub fn bind(spec: &ListenSpec) -> std::io::Result<Listener> {
             Ok(Listener::Unix(l))
         }
         ListenSpec::Tcp(a) => {
-            let s = socket2::Socket::new(socket2::Domain::for_address(*a), socket2::Type::STREAM, None)?;
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(*a),
+                socket2::Type::STREAM,
+                None,
+            )?;
             s.set_reuse_address(true)?;
             s.set_nonblocking(true)?;
             s.bind(&(*a).into())?;
@@ -593,7 +636,10 @@ pub fn load_token(file: &std::path::Path) -> Result<Option<Arc<str>>, String> {
         return Ok(None);
     }
     if t.len() < 16 {
-        return Err(format!("{}: the token must be at least 16 characters", path.display()));
+        return Err(format!(
+            "{}: the token must be at least 16 characters",
+            path.display()
+        ));
     }
     Ok(Some(Arc::from(t)))
 }
@@ -604,7 +650,12 @@ mod tests {
 
     #[test]
     fn origins() {
-        for ok in ["http://localhost", "http://localhost:6274", "https://127.0.0.1:8443", "http://[::1]:80"] {
+        for ok in [
+            "http://localhost",
+            "http://localhost:6274",
+            "https://127.0.0.1:8443",
+            "http://[::1]:80",
+        ] {
             assert!(origin_is_local(ok), "{ok}");
         }
         for bad in [
@@ -633,7 +684,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_listed_headers_are_stripped() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
         h.insert("mcp-session-id", HeaderValue::from_static("abc"));

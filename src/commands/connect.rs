@@ -87,7 +87,8 @@ impl Bridge {
                 return Ok(None);
             }
         };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -113,13 +114,20 @@ impl Bridge {
             }
         };
         let status = resp.status();
-        if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY) {
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY
+        ) {
             return Ok(None);
         }
         if status == StatusCode::NOT_FOUND && self.session.lock().await.id.is_some() {
             return Ok(Some(Sent::SessionLost));
         }
-        if let Some(id) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        if let Some(id) = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        {
             self.session.lock().await.id = Some(id.to_string());
         }
         let is_sse = resp
@@ -133,7 +141,9 @@ impl Bridge {
             let mut data = Vec::new();
             while let Some(frame) = body.frame().await {
                 let frame = frame?;
-                let Some(chunk) = frame.data_ref() else { continue };
+                let Some(chunk) = frame.data_ref() else {
+                    continue;
+                };
                 buf.extend_from_slice(chunk);
                 while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=nl).collect();
@@ -157,8 +167,8 @@ impl Bridge {
             }
         } else {
             let bytes = body.collect().await?.to_bytes();
-            let is_jsonrpc = serde_json::from_slice::<Value>(&bytes)
-                .is_ok_and(|v| v.get("jsonrpc").is_some());
+            let is_jsonrpc =
+                serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.get("jsonrpc").is_some());
             if status.is_success() || is_jsonrpc {
                 if !bytes.is_empty() {
                     self.deliver(&bytes, quiet).await;
@@ -190,8 +200,11 @@ impl Bridge {
         if let Sent::SessionLost = self.post(&msg, false).await? {
             info!("the service restarted: re-initialising the session");
             let (init, initialized) = {
+                // A fresh handshake, exactly like the client's first one (no session, no
+                // protocol header: that is what the client's own initialize carried).
                 let mut s = self.session.lock().await;
                 s.id = None;
+                s.protocol = None;
                 (s.initialize.clone(), s.initialized.clone())
             };
             if let Some(mut init) = init {

@@ -78,6 +78,32 @@ async fn stop_signal() {
     }
 }
 
+/// A live instance whose isolated phy or interface is called `name` (`wlan1 (pid N)`).
+fn held_by_other_instance(paths: &Paths, name: &str) -> Option<String> {
+    let rd = std::fs::read_dir(paths.root.join("state")).ok()?;
+    rd.filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<crate::host::daemon::Isolation>(&b).ok())
+        .find(|i| {
+            (i.phy_name == name || i.iface == name)
+                && i.instance != name
+                && std::path::Path::new(&format!("/proc/{}", i.daemon_pid)).exists()
+        })
+        .map(|i| format!("{} (pid {})", i.instance, i.daemon_pid))
+}
+
+/// Unix sockets we bound ourselves are removed when we exit (systemd's are systemd's).
+struct OwnSockets(Vec<PathBuf>);
+
+impl Drop for OwnSockets {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// The listeners: systemd's if it passed any, else ours.
 fn listeners(args: &RunArgs) -> Result<Vec<Listener>, String> {
     let from_systemd = proxy::from_systemd().map_err(|e| format!("listeners from systemd: {e}"))?;
@@ -91,7 +117,9 @@ fn listeners(args: &RunArgs) -> Result<Vec<Listener>, String> {
         return Ok(vec![]);
     }
     let specs = if args.listen.is_empty() {
-        vec![ListenSpec::Unix(args.runtime_root.join(format!("{}.sock", args.iface)))]
+        vec![ListenSpec::Unix(
+            args.runtime_root.join(format!("{}.sock", args.iface)),
+        )]
     } else {
         args.listen.clone()
     };
@@ -126,7 +154,30 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     let paths = Paths {
         root: args.runtime_root.clone(),
     };
-    // The MCP endpoint comes up first: early clients wait (bounded) until the agent is ready.
+    // The lock first: a second instance must not touch the first one's sockets.
+    let _instance_lock = match Lock::take(&paths.instance_lock(&args.iface), &args.iface) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(IFACE = %args.iface, "{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _own_sockets = OwnSockets(
+        if std::env::var_os("LISTEN_FDS").is_some() || args.no_listen {
+            vec![]
+        } else if args.listen.is_empty() {
+            vec![args.runtime_root.join(format!("{}.sock", args.iface))]
+        } else {
+            args.listen
+                .iter()
+                .filter_map(|l| match l {
+                    ListenSpec::Unix(p) => Some(p.clone()),
+                    ListenSpec::Tcp(_) => None,
+                })
+                .collect()
+        },
+    );
+    // The MCP endpoint comes up next: early clients wait (bounded) until the agent is ready.
     let listeners = match listeners(&args) {
         Ok(l) => l,
         Err(e) => {
@@ -170,13 +221,6 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         );
         tokio::spawn(proxy::serve(proxy, listeners, proxy_ct.clone()))
     };
-    let _instance_lock = match Lock::take(&paths.instance_lock(&args.iface), &args.iface) {
-        Ok(l) => l,
-        Err(e) => {
-            error!(IFACE = %args.iface, "{e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let engine = match engine::select(
         &settings.engine.kind.to_string(),
         &settings.engine.podman_socket,
@@ -211,6 +255,10 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             }
         },
         Err(e) => {
+            if let Some(holder) = held_by_other_instance(&daemon.paths, &args.iface) {
+                error!(IFACE = %args.iface, "{} is isolated by instance {holder}; stop that one first", args.iface);
+                return ExitCode::FAILURE;
+            }
             let e = crate::host::daemon::RunError::from(e);
             error!(IFACE = %args.iface, "{e}");
             return ExitCode::from(if e.never_works() { EXIT_NEVER_WORKS } else { 1 });
@@ -245,6 +293,11 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         }
     };
     daemon.notify.status(&format!("{}: releasing", iso.iface));
+    let mut iso = iso;
+    if matches!(ending, Ok(Ending::Unplugged)) {
+        // Nothing to bring home; the box and NetworkManager still get their inverse steps.
+        iso.moved = false;
+    }
     let errors = daemon.release(&iso).await;
     for e in &errors {
         error!(IFACE = %iso.iface, "release: {e}");

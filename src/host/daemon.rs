@@ -60,7 +60,7 @@ impl Paths {
 }
 
 /// What `run` has done so far (and what release must undo). Persisted as the state file.
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Isolation {
     /// The instance name given by the user.
     pub instance: String,
@@ -86,9 +86,25 @@ pub struct Isolation {
     pub box_netns: Option<PathBuf>,
     /// Whether the phy was moved into the box.
     pub moved: bool,
+    /// Our handle on the box's netns, taken at the move: it keeps the netns (and the phy in it)
+    /// alive when the box dies, so release always brings the phy home explicitly, under its
+    /// name, instead of relying on the netns dying.
+    #[serde(skip)]
+    pub netns_handle: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl Isolation {
+    /// The path through which the box's netns can be opened: our handle, else the recorded path.
+    pub fn netns_path(&self) -> PathBuf {
+        match &self.netns_handle {
+            Some(fd) => PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(fd.as_ref())
+            )),
+            None => self.box_netns.clone().unwrap_or_default(),
+        }
+    }
+
     fn handle(&self) -> Option<BoxHandle> {
         Some(BoxHandle {
             engine: self.box_engine.as_deref()?.parse().ok()?,
@@ -121,12 +137,18 @@ pub enum RunError {
         secs: u64,
     },
     /// The box ended on its own.
-    #[error("the box {name} {exit}; the adapter was brought home")]
+    #[error("the box {name} {exit}; bringing the adapter home")]
     BoxExited {
         /// Box name.
         name: String,
         /// How it ended.
         exit: BoxExit,
+    },
+    /// The phy was moved out of the box by someone else.
+    #[error("{phy} left the box without us (moved back to the host from inside?); releasing")]
+    LeftTheBox {
+        /// The phy name.
+        phy: String,
     },
     /// The phy has no network interface to hand over.
     #[error(
@@ -373,6 +395,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         })?;
         self.wiphys.move_to_netns(iso.phy_index, fd.as_fd()).await?;
         iso.moved = true;
+        iso.netns_handle = Some(std::sync::Arc::new(std::os::fd::OwnedFd::from(fd)));
         self.save(iso);
         info!(MESSAGE_ID = msgid::MOVE_IN, IFACE = %iso.iface, PHY = %iso.phy_name, BOX = %h.name, "phy moved into the box");
         Ok(())
@@ -452,7 +475,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         let mut errors = Vec::new();
         let h = iso.handle();
         if iso.moved {
-            let netns = iso.box_netns.clone().unwrap_or_default();
+            let netns = iso.netns_path();
             match super::wiphy::current_netns() {
                 Ok(host) => {
                     let t0 = Instant::now();
@@ -578,7 +601,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         let mut wd =
             tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600)));
         let mut unplug = tokio::time::interval(Duration::from_millis(500));
-        let netns = h.netns_path.clone();
+        let netns = iso.netns_path();
         let mut missing = 0u32;
         tokio::pin!(stop);
         let exit = self.engine.wait(h);
@@ -592,15 +615,19 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                 }
                 _ = wd.tick() => if watchdog.is_some() { self.notify.watchdog() },
                 _ = unplug.tick() => {
-                    let in_box = self.wiphys.exists(iso.phy_index, Some(&netns)).await.unwrap_or(true);
-                    let in_host = !in_box && self.wiphys.exists(iso.phy_index, None).await.unwrap_or(true);
+                    // Two separate looks: at home (moved back behind our back), and in the box.
+                    let in_host = self.wiphys.exists(iso.phy_index, None).await.unwrap_or(false);
+                    let in_box = !in_host
+                        && !matches!(
+                            self.wiphys.locate(iso.phy_index, &netns).await,
+                            Err(WiphyError::PhyGone { .. })
+                        );
                     missing = if in_box || in_host { 0 } else { missing + 1 };
                     if missing >= 3 {
                         return Ok(Ending::Unplugged);
                     }
                     if in_host {
-                        // Back home without us: the box's netns died.
-                        return Err(RunError::BoxExited { name: h.name.clone(), exit: BoxExit::Vanished });
+                        return Err(RunError::LeftTheBox { phy: iso.phy_name.clone() });
                     }
                 }
             }

@@ -1213,6 +1213,13 @@ async fn scenario_refusals(lab: &mut Lab) {
         lab.t.note(format!(
             "[{label}] what the user sees for `run {name}`: exit {code:?}: {msg}"
         ));
+        if name == phy {
+            lab.t.check(
+                &format!("[{label}] the refusal names the instance that holds {phy}"),
+                out.contains(&format!("isolated by instance {sta}")),
+                &msg,
+            );
+        }
         lab.t.check(
             &format!("[{label}] nothing changed and the first instance is untouched"),
             host_view() == hv
@@ -1259,6 +1266,11 @@ async fn scenario_refusals(lab: &mut Lab) {
     let (moved, out) = run_in(&ns, "iw", &[&phy_idx, "set", "netns", "1"]);
     if moved {
         let noticed = d.wait_exit(Duration::from_secs(4)).await;
+        lab.t.check(
+            "[E4] the daemon notices the phy left the box behind its back, releases, exits 1",
+            noticed.is_some_and(|s| s.code() == Some(1)),
+            describe(noticed),
+        );
         lab.t.note(format!(
             "[E4] phy moved home from inside the box (`iw {phy_idx} set netns 1`): {sta} in host={}; daemon after 4 s: {}",
             in_host(&sta),
