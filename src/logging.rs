@@ -49,11 +49,16 @@ pub fn capped(filter: &str) -> String {
 /// Install the global subscriber. Journald when `JOURNAL_STREAM` says our stderr is the journal
 /// (or `journal` is forced), else stderr without colours. `WIFI_ISOLATE_LOG` / `RUST_LOG` filter.
 pub fn init(force_stderr: bool) {
+    init_with_default(force_stderr, "info")
+}
+
+/// [`init`] with another default level (interactive commands log only warnings by default).
+pub fn init_with_default(force_stderr: bool, default: &str) {
     let filter = || {
         let wanted = std::env::var("WIFI_ISOLATE_LOG")
             .or_else(|_| std::env::var("RUST_LOG"))
-            .unwrap_or_else(|_| "info".into());
-        EnvFilter::try_new(capped(&wanted)).unwrap_or_else(|_| EnvFilter::new(capped("info")))
+            .unwrap_or_else(|_| default.into());
+        EnvFilter::try_new(capped(&wanted)).unwrap_or_else(|_| EnvFilter::new(capped(default)))
     };
     let journald = if !force_stderr && std::env::var_os("JOURNAL_STREAM").is_some() {
         tracing_journald::layer().ok()

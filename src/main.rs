@@ -50,8 +50,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `connect` speaks MCP on stdout: its logs must go to stderr, never the journal's stdout.
-    wifi_isolate::logging::init(matches!(cli.command, Command::Connect(_)));
+    match &cli.command {
+        Command::Run(_) => wifi_isolate::logging::init(false),
+        // Interactive commands: warnings only, on stderr (connect speaks MCP on stdout).
+        _ => wifi_isolate::logging::init_with_default(true, "warn"),
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

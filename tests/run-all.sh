@@ -29,4 +29,4 @@ log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
 log "cargo test (unit, host integration, hwsim VM suites)"
-cargo test --locked --all-targets -- --test-threads="${WI_TEST_THREADS:-2}"
+cargo test --locked --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}"

@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(mask_secret_pairs("PASSWORD=x"), "PASSWORD=<redacted>");
         assert_eq!(mask_secret_pairs("no pairs here"), "no pairs here");
         assert_eq!(mask_secret_pairs("a=b=c"), "a=b=c");
-        assert_eq!(mask_secret_pairs("=psk="), "=psk=");
+        assert_eq!(mask_secret_pairs("=psk="), "=psk=<redacted>");
     }
 
     #[test]

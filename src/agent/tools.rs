@@ -483,24 +483,53 @@ pub struct WifiTools {
     tool_router: ToolRouter<Self>,
 }
 
-fn progress_sink(
-    peer: Peer<RoleServer>,
-    meta: &rmcp::model::RequestMetaObject,
-) -> impl Fn(Stage) + Send + Sync + use<> {
-    let token = meta.get_progress_token();
-    move |stage: Stage| {
-        if let Some(token) = token.clone() {
-            let (n, msg) = stage.progress();
-            let peer = peer.clone();
-            tokio::spawn(async move {
+/// MCP progress for one tool call: notifications go out in order from one task, and
+/// [`Progress::flush`] waits until they are all sent, so none trails the result.
+struct Progress {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Stage>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn new(peer: Peer<RoleServer>, meta: &rmcp::model::RequestMetaObject) -> Self {
+        let Some(token) = meta.get_progress_token() else {
+            return Self {
+                tx: None,
+                task: None,
+            };
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Stage>();
+        let task = tokio::spawn(async move {
+            while let Some(stage) = rx.recv().await {
+                let (n, msg) = stage.progress();
                 let _ = peer
                     .notify_progress(
-                        ProgressNotificationParam::new(token, n)
+                        ProgressNotificationParam::new(token.clone(), n)
                             .with_total(4.0)
                             .with_message(msg),
                     )
                     .await;
-            });
+            }
+        });
+        Self {
+            tx: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn sink(&self) -> impl Fn(Stage) + Send + Sync + use<> {
+        let tx = self.tx.clone();
+        move |stage| {
+            if let Some(tx) = &tx {
+                let _ = tx.send(stage);
+            }
+        }
+    }
+
+    async fn flush(mut self) {
+        self.tx.take();
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
     }
 }
@@ -553,8 +582,10 @@ impl WifiTools {
     ) -> ToolResult<ConnectResult> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let spec = psk_spec(self.agent.perm_mac, &a)?;
-        let sink = progress_sink(peer, &meta);
-        Ok(Json(self.agent.connect(spec, t, &sink).await?))
+        let progress = Progress::new(peer, &meta);
+        let result = self.agent.connect(spec, t, &progress.sink()).await;
+        progress.flush().await;
+        Ok(Json(result?))
     }
 
     #[tool(
@@ -576,8 +607,10 @@ impl WifiTools {
     ) -> ToolResult<ConnectResult> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let spec = eap_spec(&self.agent, &a)?;
-        let sink = progress_sink(peer, &meta);
-        Ok(Json(self.agent.connect(spec, t, &sink).await?))
+        let progress = Progress::new(peer, &meta);
+        let result = self.agent.connect(spec, t, &progress.sink()).await;
+        progress.flush().await;
+        Ok(Json(result?))
     }
 
     #[tool(
@@ -687,8 +720,10 @@ impl WifiTools {
         peer: Peer<RoleServer>,
     ) -> ToolResult<ConnectResult> {
         let t = timeout_of(a.timeout_secs, 30)?;
-        let sink = progress_sink(peer, &meta);
-        Ok(Json(self.agent.reconnect(t, &sink).await?))
+        let progress = Progress::new(peer, &meta);
+        let result = self.agent.reconnect(t, &progress.sink()).await;
+        progress.flush().await;
+        Ok(Json(result?))
     }
 
     #[tool(

@@ -9,7 +9,7 @@ use crate::host::config::{EngineChoice, Settings};
 use crate::host::daemon::{Daemon, EXIT_NEVER_WORKS, Ending, Lock, Paths, SdNotify, status_line};
 use crate::host::engine;
 use crate::host::nm::{NetworkManager, NmDbus, NmError};
-use crate::host::wiphy::{Nl80211, Wiphys};
+use crate::host::wiphy::Nl80211;
 use crate::proxy::{self, ListenSpec, Listener, Proxy, ProxyConfig};
 
 /// Arguments of `run`.
@@ -246,7 +246,7 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         warn!(IFACE = %args.iface, "{note}");
     }
     // Two instances never fight over one phy (an interface name and a phy name may both name it).
-    let _phy_lock = match daemon.wiphys.resolve(&args.iface).await {
+    let _phy_lock = match daemon.resolve(&args.iface).await.map(|(phy, _)| phy) {
         Ok(phy) => match Lock::take(&daemon.paths.wiphy_lock(phy.index), &phy.name) {
             Ok(l) => l,
             Err(e) => {
@@ -259,7 +259,6 @@ pub async fn exec(args: RunArgs) -> ExitCode {
                 error!(IFACE = %args.iface, "{} is isolated by instance {holder}; stop that one first", args.iface);
                 return ExitCode::FAILURE;
             }
-            let e = crate::host::daemon::RunError::from(e);
             error!(IFACE = %args.iface, "{e}");
             return ExitCode::from(if e.never_works() { EXIT_NEVER_WORKS } else { 1 });
         }

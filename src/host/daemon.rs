@@ -144,6 +144,11 @@ pub enum RunError {
         /// How it ended.
         exit: BoxExit,
     },
+    /// The kernel has no wireless stack (no cfg80211 / nl80211).
+    #[error(
+        "this kernel has no wireless support (no nl80211: {0}); load it with `modprobe cfg80211` or use a kernel with WiFi drivers"
+    )]
+    NoWirelessStack(String),
     /// The phy was moved out of the box by someone else.
     #[error("{phy} left the box without us (moved back to the host from inside?); releasing")]
     LeftTheBox {
@@ -173,6 +178,7 @@ impl RunError {
                     | WiphyError::NetnsUnsupported { .. }
                     | WiphyError::NoSuchDevice { .. }
             ) | RunError::NoInterface { .. }
+                | RunError::NoWirelessStack(_)
         )
     }
 }
@@ -281,7 +287,14 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
 
     /// Step 1: resolve the name to its wiphy; refuse what can never work.
     pub async fn resolve(&self, instance: &str) -> Result<(Wiphy, String), RunError> {
-        let phy = self.wiphys.resolve(instance).await?;
+        let phy = match self.wiphys.resolve(instance).await {
+            Err(WiphyError::Netlink(e))
+                if !std::path::Path::new("/sys/class/ieee80211").exists() =>
+            {
+                return Err(RunError::NoWirelessStack(e));
+            }
+            r => r?,
+        };
         if !phy.netns_ok {
             return Err(WiphyError::NetnsUnsupported {
                 phy: phy.name.clone(),

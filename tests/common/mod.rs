@@ -55,13 +55,32 @@ pub mod hwsim {
 
     /// Boot the lab with `aps` and `stations`, run `script` inside with `bins`, assert PASS.
     pub fn run(name: &str, aps: &str, stations: u32, script: &str, bins: &[std::path::PathBuf]) {
+        run_with(name, aps, stations, script, bins, "", &[]);
+    }
+
+    /// [`run`] with extra QEMU arguments and files placed in the share before boot.
+    pub fn run_with(
+        name: &str,
+        aps: &str,
+        stations: u32,
+        script: &str,
+        bins: &[std::path::PathBuf],
+        qemu_extra: &str,
+        files: &[(&str, Vec<u8>)],
+    ) {
         super::require_root("the hwsim VM suite");
         let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
         let repo = super::repo();
         let share = repo.join("target").join("hwsim").join(name);
         let _ = std::fs::remove_dir_all(&share);
         std::fs::create_dir_all(&share).expect("creating the share dir");
+        for (f, content) in files {
+            std::fs::write(share.join(f), content).expect("writing a share file");
+        }
         let mut cmd = Command::new("bash");
+        if !qemu_extra.is_empty() {
+            cmd.env("WI_QEMU_EXTRA", qemu_extra);
+        }
         cmd.arg(repo.join("tests/hwsim/run-vm.sh"))
             .args(["--aps", aps, "--stations", &stations.to_string()])
             .arg("--share")

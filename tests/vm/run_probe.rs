@@ -941,6 +941,41 @@ async fn scenario_mcp(lab: &mut Lab) {
             v4.trim(),
         );
     }
+    // `status` and `doctor` tell the truth about a live isolation.
+    let (code, out) = refuse(&["status", &lab.sta1, "--json"]).await;
+    let json_part = out
+        .find('[')
+        .and_then(|a| out.rfind(']').map(|b| &out[a..=b]))
+        .unwrap_or("");
+    let v: Value = serde_json::from_str(json_part).unwrap_or(Value::Null);
+    lab.t.check(
+        "[A] `status --json`: agent answers, WiFi COMPLETED with the lease, host has no interface or routes",
+        code == Some(0)
+            && v[0]["agent_answers"] == true
+            && v[0]["wifi"]["wpa_state"] == "COMPLETED"
+            && v[0]["wifi"]["ip"].as_str().is_some_and(|i| !ip.is_empty() && i.starts_with(&ip))
+            && v[0]["host_has_interface"] == false
+            && v[0]["host_routes_via_interface"].as_array().is_some_and(|a| a.is_empty())
+            && v[0]["isolation"]["moved"] == true,
+        &out,
+    );
+    let (code, out) = refuse(&["status"]).await;
+    lab.t.check(
+        "[A] `status` (text) shows box, agent, WiFi and the host view",
+        code == Some(0)
+            && out.contains("netns:wifi-isolate-")
+            && out.contains("agent answers")
+            && out.contains("COMPLETED")
+            && out.contains("box route: default via")
+            && out.contains("absent"),
+        &out,
+    );
+    let (_, out) = refuse(&["doctor"]).await;
+    lab.t.check(
+        "[A] `doctor` lists the remaining adapter as movable and the kernel as fine",
+        out.contains("can change namespace") && !out.contains("FAIL  kernel"),
+        &out,
+    );
     let _ = svc.cancel().await;
 }
 

@@ -1,0 +1,173 @@
+//! Proxy benchmark, run inside the hwsim VM against the real agent on a real radio: per-request
+//! latency (p50/p99) and throughput of MCP tool calls (1) direct to the agent's socket, (2)
+//! through `wifi-isolate run`'s HTTP-aware proxy, (3) through `systemd-socket-proxyd` (plain L4),
+//! all in the same run. Prints a Markdown table with ratios against direct.
+//!
+//! Usage: `hwsim-bench-proxy STATION [SECONDS]`. Not a test: it reports, it does not assert.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::json;
+
+async fn client(sock: &Path) -> RunningService<RoleClient, ()> {
+    let http = UnixSocketHttpClient::new(&sock.to_string_lossy(), "http://localhost/mcp");
+    let t = StreamableHttpClientTransport::with_client(
+        http,
+        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+    );
+    ().serve(t).await.expect("initialize")
+}
+
+async fn one_call(svc: &RunningService<RoleClient, ()>) -> bool {
+    let p = CallToolRequestParams::new("wifi_debug_logs")
+        .with_arguments(json!({"lines": 1}).as_object().cloned().unwrap());
+    svc.call_tool(p)
+        .await
+        .is_ok_and(|r| r.is_error != Some(true))
+}
+
+struct Result {
+    p50: f64,
+    p99: f64,
+    rps1: f64,
+    rps_n: f64,
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn measure(sock: &Path, seconds: f64, conc: usize) -> Result {
+    let svc = client(sock).await;
+    for _ in 0..20 {
+        one_call(&svc).await;
+    }
+    let mut lat = Vec::new();
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let t0 = Instant::now();
+    while Instant::now() < end {
+        let t = Instant::now();
+        assert!(one_call(&svc).await, "call failed");
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let rps1 = lat.len() as f64 / t0.elapsed().as_secs_f64();
+    let _ = svc.cancel().await;
+    let done = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let t0 = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..conc {
+        let (sock, done) = (sock.to_path_buf(), done.clone());
+        set.spawn(async move {
+            let svc = client(&sock).await;
+            while Instant::now() < end {
+                if one_call(&svc).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = svc.cancel().await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let rps_n = done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
+    Result {
+        p50: pct(&mut lat.clone(), 0.5),
+        p99: pct(&mut lat, 0.99),
+        rps1,
+        rps_n,
+    }
+}
+
+fn wait_for(p: &Path) {
+    for _ in 0..600 {
+        if p.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared", p.display());
+}
+
+fn stop(mut c: Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = c.wait();
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let sta = args
+        .get(1)
+        .expect("usage: hwsim-bench-proxy STATION [SECONDS]")
+        .clone();
+    let secs: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let conc = 64;
+    let ours = PathBuf::from(format!("/run/wifi-isolate/{sta}.sock"));
+    let agent = PathBuf::from(format!("/run/wifi-isolate/{sta}/mcp.sock"));
+    let l4 = PathBuf::from("/run/bench-l4.sock");
+    let daemon = Command::new("wifi-isolate")
+        .args(["run", &sta, "--engine", "netns"])
+        .env("WIFI_ISOLATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("wifi-isolate run");
+    wait_for(&ours);
+    wait_for(&agent);
+    // Make sure the agent answers before measuring.
+    let _ = client(&ours).await.cancel().await;
+    let proxyd = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&l4)
+        .args(["systemd-socket-proxyd"])
+        .arg(&agent)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate systemd-socket-proxyd");
+    wait_for(&l4);
+    let mut rows = Vec::new();
+    for (name, sock) in [
+        ("direct to the agent socket", &agent),
+        ("through wifi-isolate's proxy", &ours),
+        ("through systemd-socket-proxyd (L4)", &l4),
+    ] {
+        eprintln!("measuring {name} ...");
+        rows.push((name, measure(sock, secs, conc).await));
+    }
+    stop(proxyd);
+    stop(daemon);
+    let d = &rows[0].1;
+    println!(
+        "| path | p50 ms | p99 ms | calls/s (1 client) | calls/s ({conc} clients) | p50 vs direct | throughput vs direct ({conc}) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, r) in &rows {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.2}× |",
+            r.p50,
+            r.p99,
+            r.rps1,
+            r.rps_n,
+            r.p50 / d.p50,
+            r.rps_n / d.rps_n
+        );
+    }
+    let (ours_r, l4_r) = (&rows[1].1, &rows[2].1);
+    println!(
+        "\nAdded p50 latency over direct: ours {:+.2} ms, systemd-socket-proxyd {:+.2} ms.",
+        ours_r.p50 - d.p50,
+        l4_r.p50 - d.p50
+    );
+}
