@@ -28,5 +28,8 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
+log "cargo build (binaries, and the example programs the VM suites run inside the guest)"
+cargo build --locked --bins --examples
+
 log "cargo test (unit, host integration, hwsim VM suites)"
 cargo test --locked --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}"

@@ -6,7 +6,10 @@
 //! Usage: `hwsim-agent-client unix SOCKET` or `hwsim-agent-client stdio -- AGENT-COMMAND...`.
 //! Prints one line per check and closes with `N passed, N failed`; exit status 1 if any failed.
 
-use std::process::Command;
+#[path = "host_view.rs"]
+mod host_view;
+use host_view::host_view;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,34 +50,6 @@ struct Run {
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} missing from the lab env"))
-}
-
-/// The VM root netns's routes and addresses (without counters that change on their own).
-fn host_view() -> String {
-    let run = |args: &[&str]| {
-        let out = Command::new("/sbin/ip")
-            .args(args)
-            .output()
-            .or_else(|_| Command::new("ip").args(args).output())
-            .expect("running ip");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| {
-                l.split_whitespace()
-                    .take_while(|w| *w != "valid_lft" && *w != "expires")
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "{}\n{}\n{}\n{}",
-        run(&["-4", "route", "show", "table", "all"]),
-        run(&["-6", "route", "show", "table", "all"]),
-        run(&["-4", "-o", "addr"]),
-        run(&["-6", "-o", "addr"])
-    )
 }
 
 impl Run {
@@ -559,6 +534,47 @@ async fn full_suite(r: &mut Run) {
         "authentication failed",
     )
     .await;
+
+    // wpa_supplicant dies: the agent restarts it and restores the configured networks.
+    let killed = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "wpa_supplicant")
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL)
+                .is_ok()
+        })
+        .count();
+    r.check("wpa_supplicant killed (SIGKILL)", killed == 1, killed);
+    let t = Instant::now();
+    let mut restarted = Value::Null;
+    while t.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (ok, st, _) = r.call_raw("wifi_status", json!({})).await;
+        if ok && st["supplicant_restarts"].as_u64().unwrap_or(0) >= 1 {
+            restarted = st;
+            break;
+        }
+    }
+    r.check("the agent restarted wpa_supplicant", !restarted.is_null(), "no restart within 20 s");
+    let l = r.ok("networks after the restart", "wifi_list_networks", json!({})).await;
+    r.check(
+        "configured networks restored after the restart",
+        l["networks"].as_array().is_some_and(|a| a.len() >= 4),
+        &l,
+    );
+    let c = r
+        .ok(
+            "connect WPA2 after the restart",
+            "wifi_connect",
+            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK")}),
+        )
+        .await;
+    r.check("lease after the restart", c["ip"].is_string(), &c);
 
     // Networks, forget, logs.
     let l = r.ok("list networks", "wifi_list_networks", json!({})).await;

@@ -4,6 +4,10 @@
 //! Usage (as root, in the VM): `hwsim-proxy-probe STATION`. Prints one line per check and
 //! `N passed, N failed`; exit 1 if any failed.
 
+#[path = "host_view.rs"]
+mod host_view;
+use host_view::host_view;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -118,28 +122,6 @@ async fn raw_post(
 }
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}}}"#;
-
-fn host_view() -> String {
-    let run = |args: &[&str]| {
-        let out = Command::new("/usr/bin/ip").args(args).output().expect("ip");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| {
-                l.split_whitespace()
-                    .take_while(|w| *w != "valid_lft" && *w != "expires")
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "{}\n{}\n{}",
-        run(&["-4", "route", "show", "table", "all"]),
-        run(&["-6", "route", "show", "table", "all"]),
-        run(&["-o", "addr"])
-    )
-}
 
 fn terminate(child: &mut Child) -> Option<std::process::ExitStatus> {
     let _ = nix::sys::signal::kill(

@@ -11,6 +11,10 @@
 //! refusals. Prints one line per check and closes with `N passed, N failed`; exit 1 on failure.
 //! Lines starting with `note` are observations, not checks.
 
+#[path = "host_view.rs"]
+mod host_view;
+use host_view::host_view;
+
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -27,7 +31,7 @@ use serde_json::{Value, json};
 use tokio::net::UnixDatagram;
 use tokio::sync::mpsc;
 
-const IP: &str = "/usr/bin/ip";
+use host_view::IP;
 const WI: &str = "/usr/local/bin/wifi-isolate";
 const ROOT: &str = "/run/wifi-isolate";
 const LOGS: &str = "/share/logs";
@@ -95,30 +99,6 @@ fn run_out(cmd: &str, args: &[&str]) -> (bool, String) {
         ),
         Err(e) => (false, format!("{cmd}: {e}")),
     }
-}
-
-/// The VM root netns's routes and addresses (without counters that change on their own).
-fn host_view() -> String {
-    let run = |args: &[&str]| {
-        let out = Command::new(IP).args(args).output().expect("running ip");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| {
-                l.split_whitespace()
-                    .take_while(|w| *w != "valid_lft" && *w != "expires")
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "{}\n{}\n{}\n{}",
-        run(&["-4", "route", "show", "table", "all"]),
-        run(&["-6", "route", "show", "table", "all"]),
-        run(&["-4", "-o", "addr"]),
-        run(&["-6", "-o", "addr"])
-    )
 }
 
 /// `iw dev` reduced to what identifies the radios (phy, interface, MAC, type).
