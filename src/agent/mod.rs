@@ -124,8 +124,6 @@ pub struct Agent {
     log: LogRing,
     /// Serialises operations that change the connection.
     op: Mutex<()>,
-    /// Networks added by clients, replayed after a wpa_supplicant restart.
-    book: Mutex<Vec<NetworkSpec>>,
     perm_mac: Option<[u8; 6]>,
 }
 
@@ -172,7 +170,6 @@ impl Agent {
             net,
             log,
             op: Mutex::new(()),
-            book: Mutex::new(Vec::new()),
             perm_mac,
         });
         agent.wpa.client().await.map_err(anyhow::Error::msg)?;
@@ -223,40 +220,14 @@ impl Agent {
         });
         let me = self;
         tokio::spawn(async move {
+            // After a restart the supervisor has restored the networks; the old lease is void.
             let mut gens = me.wpa.generations();
-            loop {
-                if gens.changed().await.is_err() {
-                    break;
-                }
+            while gens.changed().await.is_ok() {
                 if *gens.borrow() > 1 {
                     me.dhcp.stop().await;
-                    if let Err(e) = me.replay().await {
-                        warn!(cause = %e, "replaying networks after restart failed");
-                    }
                 }
             }
         });
-    }
-
-    async fn replay(&self) -> Result<(), String> {
-        let _g = self.op.lock().await;
-        let book = self.book.lock().await.clone();
-        let client = self.wpa.client().await?;
-        for spec in &book {
-            let id = client.add_network().await.map_err(|e| e.to_string())?;
-            for f in &spec.fields {
-                client.set_network(id, f).await.map_err(|e| e.to_string())?;
-            }
-            client.enable_network(id).await.map_err(|e| e.to_string())?;
-        }
-        self.log.push(
-            "agent",
-            format!(
-                "wpa_supplicant restarted; {} network(s) restored",
-                book.len()
-            ),
-        );
-        Ok(())
     }
 
     /// The live control client.
@@ -380,12 +351,11 @@ impl Agent {
         };
         match outcome {
             Ok(lease) => {
-                let mut book = self.book.lock().await;
-                book.retain(|s| s.ssid != spec.ssid);
-                book.push(spec.clone());
-                drop(book);
+                self.wpa
+                    .remember(spec.ssid.clone(), spec.fields.clone())
+                    .await;
                 // Older entries for the same SSID are replaced by this one.
-                for n in before.iter().filter(|n| n.ssid == spec.ssid.to_string()) {
+                for n in before.iter().filter(|n| n.ssid_hex == spec.ssid.to_hex()) {
                     let _ = client.remove_network(n.id).await;
                 }
                 let st = client.status().await.ok();
@@ -589,7 +559,7 @@ impl Agent {
         let nets = client.list_networks().await.map_err(|e| e.to_string())?;
         let targets: Vec<u32> = nets
             .iter()
-            .filter(|n| Some(n.id) == id || ssid.is_some_and(|s| n.ssid == s.to_string()))
+            .filter(|n| Some(n.id) == id || ssid.is_some_and(|s| n.ssid_hex == s.to_hex()))
             .map(|n| n.id)
             .collect();
         if targets.is_empty() {
@@ -599,8 +569,10 @@ impl Agent {
         for t in &targets {
             client.remove_network(*t).await.map_err(|e| e.to_string())?;
         }
-        if let Some(s) = ssid {
-            self.book.lock().await.retain(|b| &b.ssid != s);
+        for n in nets.iter().filter(|n| targets.contains(&n.id)) {
+            if let Ok(s) = Ssid::from_hex(&n.ssid_hex) {
+                self.wpa.forget(&s).await;
+            }
         }
         if was_current {
             self.dhcp.stop().await;

@@ -15,7 +15,8 @@ use tokio::sync::{broadcast, watch};
 use tracing::{error, info, warn};
 
 use super::events::LogRing;
-use crate::wpa::{CtrlClient, Event, EventMonitor};
+use crate::validate::Ssid;
+use crate::wpa::{CtrlClient, Event, EventMonitor, NetworkField};
 
 /// Where and how wpa_supplicant runs.
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub struct Wpa {
     events: broadcast::Sender<Event>,
     generation: watch::Sender<u32>,
     restarts: AtomicU32,
+    /// Networks clients configured, restored into a restarted wpa_supplicant before anyone
+    /// can use it.
+    book: tokio::sync::Mutex<Vec<(Ssid, Vec<NetworkField>)>>,
     log: LogRing,
     stop: tokio_util::sync::CancellationToken,
 }
@@ -54,6 +58,7 @@ impl Wpa {
             events: broadcast::channel(256).0,
             generation: watch::channel(0).0,
             restarts: AtomicU32::new(0),
+            book: Default::default(),
             log,
             stop: Default::default(),
         });
@@ -139,6 +144,9 @@ impl Wpa {
         let mut monitor =
             EventMonitor::attach(&self.paths.ctrl_dir, &self.iface, &self.paths.runtime_dir)
                 .await?;
+        if self.restarts.load(Ordering::Relaxed) > 0 {
+            self.restore(&client).await;
+        }
         self.client.send_replace(Some(client));
         self.generation.send_modify(|g| *g += 1);
         info!(iface = %self.iface, "wpa_supplicant is up");
@@ -180,6 +188,44 @@ impl Wpa {
                 }
             }
         }
+    }
+
+    async fn restore(&self, client: &CtrlClient) {
+        let book = self.book.lock().await.clone();
+        let mut restored = 0;
+        for (ssid, fields) in &book {
+            let r = async {
+                let id = client.add_network().await?;
+                for f in fields {
+                    client.set_network(id, f).await?;
+                }
+                client.enable_network(id).await
+            }
+            .await;
+            match r {
+                Ok(()) => restored += 1,
+                Err(e) => warn!(ssid = %ssid, cause = %e, "cannot restore a network"),
+            }
+        }
+        self.log.push(
+            "agent",
+            format!(
+                "wpa_supplicant restarted; {restored} of {} network(s) restored",
+                book.len()
+            ),
+        );
+    }
+
+    /// Remember a network (replacing one with the same SSID) for restoring after a restart.
+    pub async fn remember(&self, ssid: Ssid, fields: Vec<NetworkField>) {
+        let mut book = self.book.lock().await;
+        book.retain(|(s, _)| s != &ssid);
+        book.push((ssid, fields));
+    }
+
+    /// Forget a remembered network.
+    pub async fn forget(&self, ssid: &Ssid) {
+        self.book.lock().await.retain(|(s, _)| s != ssid);
     }
 
     /// A live control client, waiting up to 15 s for wpa_supplicant to (re)start.

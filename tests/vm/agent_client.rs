@@ -541,12 +541,16 @@ async fn full_suite(r: &mut Run) {
         .flatten()
         .flatten()
         .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "wpa_supplicant")
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "wpa_supplicant")
         })
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL)
-                .is_ok()
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .is_ok()
         })
         .count();
     r.check("wpa_supplicant killed (SIGKILL)", killed == 1, killed);
@@ -560,8 +564,18 @@ async fn full_suite(r: &mut Run) {
             break;
         }
     }
-    r.check("the agent restarted wpa_supplicant", !restarted.is_null(), "no restart within 20 s");
-    let l = r.ok("networks after the restart", "wifi_list_networks", json!({})).await;
+    r.check(
+        "the agent restarted wpa_supplicant",
+        !restarted.is_null(),
+        "no restart within 20 s",
+    );
+    let l = r
+        .ok(
+            "networks after the restart",
+            "wifi_list_networks",
+            json!({}),
+        )
+        .await;
     r.check(
         "configured networks restored after the restart",
         l["networks"].as_array().is_some_and(|a| a.len() >= 4),
