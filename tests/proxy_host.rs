@@ -1,0 +1,150 @@
+//! The proxy's own HTTP logic on the host, with a stand-in upstream (the real agent is proven in
+//! the hwsim VM suite): 503 + Retry-After while not ready, then forwarding with `Host` rewritten,
+//! hop-by-hop headers stripped, and a streamed body arriving chunk by chunk (not buffered).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+use tokio::net::{UnixListener, UnixStream};
+use wifi_isolate::proxy::{self, Listener, Proxy, ProxyConfig};
+
+/// Upstream stand-in: answers with the headers it saw, then three SSE chunks 300 ms apart.
+async fn upstream(l: UnixListener) {
+    loop {
+        let (s, _) = l.accept().await.unwrap();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let seen = format!(
+                        "host={:?} conn={:?} te={:?} x-hop={:?}",
+                        req.headers().get("host"),
+                        req.headers().get("connection"),
+                        req.headers().get("te"),
+                        req.headers().get("x-hop"),
+                    );
+                    let (tx, rx) =
+                        tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+                    tokio::spawn(async move {
+                        let _ = tx
+                            .send(Ok(Frame::data(Bytes::from(format!("data: {seen}\n\n")))))
+                            .await;
+                        for i in 0..2 {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            let _ = tx
+                                .send(Ok(Frame::data(Bytes::from(format!("data: {i}\n\n")))))
+                                .await;
+                        }
+                    });
+                    let body = StreamBody::new(tokio_stream_from(rx));
+                    Ok::<_, Infallible>(
+                        http::Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .header("connection", "x-upstream-hop")
+                            .header("x-upstream-hop", "1")
+                            .body(body)
+                            .unwrap(),
+                    )
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), svc)
+                .await;
+        });
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn post(sock: &std::path::Path) -> http::Response<hyper::body::Incoming> {
+    let s = UnixStream::connect(sock).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("/mcp")
+        .header("host", "attacker.example")
+        .header("connection", "x-hop")
+        .header("x-hop", "secret")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    tx.send_request(req).await.unwrap()
+}
+
+#[tokio::test]
+async fn waits_then_503_then_forwards_and_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("agent.sock");
+    tokio::spawn(upstream(UnixListener::bind(&up).unwrap()));
+    let front = dir.path().join("front.sock");
+    let listener = proxy::bind(&proxy::ListenSpec::Unix(front.clone())).unwrap();
+    assert!(matches!(listener, Listener::Unix(_)));
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let p = Proxy::new(
+        ProxyConfig {
+            upstream: up,
+            ready_wait: Duration::from_millis(300),
+            max_connections: 8,
+            max_body_bytes: 1024,
+            token: None,
+            instance: "test0".into(),
+        },
+        ready_rx,
+    );
+    let ct = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(proxy::serve(Arc::clone(&p), vec![listener], ct.clone()));
+
+    // Not ready: the request waits (bounded), then 503 with Retry-After.
+    let t = Instant::now();
+    let r = post(&front).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "did not wait: {:?}",
+        t.elapsed()
+    );
+
+    // A request waiting when the agent becomes ready is served.
+    let front2 = front.clone();
+    let waiting = tokio::spawn(async move { post(&front2).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ready_tx.send_replace(true);
+    let r = waiting.await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        !r.headers().contains_key("x-upstream-hop"),
+        "hop-by-hop header leaked back"
+    );
+    let mut body = r.into_body();
+    let mut arrivals = Vec::new();
+    let mut text = String::new();
+    let t = Instant::now();
+    while let Some(f) = body.frame().await {
+        if let Some(d) = f.unwrap().data_ref() {
+            arrivals.push(t.elapsed());
+            text.push_str(&String::from_utf8_lossy(d));
+        }
+    }
+    assert!(text.contains("host=Some(\"localhost\")"), "{text}");
+    assert!(
+        text.contains("conn=None") && text.contains("te=None") && text.contains("x-hop=None"),
+        "{text}"
+    );
+    assert!(arrivals.len() >= 3, "{arrivals:?}");
+    assert!(
+        arrivals[0] < Duration::from_millis(200)
+            && *arrivals.last().unwrap() >= Duration::from_millis(500),
+        "body was buffered, not streamed: {arrivals:?}"
+    );
+    ct.cancel();
+}
