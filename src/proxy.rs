@@ -255,6 +255,14 @@ impl Body for Audited {
     }
 }
 
+/// The upstream connection of one client connection: opened on its first request and reused
+/// for the next ones (HTTP/1.1 keep-alive, like an L4 proxy's 1:1 splice); re-opened when the
+/// agent has closed it.
+#[derive(Clone, Default)]
+pub struct UpstreamSlot(
+    Arc<tokio::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>>,
+);
+
 /// The proxy: shared by every connection.
 pub struct Proxy {
     cfg: ProxyConfig,
@@ -276,7 +284,12 @@ impl Proxy {
     }
 
     /// Handle one request from `peer`.
-    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: &Peer,
+        upstream: &UpstreamSlot,
+    ) -> Response<ProxyBody> {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = origin.to_str().unwrap_or("");
             if !origin_is_local(o) {
@@ -323,7 +336,7 @@ impl Proxy {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return r;
         }
-        match self.forward(req, peer).await {
+        match self.forward(req, peer, upstream).await {
             Ok(r) => r,
             Err(e) => {
                 warn!(IFACE = %self.cfg.instance, %peer, cause = %e, "agent unreachable");
@@ -339,6 +352,7 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         peer: &Peer,
+        upstream: &UpstreamSlot,
     ) -> anyhow::Result<Response<ProxyBody>> {
         let (mut parts, body) = req.into_parts();
         // Requests are small JSON-RPC messages: read them (bounded) to audit tool calls.
@@ -362,14 +376,25 @@ impl Proxy {
             .insert(header::HOST, HeaderValue::from_static("localhost"));
         parts.headers.remove(header::AUTHORIZATION);
         parts.headers.remove(header::CONTENT_LENGTH);
-        let stream = tokio::net::UnixStream::connect(&self.cfg.upstream).await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let upstream_req = Request::from_parts(parts, Full::new(body));
-        let resp = sender.send_request(upstream_req).await?;
+        let resp = {
+            let mut slot = upstream.0.lock().await;
+            let reusable = match slot.as_mut() {
+                Some(s) if !s.is_closed() => s.ready().await.is_ok(),
+                _ => false,
+            };
+            if !reusable {
+                let stream = tokio::net::UnixStream::connect(&self.cfg.upstream).await?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                *slot = Some(sender);
+            }
+            let sender = slot.as_mut().expect("set above");
+            sender.send_request(upstream_req).await?
+        };
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
         let audit = (!tools.is_empty()).then(|| Audit {
@@ -430,10 +455,12 @@ async fn accept_loop(
         let ct = ct.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let upstream = UpstreamSlot::default();
             let svc = hyper::service::service_fn(move |req| {
                 let proxy = proxy.clone();
                 let peer = peer.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
+                let upstream = upstream.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, &peer, &upstream).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(64 * 1024)
