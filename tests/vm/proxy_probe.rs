@@ -232,6 +232,31 @@ async fn main() {
     );
     let tools = svc.list_all_tools().await.map(|t| t.len()).unwrap_or(0);
     c.check("tools/list through the proxy", tools >= 14, tools);
+    {
+        // The sessionless 2026-07-28 protocol through the proxy.
+        use rmcp::ClientServiceExt;
+        let http = UnixSocketHttpClient::new(&sock.to_string_lossy(), "http://localhost/mcp");
+        let t = StreamableHttpClientTransport::with_client(
+            http,
+            StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+        );
+        let lifecycle = rmcp::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        };
+        let r = ().serve_with_lifecycle(t, lifecycle).await;
+        let n = match &r {
+            Ok(s2) => s2.list_all_tools().await.map(|t| t.len()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        c.check(
+            "protocol 2026-07-28 through the proxy: discover + tools/list",
+            n >= 14,
+            format!("{n} tools; {:?}", r.as_ref().err()),
+        );
+        if let Ok(s2) = r {
+            let _ = s2.cancel().await;
+        }
+    }
     let (ok, scan) = call(&svc, "wifi_scan", json!({})).await;
     c.check(
         "wifi_scan through the proxy sees the WPA2 AP",
