@@ -6,16 +6,14 @@
 //! Usage: `hwsim-agent-client unix SOCKET` or `hwsim-agent-client stdio -- AGENT-COMMAND...`.
 //! Prints one line per check and closes with `N passed, N failed`; exit status 1 if any failed.
 
-#[path = "host_view.rs"]
-mod host_view;
-use host_view::host_view;
+#[path = "shared.rs"]
+mod shared;
+use shared::host_view;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{
-    CallToolRequestParams, ClientRequest, ProgressNotificationParam, Request, ServerResult,
-};
+use rmcp::model::{CallToolRequestParams, ClientRequest, ProgressNotificationParam, Request};
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess, UnixSocketHttpClient};
@@ -64,23 +62,7 @@ impl Run {
             )
             .await
             .expect("sending request");
-        match handle.await_response().await {
-            Ok(ServerResult::CallToolResult(r)) => {
-                let text = r
-                    .content
-                    .iter()
-                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                (
-                    r.is_error != Some(true),
-                    r.structured_content.unwrap_or(Value::Null),
-                    text,
-                )
-            }
-            Ok(other) => (false, Value::Null, format!("unexpected result {other:?}")),
-            Err(e) => (false, Value::Null, format!("protocol error: {e}")),
-        }
+        shared::tool_outcome(handle.await_response().await)
     }
 
     fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {

@@ -4,9 +4,9 @@
 //! Usage (as root, in the VM): `hwsim-proxy-probe STATION`. Prints one line per check and
 //! `N passed, N failed`; exit 1 if any failed.
 
-#[path = "host_view.rs"]
-mod host_view;
-use host_view::host_view;
+#[path = "shared.rs"]
+mod shared;
+use shared::host_view;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

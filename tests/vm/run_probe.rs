@@ -11,9 +11,9 @@
 //! refusals. Prints one line per check and closes with `N passed, N failed`; exit 1 on failure.
 //! Lines starting with `note` are observations, not checks.
 
-#[path = "host_view.rs"]
-mod host_view;
-use host_view::host_view;
+#[path = "shared.rs"]
+mod shared;
+use shared::host_view;
 
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, ClientRequest, Request, ServerResult};
+use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
 use rmcp::service::{PeerRequestOptions, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use tokio::net::UnixDatagram;
 use tokio::sync::mpsc;
 
-use host_view::IP;
+use shared::IP;
 const WI: &str = "/usr/local/bin/wifi-isolate";
 const ROOT: &str = "/run/wifi-isolate";
 const LOGS: &str = "/share/logs";
@@ -470,23 +470,7 @@ async fn call(
         Ok(h) => h,
         Err(e) => return (false, Value::Null, format!("send: {e}")),
     };
-    match handle.await_response().await {
-        Ok(ServerResult::CallToolResult(r)) => {
-            let text = r
-                .content
-                .iter()
-                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                .collect::<Vec<_>>()
-                .join("\n");
-            (
-                r.is_error != Some(true),
-                r.structured_content.unwrap_or(Value::Null),
-                text,
-            )
-        }
-        Ok(other) => (false, Value::Null, format!("unexpected result {other:?}")),
-        Err(e) => (false, Value::Null, format!("protocol error: {e}")),
-    }
+    shared::tool_outcome(handle.await_response().await)
 }
 
 fn subnet_prefix(cidr: &str) -> String {

@@ -1,4 +1,4 @@
-//! Shared by the hwsim VM probes (included with `#[path]`): the VM root netns's view.
+//! Shared by the hwsim VM probes (included with `#[path]`): the VM root netns's view, tool results.
 
 use std::process::Command;
 
@@ -28,4 +28,30 @@ pub fn host_view() -> String {
         run(&["-4", "-o", "addr"]),
         run(&["-6", "-o", "addr"])
     )
+}
+
+/// A tool call's outcome as (succeeded, structured content, text content).
+#[allow(dead_code)]
+pub fn tool_outcome(
+    r: Result<rmcp::model::ServerResult, rmcp::ServiceError>,
+) -> (bool, serde_json::Value, String) {
+    use rmcp::model::ServerResult;
+    use serde_json::Value;
+    match r {
+        Ok(ServerResult::CallToolResult(r)) => {
+            let text = r
+                .content
+                .iter()
+                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            (
+                r.is_error != Some(true),
+                r.structured_content.unwrap_or(Value::Null),
+                text,
+            )
+        }
+        Ok(other) => (false, Value::Null, format!("unexpected result {other:?}")),
+        Err(e) => (false, Value::Null, format!("protocol error: {e}")),
+    }
 }
