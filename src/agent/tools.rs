@@ -229,6 +229,8 @@ pub struct StatusResult {
     pub dns: Vec<String>,
     /// Routes in the box.
     pub routes: Vec<super::netcfg::RouteInfo>,
+    /// The box's network interfaces (`lo` and the WiFi, nothing else), as `name` or `name (down)`.
+    pub links: Vec<String>,
     /// Times wpa_supplicant had to be restarted.
     pub supplicant_restarts: u32,
 }
@@ -650,6 +652,15 @@ impl WifiTools {
         };
         let lease = self.agent.lease();
         let routes = self.agent.net().routes().await.map_err(err)?;
+        let links = self
+            .agent
+            .net()
+            .links()
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|(_, name, up)| if up { name } else { format!("{name} (down)") })
+            .collect();
         Ok(Json(StatusResult {
             interface: self.agent.iface().to_string(),
             wpa_state: st.wpa_state,
@@ -668,6 +679,7 @@ impl WifiTools {
                 .map(|l| l.dns.iter().map(|d| d.to_string()).collect())
                 .unwrap_or_default(),
             routes,
+            links,
             supplicant_restarts: self.agent.wpa_restarts(),
         }))
     }

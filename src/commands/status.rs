@@ -168,6 +168,13 @@ pub async fn exec(args: StatusArgs) -> ExitCode {
                     w["ssid"].as_str().unwrap_or(""),
                     w["ip"].as_str().unwrap_or("")
                 );
+                let links: Vec<&str> = w["links"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!("  box links: {}", links.join(", "));
                 for r in w["routes"].as_array().into_iter().flatten() {
                     println!(
                         "  box route: {} via {} dev {}",

@@ -931,6 +931,7 @@ async fn scenario_mcp(lab: &mut Lab) {
             && out.contains("agent answers")
             && out.contains("COMPLETED")
             && out.contains("box route: default via")
+            && out.contains("box links: lo, ")
             && out.contains("absent"),
         &out,
     );
