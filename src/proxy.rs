@@ -588,9 +588,7 @@ pub fn from_systemd() -> std::io::Result<Vec<(String, Listener)>> {
     for (fd, name) in named {
         let sock = unsafe { socket2::Socket::from_raw_fd(fd) };
         sock.set_nonblocking(true)?;
-        let is_unix = sock.local_addr()?.as_pathname().is_some()
-            || sock.local_addr()?.domain() == socket2::Domain::UNIX;
-        if is_unix {
+        if sock.local_addr()?.domain() == socket2::Domain::UNIX {
             let std_l: std::os::unix::net::UnixListener = sock.into();
             out.push((name, Listener::Unix(UnixListener::from_std(std_l)?)));
         } else {

@@ -2,7 +2,7 @@
 //! namespace.
 //!
 //! Needs root, iproute2 and wpa_supplicant. Without them these tests FAIL with a message that
-//! says what is missing — unless `WI_SKIP_ROOT_TESTS=1` is set, which skips them explicitly.
+//! says what is missing — it never skips.
 //! Every test makes its own namespace (`wi-test-<pid>-<n>`), so they run in parallel; a guard
 //! kills wpa_supplicant and deletes the namespace (and the veth pair in it) on drop.
 
@@ -32,19 +32,13 @@ struct Wired {
 }
 
 impl Wired {
-    /// `None` when `WI_SKIP_ROOT_TESTS=1`; panics with a clear reason when the host cannot run
-    /// the test.
+    /// Panics with a clear reason when the host cannot run the test (never skips).
     fn start() -> Option<Wired> {
-        if std::env::var("WI_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-            eprintln!("WI_SKIP_ROOT_TESTS=1: skipping a test that needs root and wpa_supplicant");
-            return None;
-        }
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
         assert_eq!(
             euid, 0,
-            "this test needs root (network namespaces, veth, wpa_supplicant); run it as root \
-             or set WI_SKIP_ROOT_TESTS=1 to skip it explicitly"
+            "this test needs root (network namespaces, veth, wpa_supplicant); run it as root"
         );
         for tool in ["ip", "wpa_supplicant"] {
             let found = Process::new(tool)
@@ -55,8 +49,7 @@ impl Wired {
                 .is_ok();
             assert!(
                 found,
-                "`{tool}` is not installed or not in PATH; install iproute2 and wpasupplicant \
-                 or set WI_SKIP_ROOT_TESTS=1 to skip this test explicitly"
+                "`{tool}` is not installed or not in PATH; install iproute2 and wpasupplicant"
             );
         }
 

@@ -114,6 +114,29 @@ pub struct ConnectResult {
     pub elapsed_ms: u64,
 }
 
+impl ConnectResult {
+    fn new(
+        ssid: String,
+        st: Option<&crate::wpa::Status>,
+        network_id: u32,
+        lease: &Lease,
+        started: Instant,
+    ) -> Self {
+        Self {
+            ssid,
+            bssid: st.and_then(|s| s.bssid).map(|b| b.to_string()),
+            frequency: st.and_then(|s| s.freq_mhz),
+            key_mgmt: st.and_then(|s| s.key_mgmt.clone()),
+            network_id,
+            ip: lease.ip.to_string(),
+            prefix: lease.prefix,
+            gateway: lease.gateway.map(|g| g.to_string()),
+            dns: lease.dns.iter().map(|d| d.to_string()).collect(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
 /// The agent: one WiFi interface, its supplicant, its DHCP client.
 pub struct Agent {
     opts: AgentOptions,
@@ -334,13 +357,10 @@ impl Agent {
         let outcome = match outcome {
             Ok(()) => {
                 progress(Stage::Dhcp);
-                if !self.dhcp.running().await {
-                    self.dhcp.start().await.map_err(|e| format!("{e:#}"))?;
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                match self.dhcp.wait_lease(left).await {
-                    Some(l) => Ok(l),
-                    None => Err(format!(
+                match self.lease_until(deadline).await {
+                    Ok(Some(l)) => Ok(l),
+                    Err(e) => Err(e),
+                    Ok(None) => Err(format!(
                         "associated with {} but DHCP gave no address within the {}s timeout",
                         spec.ssid,
                         timeout.as_secs()
@@ -360,18 +380,13 @@ impl Agent {
                 }
                 let st = client.status().await.ok();
                 progress(Stage::Done);
-                Ok(ConnectResult {
-                    ssid: spec.ssid.to_string(),
-                    bssid: st.as_ref().and_then(|s| s.bssid).map(|b| b.to_string()),
-                    frequency: st.as_ref().and_then(|s| s.freq_mhz),
-                    key_mgmt: st.as_ref().and_then(|s| s.key_mgmt.clone()),
-                    network_id: id,
-                    ip: lease.ip.to_string(),
-                    prefix: lease.prefix,
-                    gateway: lease.gateway.map(|g| g.to_string()),
-                    dns: lease.dns.iter().map(|d| d.to_string()).collect(),
-                    elapsed_ms: started.elapsed().as_millis() as u64,
-                })
+                Ok(ConnectResult::new(
+                    spec.ssid.to_string(),
+                    st.as_ref(),
+                    id,
+                    &lease,
+                    started,
+                ))
             }
             Err(e) => {
                 // Nothing half-applied: drop the new network, re-enable what was enabled.
@@ -385,6 +400,15 @@ impl Agent {
                 Err(e)
             }
         }
+    }
+
+    /// After association: make sure the DHCP client runs, and wait for its lease.
+    async fn lease_until(&self, deadline: Instant) -> Result<Option<Lease>, String> {
+        if !self.dhcp.running().await {
+            self.dhcp.start().await.map_err(|e| format!("{e:#}"))?;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        Ok(self.dhcp.wait_lease(left).await)
     }
 
     /// Wait for `CTRL-EVENT-CONNECTED`, turning failure events into clear errors.
@@ -528,28 +552,14 @@ impl Agent {
             .wait_connected(&mut rx, deadline, timeout, progress)
             .await?;
         progress(Stage::Dhcp);
-        if !self.dhcp.running().await {
-            self.dhcp.start().await.map_err(|e| format!("{e:#}"))?;
-        }
         let lease = self
-            .dhcp
-            .wait_lease(deadline.saturating_duration_since(Instant::now()))
-            .await
+            .lease_until(deadline)
+            .await?
             .ok_or("reconnected but DHCP gave no address in time")?;
         let st = client.status().await.map_err(|e| e.to_string())?;
         progress(Stage::Done);
-        Ok(ConnectResult {
-            ssid: st.ssid.clone().unwrap_or_default(),
-            bssid: st.bssid.map(|b| b.to_string()),
-            frequency: st.freq_mhz,
-            key_mgmt: st.key_mgmt.clone(),
-            network_id: id,
-            ip: lease.ip.to_string(),
-            prefix: lease.prefix,
-            gateway: lease.gateway.map(|g| g.to_string()),
-            dns: lease.dns.iter().map(|d| d.to_string()).collect(),
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        })
+        let ssid = st.ssid.clone().unwrap_or_default();
+        Ok(ConnectResult::new(ssid, Some(&st), id, &lease, started))
     }
 
     /// Forget networks by id or SSID; returns the ids removed.

@@ -237,11 +237,6 @@ impl Wpa {
         }
     }
 
-    /// Whether wpa_supplicant currently answers.
-    pub fn is_up(&self) -> bool {
-        self.client.borrow().is_some()
-    }
-
     /// Subscribe to control events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

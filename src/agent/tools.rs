@@ -65,7 +65,8 @@ pub enum MacMode {
 }
 
 /// `wifi_connect` arguments.
-#[derive(Debug, Deserialize, JsonSchema)]
+// No Debug: it holds a password.
+#[derive(Deserialize, JsonSchema)]
 pub struct ConnectArgs {
     /// Network name, 1-32 bytes.
     pub ssid: String,
@@ -99,7 +100,8 @@ pub enum EapKind {
 }
 
 /// `wifi_connect_eap` arguments.
-#[derive(Debug, Deserialize, JsonSchema)]
+// No Debug: it holds a password.
+#[derive(Deserialize, JsonSchema)]
 pub struct ConnectEapArgs {
     /// Network name, 1-32 bytes.
     pub ssid: String,
@@ -277,10 +279,14 @@ pub struct LogsResult {
 }
 
 fn timeout_of(secs: Option<u64>, default: u64) -> Result<Duration, String> {
+    timeout_within(secs, default, 300)
+}
+
+fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration, String> {
     match secs {
         None => Ok(Duration::from_secs(default)),
-        Some(s) if (1..=300).contains(&s) => Ok(Duration::from_secs(s)),
-        Some(s) => Err(format!("timeout_secs must be 1-300, got {s}")),
+        Some(s) if (1..=max).contains(&s) => Ok(Duration::from_secs(s)),
+        Some(s) => Err(format!("timeout_secs must be 1-{max}, got {s}")),
     }
 }
 
@@ -748,11 +754,7 @@ impl WifiTools {
         if !(1..=20).contains(&count) {
             return Err(format!("count must be 1-20, got {count}"));
         }
-        let wait = match a.timeout_secs {
-            None => Duration::from_secs(2),
-            Some(s) if (1..=30).contains(&s) => Duration::from_secs(s),
-            Some(s) => return Err(format!("timeout_secs must be 1-30, got {s}")),
-        };
+        let wait = timeout_within(a.timeout_secs, 2, 30)?;
         let host = match a.host {
             Some(h) => h,
             None => self

@@ -105,7 +105,8 @@ impl Drop for OwnSockets {
 }
 
 /// The listeners: systemd's if it passed any, else ours.
-fn listeners(args: &RunArgs) -> Result<Vec<Listener>, String> {
+/// Unix sockets we bind ourselves are recorded in `own`, so they go away with us.
+fn listeners(args: &RunArgs, own: &mut OwnSockets) -> Result<Vec<Listener>, String> {
     let from_systemd = proxy::from_systemd().map_err(|e| format!("listeners from systemd: {e}"))?;
     if !from_systemd.is_empty() {
         for (name, _) in &from_systemd {
@@ -125,7 +126,12 @@ fn listeners(args: &RunArgs) -> Result<Vec<Listener>, String> {
     };
     specs
         .iter()
-        .map(|s| proxy::bind(s).map_err(|e| format!("binding {s:?}: {e}")))
+        .map(|s| {
+            if let ListenSpec::Unix(p) = s {
+                own.0.push(p.clone());
+            }
+            proxy::bind(s).map_err(|e| format!("binding {s:?}: {e}"))
+        })
         .collect()
 }
 
@@ -162,23 +168,9 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _own_sockets = OwnSockets(
-        if std::env::var_os("LISTEN_FDS").is_some() || args.no_listen {
-            vec![]
-        } else if args.listen.is_empty() {
-            vec![args.runtime_root.join(format!("{}.sock", args.iface))]
-        } else {
-            args.listen
-                .iter()
-                .filter_map(|l| match l {
-                    ListenSpec::Unix(p) => Some(p.clone()),
-                    ListenSpec::Tcp(_) => None,
-                })
-                .collect()
-        },
-    );
+    let mut _own_sockets = OwnSockets(Vec::new());
     // The MCP endpoint comes up next: early clients wait (bounded) until the agent is ready.
-    let listeners = match listeners(&args) {
+    let listeners = match listeners(&args, &mut _own_sockets) {
         Ok(l) => l,
         Err(e) => {
             error!(IFACE = %args.iface, "{e}");
@@ -246,14 +238,8 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         warn!(IFACE = %args.iface, "{note}");
     }
     // Two instances never fight over one phy (an interface name and a phy name may both name it).
-    let _phy_lock = match daemon.resolve(&args.iface).await.map(|(phy, _)| phy) {
-        Ok(phy) => match Lock::take(&daemon.paths.wiphy_lock(phy.index), &phy.name) {
-            Ok(l) => l,
-            Err(e) => {
-                error!(IFACE = %args.iface, "{e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let (phy, iface) = match daemon.resolve(&args.iface).await {
+        Ok(x) => x,
         Err(e) => {
             if let Some(holder) = held_by_other_instance(&daemon.paths, &args.iface) {
                 error!(IFACE = %args.iface, "{} is isolated by instance {holder}; stop that one first", args.iface);
@@ -263,7 +249,15 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::from(if e.never_works() { EXIT_NEVER_WORKS } else { 1 });
         }
     };
-    let (iso, h) = match daemon.isolate(&args.iface).await {
+    // Two instances never fight over one phy (an interface name and a phy name may both name it).
+    let _phy_lock = match Lock::take(&daemon.paths.wiphy_lock(phy.index), &phy.name) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(IFACE = %args.iface, "{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (iso, h) = match daemon.isolate_resolved(&args.iface, phy, iface).await {
         Ok(x) => x,
         Err(e) => {
             error!(IFACE = %args.iface, "{e}");

@@ -5,7 +5,7 @@
 //! `DIR/wifi-isolate/config.toml`, `DIR/wifi-isolate/config.d/*.toml` (sorted), then
 //! `DIR/wifi-isolate/instance.d/IFACE.toml`, for DIR in `/usr/lib`, `/run`, `/etc`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -299,21 +299,11 @@ impl Settings {
     }
 }
 
-/// Render settings as TOML (for `status --json`-like output and docs).
-pub fn to_toml(s: &Settings) -> String {
-    toml::to_string_pretty(s).unwrap_or_default()
-}
-
-/// Does `path` exist as a directory? (small helper for doctor output)
-pub fn dir_exists(path: &Path) -> bool {
-    path.is_dir()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn write(p: &Path, text: &str) {
+    fn write(p: &std::path::Path, text: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }

@@ -440,6 +440,16 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     pub async fn isolate(&self, instance: &str) -> Result<(Isolation, BoxHandle), RunError> {
         self.notify.status(&format!("{instance}: resolving"));
         let (phy, iface) = self.resolve(instance).await?;
+        self.isolate_resolved(instance, phy, iface).await
+    }
+
+    /// Steps 2-5 for a wiphy [`Daemon::resolve`] already found (and the caller locked).
+    pub async fn isolate_resolved(
+        &self,
+        instance: &str,
+        phy: Wiphy,
+        iface: String,
+    ) -> Result<(Isolation, BoxHandle), RunError> {
         let mut iso = Isolation {
             instance: instance.to_string(),
             daemon_pid: std::process::id(),

@@ -41,8 +41,7 @@ impl ClientHandler for Client {
 struct Run {
     svc: RunningService<RoleClient, Client>,
     progress: Arc<Mutex<Vec<String>>>,
-    passed: u32,
-    failed: u32,
+    tally: shared::Tally,
     baseline: String,
 }
 
@@ -66,13 +65,7 @@ impl Run {
     }
 
     fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {
-        if ok {
-            self.passed += 1;
-            println!("ok   {name}");
-        } else {
-            self.failed += 1;
-            println!("FAIL {name}: {detail}");
-        }
+        self.tally.check(name, ok, detail);
     }
 
     fn check_host(&mut self, when: &str) {
@@ -690,8 +683,7 @@ async fn main() {
     let mut run = Run {
         svc,
         progress,
-        passed: 0,
-        failed: 0,
+        tally: shared::Tally::default(),
         baseline,
     };
     if stdio {
@@ -727,7 +719,7 @@ async fn main() {
             Err(e) => run.check("protocol 2026-07-28: discover", false, e),
         }
     }
-    let (passed, failed) = (run.passed, run.failed);
+    let (passed, failed) = (run.tally.passed, run.tally.failed);
     let _ = run.svc.cancel().await;
     println!("{passed} passed, {failed} failed");
     std::process::exit(if failed == 0 { 0 } else { 1 });

@@ -6,6 +6,7 @@
 
 #[path = "shared.rs"]
 mod shared;
+use shared::Tally as Checks;
 use shared::host_view;
 
 use std::os::unix::process::CommandExt;
@@ -39,23 +40,6 @@ impl ClientHandler for Client {
             .lock()
             .unwrap()
             .push((Instant::now(), p.message.unwrap_or_default()));
-    }
-}
-
-struct Checks {
-    passed: u32,
-    failed: u32,
-}
-
-impl Checks {
-    fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {
-        if ok {
-            self.passed += 1;
-            println!("ok   {name}");
-        } else {
-            self.failed += 1;
-            println!("FAIL {name}: {detail}");
-        }
     }
 }
 

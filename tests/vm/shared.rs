@@ -55,3 +55,27 @@ pub fn tool_outcome(
         Err(e) => (false, Value::Null, format!("protocol error: {e}")),
     }
 }
+
+/// Counts checks and prints one line each (`ok   name` / `FAIL name: detail`).
+#[allow(dead_code)]
+#[derive(Default)]
+pub struct Tally {
+    /// Checks that held.
+    pub passed: u32,
+    /// Checks that did not.
+    pub failed: u32,
+}
+
+#[allow(dead_code)]
+impl Tally {
+    /// Record one check.
+    pub fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {
+        if ok {
+            self.passed += 1;
+            println!("ok   {name}");
+        } else {
+            self.failed += 1;
+            println!("FAIL {name}: {detail}");
+        }
+    }
+}
