@@ -20,7 +20,8 @@ struct Cli {
 
 const AFTER: &str = "\
 Examples:
-  systemctl start wifi-isolate@wlp6s0     # the usual way in
+  wifi-isolate enable wlp6s0 --now        # isolate it now and whenever it appears
+  systemctl start wifi-isolate@wlp6s0     # isolate it once, until stopped
   wifi-isolate run wlp6s0 --engine netns  # by hand, in the foreground
   wifi-isolate status --json
   wifi-isolate doctor
@@ -28,7 +29,10 @@ Examples:
 Files:
   /usr/lib/wifi-isolate/config.toml, /etc/wifi-isolate/config.d/*.toml,
   /etc/wifi-isolate/instance.d/IFACE.toml   settings (later files win)
+  /etc/udev/rules.d/81-wifi-isolate-IFACE.rules   written by enable (adapter's identity)
+  /run/wifi-isolate/IFACE.sock              the MCP endpoint (wifi-isolate@IFACE.socket)
   /run/wifi-isolate/IFACE/mcp.sock          the agent's MCP socket (inside: /run/wifi-isolate)
+  /run/wifi-isolate/hold/IFACE              after a stop: udev does not restart IFACE
 
 Exit status of run: 0 stopped or adapter unplugged; 1 failure (restart may help);
 78 never works (not wireless, no such device, driver cannot change namespace, bad config).
@@ -46,6 +50,13 @@ enum Command {
     Doctor,
     /// Bridge stdio to an instance's MCP socket (for stdio-only MCP clients).
     Connect(commands::connect::ConnectArgs),
+    /// Isolate an adapter whenever it appears: a local udev rule keyed by its PCI path (or
+    /// permanent MAC) keeps NetworkManager off it and starts wifi-isolate@IFACE; the socket
+    /// unit is enabled. --now also starts the instance.
+    Enable(commands::enable::EnableArgs),
+    /// Undo enable: remove the rule, disable the socket and give the adapter back to
+    /// NetworkManager. --now also stops the instance.
+    Disable(commands::enable::EnableArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +79,8 @@ fn main() -> ExitCode {
             Command::Status(a) => commands::status::exec(a).await,
             Command::Doctor => commands::doctor::exec().await,
             Command::Connect(a) => commands::connect::exec(a).await,
+            Command::Enable(a) => commands::enable::exec_enable(a).await,
+            Command::Disable(a) => commands::enable::exec_disable(a).await,
         }
     })
 }

@@ -115,6 +115,14 @@ pub enum ValidationError {
         /// The refused input (shortened).
         input: String,
     },
+    /// Not a possible network interface (or phy) name.
+    #[error(
+        "{input:?} is not an interface name; expected 1 to 15 characters without '/', ':', whitespace or quotes, like wlp6s0 or phy0"
+    )]
+    IfaceName {
+        /// The refused input (shortened).
+        input: String,
+    },
 }
 
 /// Shorten user input for an error message so a hostile megabyte does not end up in logs.
@@ -673,9 +681,78 @@ impl CountryCode {
     }
 }
 
+/// A network interface name as the kernel allows it (IFNAMSIZ - 1 bytes, no `/`, `:` or
+/// whitespace, not `.` or `..`), and also free of quotes, `*?[` and `$` so it is safe in a file
+/// name, a systemd instance name and a udev rule. Phy names (`phy0`) pass too.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct IfaceName(String);
+
+impl IfaceName {
+    /// Validate an interface name.
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let ok = (1..=15).contains(&input.len())
+            && input != "."
+            && input != ".."
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"/:\"'`*?[]$%\\{}".contains(&b));
+        if !ok {
+            return Err(ValidationError::IfaceName {
+                input: shorten(input),
+            });
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IfaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for IfaceName {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iface_names_are_what_the_kernel_and_udev_can_carry() {
+        for ok in ["wlp6s0", "wlan0", "phy12", "wlx001122334455", "a"] {
+            assert_eq!(IfaceName::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "wl/an0",
+            "wl an0",
+            "wlan0:1",
+            "sixteen-chars-xx",
+            "w\"x",
+            "w$x",
+            "w*",
+            "w\nx",
+            "wé",
+        ] {
+            let e = IfaceName::parse(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("not an interface name"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn ssid_lengths() {

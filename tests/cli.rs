@@ -159,3 +159,42 @@ fn doctor_names_what_is_missing_and_how_to_fix_it() {
         assert!(out.contains(needle), "doctor lacks {needle:?}:\n{out}");
     }
 }
+
+#[test]
+fn enable_and_disable_refuse_what_is_not_an_enabled_wifi_adapter_and_write_nothing() {
+    let rules = tempfile::tempdir().unwrap();
+    let rt = tempfile::tempdir().unwrap();
+    let dirs = [
+        "--rules-dir",
+        rules.path().to_str().unwrap(),
+        "--runtime-root",
+        rt.path().to_str().unwrap(),
+    ];
+    let cases: [(&str, &str, &str); 5] = [
+        ("enable", "wl/an0", "not an interface name"),
+        ("enable", "wlan0\"x", "not an interface name"),
+        ("enable", "lo", "not a wireless interface"),
+        (
+            "enable",
+            "wlnothere9",
+            "no interface wlnothere9 in the host",
+        ),
+        (
+            "disable",
+            "wlan0",
+            "wlan0 is not enabled (enabled adapters: none)",
+        ),
+    ];
+    for (cmd, iface, needle) in cases {
+        let mut args = vec![cmd, iface, "--now"];
+        args.extend(dirs);
+        let (code, out, err) = run("wifi-isolate", &args);
+        assert_eq!(code, Some(1), "{cmd} {iface}: {out}{err}");
+        assert!(err.contains(needle), "{cmd} {iface}: {err}");
+        assert_eq!(std::fs::read_dir(rules.path()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(rt.path()).unwrap().count(), 0);
+    }
+    let (code, out, _) = run("wifi-isolate", &["enable", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("--now") && out.contains("PCI path"), "{out}");
+}

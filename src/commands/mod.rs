@@ -2,5 +2,6 @@
 
 pub mod connect;
 pub mod doctor;
+pub mod enable;
 pub mod run;
 pub mod status;

@@ -137,6 +137,10 @@ fn listeners(args: &RunArgs, own: &mut OwnSockets) -> Result<Vec<Listener>, Stri
 
 /// Run the daemon until stopped. The exit code follows the unit's restart policy.
 pub async fn exec(args: RunArgs) -> ExitCode {
+    if let Err(e) = crate::validate::IfaceName::parse(&args.iface) {
+        error!("{e}");
+        return ExitCode::from(EXIT_NEVER_WORKS);
+    }
     let (mut settings, files) = match Settings::load(&args.iface) {
         Ok(s) => s,
         Err(e) => {
@@ -168,6 +172,8 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // This start was asked for: udev may start the instance again when the phy comes home.
+    paths.unhold(&args.iface);
     let mut _own_sockets = OwnSockets(Vec::new());
     // The MCP endpoint comes up next: early clients wait (bounded) until the agent is ready.
     let listeners = match listeners(&args, &mut _own_sockets) {
@@ -257,11 +263,22 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (iso, h) = match daemon.isolate_resolved(&args.iface, phy, iface).await {
+    if iface != args.iface {
+        daemon.paths.unhold(&iface);
+    }
+    let (iso, h) = match daemon
+        .isolate_resolved(&args.iface, phy, iface.clone())
+        .await
+    {
         Ok(x) => x,
         Err(e) => {
             error!(IFACE = %args.iface, "{e}");
-            return ExitCode::from(if e.never_works() { EXIT_NEVER_WORKS } else { 1 });
+            if e.never_works() {
+                // A restart cannot help, and neither can udev starting it again.
+                daemon.paths.hold(&iface);
+                return ExitCode::from(EXIT_NEVER_WORKS);
+            }
+            return ExitCode::FAILURE;
         }
     };
     use crate::host::daemon::Notifier;
@@ -287,6 +304,10 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     };
     daemon.notify.status(&format!("{}: releasing", iso.iface));
     let mut iso = iso;
+    if matches!(ending, Ok(Ending::Stopped)) {
+        // Written before the phy comes home, so the add event it causes finds it.
+        daemon.paths.hold(&iso.iface);
+    }
     if matches!(ending, Ok(Ending::Unplugged)) {
         // Nothing to bring home; the box and NetworkManager still get their inverse steps.
         iso.moved = false;

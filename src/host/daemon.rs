@@ -57,6 +57,43 @@ impl Paths {
     pub fn instance_lock(&self, instance: &str) -> PathBuf {
         self.root.join("state").join(format!("{instance}.lock"))
     }
+
+    /// The hold file the udev rule tests: while it exists, the interface's return to the host
+    /// (an *add* uevent) does not start the instance again.
+    pub fn hold_file(&self, iface: &str) -> PathBuf {
+        self.root.join("hold").join(iface)
+    }
+
+    /// Hold `iface` in the host: a stop the user asked for (or a start that can never work)
+    /// must not be undone by udev when the phy comes home.
+    pub fn hold(&self, iface: &str) {
+        let path = self.hold_file(iface);
+        let done = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, b""));
+        if let Err(e) = done {
+            warn!(
+                IFACE = iface,
+                "cannot write the hold file {}: {e}",
+                path.display()
+            );
+        }
+    }
+
+    /// Lift the hold on `iface` (a start the user asked for).
+    pub fn unhold(&self, iface: &str) {
+        let path = self.hold_file(iface);
+        match std::fs::remove_file(&path) {
+            Ok(()) => info!(IFACE = iface, "hold lifted"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(
+                IFACE = iface,
+                "cannot remove the hold file {}: {e}",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// What `run` has done so far (and what release must undo). Persisted as the state file.

@@ -10,5 +10,7 @@ pub mod engine;
 pub mod nm;
 /// rfkill of one wiphy through sysfs: read the state, lift a soft block.
 pub mod rfkill;
+/// The persistent opt-in: local udev rules keyed by a stable identity of the adapter.
+pub mod udev;
 /// Wireless PHYs over nl80211: resolve a name, move the radio into a box's netns and back.
 pub mod wiphy;
