@@ -28,6 +28,8 @@ station radios left down and unconfigured in the root netns. Then runs GUEST_SCR
   --country CC     regulatory domain set at boot (default CN: few passive channels, no 6 GHz, so a
                    full scan takes ~1-2 s instead of 4-14 s; 5 GHz ch 36 usable). 00 = world.
   --quiet          do not stream the console / test log while running
+  --prepare-only   only prepare the share (configs, env.static, run.conf, EAP files) and exit 0:
+                   the full-system VM (tests/fullsys/run-vm.sh) boots the same lab this way
 
 Exit 0 only if the guest printed "HWSIM-RESULT: PASS". Logs: DIR/logs/{console,test,dmesg,
 hostapd-NAME,dnsmasq-NAME,http-NAME}.log. Environment: WI_CACHE (cache dir, default <repo>/.cache/hwsim),
@@ -37,7 +39,7 @@ USAGE
 }
 
 # --- arguments ----------------------------------------------------------------------------
-APS_ARG="" NSTATIONS=1 SHARE="" SCRIPT="" TIMEOUT=240 MEM=512 QUIET=0 BINS=() COUNTRY=CN
+APS_ARG="" NSTATIONS=1 SHARE="" SCRIPT="" TIMEOUT=240 MEM=512 QUIET=0 BINS=() COUNTRY=CN PREPARE_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --aps) APS_ARG="$2"; shift 2 ;;
@@ -49,6 +51,7 @@ while [ $# -gt 0 ]; do
     --mem) MEM="$2"; shift 2 ;;
     --country) COUNTRY="$2"; shift 2 ;;
     --quiet) QUIET=1; shift ;;
+    --prepare-only) PREPARE_ONLY=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -224,6 +227,8 @@ AP_EAP_SERVER_NAME=$EAP_SERVER_NAME
 EOE
 fi
 
+[ "$PREPARE_ONLY" = 0 ] || exit 0
+
 # --- initramfs ----------------------------------------------------------------------------
 # Base image (cached): busybox + wireless tools + libraries + modules + guest init.
 TOOLS=(/usr/bin/busybox /usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_supplicant
@@ -255,7 +260,8 @@ libs_of() {  # shared libraries an ELF needs (absolute paths), nothing for stati
 stage_file() { local dst="$1$2"; mkdir -p "$(dirname "$dst")"; cp -L "$2" "$dst"; }
 
 BUILD_VERSION=1
-GUEST_FILES=("$HWSIM_DIR/guest/init" "$HWSIM_DIR/guest/http.sh" "$HWSIM_DIR/guest/prelude.sh")
+GUEST_FILES=("$HWSIM_DIR/guest/init" "$HWSIM_DIR/guest/http.sh" "$HWSIM_DIR/guest/prelude.sh"
+             "$HWSIM_DIR/guest/lab-setup.sh")
 key="$( { echo "v$BUILD_VERSION $KVER ${MODULES[*]}"
           stat -L -c '%n %s %Y' "${TOOLS[@]}" "$LIBGCC" "${REGDB[@]}" "${GUEST_FILES[@]}" "$HWSIM_DIR/run-vm.sh"
           for t in "${TOOLS[@]}"; do libs_of "$t"; done | sort -u | xargs -r stat -L -c '%n %s %Y'
@@ -294,7 +300,7 @@ if [ ! -e "$BASE" ]; then
   depmod -b "$st" "$KVER"
   # guest init, http handler, minimal /etc
   cp "$HWSIM_DIR/guest/init" "$st/init"
-  cp "$HWSIM_DIR/guest/http.sh" "$HWSIM_DIR/guest/prelude.sh" "$st/usr/lib/hwsim/"
+  cp "$HWSIM_DIR/guest/http.sh" "$HWSIM_DIR/guest/prelude.sh" "$HWSIM_DIR/guest/lab-setup.sh" "$st/usr/lib/hwsim/"
   chmod 0755 "$st/init" "$st/usr/lib/hwsim/http.sh"
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$st/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' > "$st/etc/group"

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# build-image.sh — the full-system VM's disk image for one wifi-isolate .deb.
+#
+#   build-image.sh --deb PATH [--out IMG]      prints the image path as its last stdout line
+#
+# = the cached bookworm rootfs (build-rootfs.sh) + the .deb installed the way a user would
+# (`apt-get install ./x.deb` in a chroot: maintainer scripts run, no network) + the hwsim kernel's
+# module tree (tests/hwsim/kernel.sh) + the agent image in podman's storage
+# (localhost/wifi-isolate-agent:latest, built offline by tests/support/image.sh from the .deb's
+# agent) + the guest test plumbing (wi-lab.service, wi-test.service), packed with mkfs.ext4 -d into
+# a sparse raw image. Cached as $WI_FULLSYS_CACHE/images/IMAGE-KEY.img, KEY = hash of the .deb and
+# of every input: booting it again costs nothing (run-vm.sh never writes to it: -snapshot).
+# --out IMG: also copy (sparse) the image there.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DEB="" OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --deb) DEB="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (build-image.sh --deb PATH [--out IMG])" ;;
+  esac
+done
+[ -n "$DEB" ] || die "--deb PATH is required"
+[ -f "$DEB" ] || die "no such .deb: $DEB"
+DEB="$(readlink -f "$DEB")"
+[ "$(id -u)" -eq 0 ] || die "needs root (chroot, mkfs of a root-owned tree)"
+for c in mmdebstrap mkfs.ext4 podman depmod dpkg-deb unshare; do
+  command -v "$c" >/dev/null || die "$c missing: run tests/fullsys/deps.sh"
+done
+T0=$(now_ms)
+
+ROOTFS_TAR="$("$FULLSYS_DIR/build-rootfs.sh")"
+KDIR="$("$HWSIM_DIR/kernel.sh")"
+KVER="$(basename "$KDIR")"
+KMODS="$KDIR/root/lib/modules/$KVER"
+AGENT_TAG=localhost/wifi-isolate-agent:latest   # src/host/config.rs: the engine's default image
+
+BUILD_VERSION=1
+GUEST=("$FULLSYS_DIR/guest/wi-lab" "$FULLSYS_DIR/guest/wi-test" "$FULLSYS_DIR/guest/wi-lab.service"
+       "$FULLSYS_DIR/guest/wi-test.service" "$HWSIM_DIR/guest/lab-setup.sh" "$HWSIM_DIR/guest/http.sh")
+KEY="$( { echo "v$BUILD_VERSION $KVER $(basename "$ROOTFS_TAR")"
+          sha256sum "$DEB" "$0" "${GUEST[@]}" "$REPO_ROOT/tests/support/image.sh" /bin/busybox \
+            "$(command -v wpa_supplicant || echo /usr/sbin/wpa_supplicant)" | awk '{print $1}'
+        } | sha256sum | cut -c1-16)"
+IMGDIR="$WI_FULLSYS_CACHE/images"
+IMG="$IMGDIR/image-$KEY.img"
+emit() {
+  if [ -n "$OUT" ]; then cp --sparse=always "$IMG" "$OUT"; echo "$(readlink -f "$OUT")"; else echo "$IMG"; fi
+}
+if [ -e "$IMG" ]; then log "cached image $IMG"; emit; exit 0; fi
+
+mkdir -p "$IMGDIR"
+WORK="$(mktemp -d "$IMGDIR/.build.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+R="$WORK/root"
+mkdir -p "$R"
+t=$(now_ms)
+tar -C "$R" --numeric-owner -xpf "$ROOTFS_TAR"
+log "rootfs unpacked in $(secs_since "$t") s"
+
+# --- the .deb, as a user installs it: apt-get install ./x.deb (dependencies must be in the rootfs)
+t=$(now_ms)
+cp "$DEB" "$R/tmp/$(basename "$DEB")"
+printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"; chmod 0755 "$R/usr/sbin/policy-rc.d"
+if ! unshare --mount --pid --fork --mount-proc="$R/proc" sh -ec '
+    R=$1; shift
+    mount --rbind /dev "$R/dev"; mount -t sysfs sysfs "$R/sys"
+    mount -t tmpfs tmpfs "$R/run"; mkdir -p "$R/run/lock"
+    exec chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confnew "/tmp/$1"' sh "$R" "$(basename "$DEB")" \
+    > "$WORK/deb-install.log" 2>&1; then
+  cat "$WORK/deb-install.log" >&2
+  die "installing $(basename "$DEB") in the image failed (a dependency missing from build-rootfs.sh PKGS?)"
+fi
+rm -f "$R/usr/sbin/policy-rc.d" "$R/tmp/$(basename "$DEB")"
+[ -x "$R/usr/bin/wifi-isolate" ] || die "the .deb did not install /usr/bin/wifi-isolate"
+[ -x "$R/usr/bin/wifi-isolate-agent" ] || die "the .deb did not install /usr/bin/wifi-isolate-agent"
+log ".deb installed in $(secs_since "$t") s"
+
+# --- kernel modules (the hwsim kernel's tree, minus what a VM never loads) -------------------
+t=$(now_ms)
+mkdir -p "$R/lib/modules"
+tar -C "$KDIR/root/lib/modules" -cf - \
+    --exclude="$KVER/kernel/sound" --exclude="$KVER/kernel/drivers/gpu" --exclude="$KVER/kernel/drivers/media" \
+    --exclude="$KVER/kernel/drivers/infiniband" --exclude="$KVER/kernel/drivers/staging" \
+    --exclude="$KVER/kernel/drivers/scsi" --exclude="$KVER/kernel/drivers/bluetooth" \
+    --exclude="$KVER/kernel/net/bluetooth" --exclude="$KVER/kernel/drivers/isdn" \
+    --exclude="$KVER/kernel/drivers/net/ethernet" --exclude="$KVER/kernel/drivers/usb" \
+    --exclude="$KVER/kernel/drivers/net/wireless/ath" --exclude="$KVER/kernel/drivers/net/wireless/intel" \
+    --exclude="$KVER/kernel/drivers/net/wireless/realtek" --exclude="$KVER/kernel/drivers/net/wireless/mediatek" \
+    --exclude="$KVER/kernel/drivers/net/wireless/broadcom" --exclude="$KVER/kernel/drivers/net/wireless/marvell" \
+    "$KVER" | tar -C "$R/lib/modules" -xf -
+depmod -b "$R" "$KVER"
+log "modules copied in $(secs_since "$t") s"
+
+# --- the agent image in podman's storage -----------------------------------------------------
+# tests/support/image.sh imports it with the host's podman straight into the image's storage
+# (overlay driver, the guest's default); the libpod database it leaves behind names host paths,
+# so it goes (the guest's podman makes a fresh one).
+t=$(now_ms)
+RUNROOT="$(mktemp -d /tmp/fsrr.XXXXXX)"   # podman: runroot path < 50 characters
+trap 'rm -rf "$WORK" "$RUNROOT"' EXIT
+ENGINE_CMD="podman --root $R/var/lib/containers/storage --runroot $RUNROOT --storage-driver overlay --cgroup-manager cgroupfs --events-backend none" \
+  "$REPO_ROOT/tests/support/image.sh" podman "$AGENT_TAG" "$R/usr/bin/wifi-isolate-agent" >&2
+podman --root "$R/var/lib/containers/storage" --runroot "$RUNROOT" --storage-driver overlay \
+  --cgroup-manager cgroupfs --events-backend none image exists "$AGENT_TAG" || die "agent image not in the storage"
+umount "$R/var/lib/containers/storage/overlay" 2>/dev/null || true
+rm -rf "$R/var/lib/containers/storage/libpod" "$R/var/lib/containers/storage/defaultNetworkBackend" \
+  "$R/var/lib/containers/storage/db.sql"
+log "agent image $AGENT_TAG imported in $(secs_since "$t") s"
+
+# --- guest plumbing --------------------------------------------------------------------------
+install -D -m 0755 "$FULLSYS_DIR/guest/wi-lab" "$R/usr/lib/wi-fullsys/wi-lab"
+install -D -m 0755 "$FULLSYS_DIR/guest/wi-test" "$R/usr/lib/wi-fullsys/wi-test"
+install -D -m 0644 "$HWSIM_DIR/guest/lab-setup.sh" "$R/usr/lib/hwsim/lab-setup.sh"
+install -D -m 0755 "$HWSIM_DIR/guest/http.sh" "$R/usr/lib/hwsim/http.sh"
+install -D -m 0644 "$FULLSYS_DIR/guest/wi-lab.service" "$R/etc/systemd/system/wi-lab.service"
+install -D -m 0644 "$FULLSYS_DIR/guest/wi-test.service" "$R/etc/systemd/system/wi-test.service"
+mkdir -p "$R/etc/systemd/system/sysinit.target.wants" "$R/etc/systemd/system/multi-user.target.wants"
+ln -sf ../wi-lab.service "$R/etc/systemd/system/sysinit.target.wants/wi-lab.service"
+ln -sf ../wi-test.service "$R/etc/systemd/system/multi-user.target.wants/wi-test.service"
+printf 'net.ipv6.conf.all.accept_ra=0\nnet.ipv6.conf.default.accept_ra=0\nnet.ipv6.conf.all.accept_dad=0\nnet.ipv6.conf.default.accept_dad=0\n' \
+  > "$R/etc/sysctl.d/90-fullsys.conf"
+: > "$R/etc/fstab"
+mkdir -p "$R/share"
+
+# --- pack ------------------------------------------------------------------------------------
+t=$(now_ms)
+used_mb=$(du -sm "$R" | cut -f1)
+size_mb=$(( used_mb * 13 / 10 + 1024 ))   # room for containers, journal, test files
+rm -f "$WORK/image.img"
+truncate -s "${size_mb}M" "$WORK/image.img"
+mkfs.ext4 -q -F -L fullsys -d "$R" -E lazy_itable_init=1,lazy_journal_init=1 -O ^has_journal,^metadata_csum \
+  "$WORK/image.img" >&2
+mv "$WORK/image.img" "$IMG"
+log "mkfs.ext4 -d: ${used_mb} MB of files into a ${size_mb} MB sparse image in $(secs_since "$t") s"
+# keep the newest 3 images
+find "$IMGDIR" -maxdepth 1 -name 'image-*.img' -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -f
+log "image $IMG built in $(secs_since "$T0") s"
+emit
