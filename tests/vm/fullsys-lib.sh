@@ -1,0 +1,75 @@
+# fullsys-lib.sh — sourced by the full-system guest scripts (bash, root, cwd /share, the lab env
+# exported: STATIONS, STATION_PHYS, AP_*). The product is the installed .deb; podman is the engine.
+# Every check prints `ok   NAME` or `FAIL NAME: detail`; `finish` exits 1 if any failed.
+
+PASSED=0
+FAILED=0
+TOOL_CALL_ID=8c5e4ab0f2a94f1b9a0d2f5d6c31b7e1   # msgid::TOOL_CALL in src/logging.rs
+PROBE=${PROBE:-/share/bin/fullsys-probe}
+read -r -a STA <<<"$STATIONS"
+read -r -a PHY <<<"$STATION_PHYS"
+
+ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
+bad() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+# check NAME CMD...: ok if CMD succeeds.
+check() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then ok "$name"; else bad "$name: $(tail -c 600 /tmp/check.out)"; fi; }
+finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; }
+ms() { date +%s%3N; }
+
+# The VM root netns's routes and addresses without the counters that change on their own.
+host_view() {
+  { ip -4 route show table all; ip -6 route show table all; ip -4 -o addr; ip -6 -o addr; } |
+    sed -E 's/ (valid_lft|preferred_lft|expires) [^ ]+//g; s/\\ +/ /g' | sort
+}
+same_host() { [ "$(host_view)" = "$BASELINE" ] || { diff <(echo "$BASELINE") <(host_view); return 1; }; }
+take_baseline() { BASELINE=$(host_view); }
+
+unit() { echo "wifi-isolate@$1.service"; }
+prop() { systemctl show -p "$2" --value "$(unit "$1")"; }
+in_host() { [ -e "/sys/class/net/$1" ]; }
+box_pid() { podman inspect -f '{{.State.Pid}}' "wifi-isolate-$1" 2>/dev/null; }
+containers() { podman ps -a --filter "name=^wifi-isolate-$1\$" -q | wc -l; }
+box_routes() {
+  local p; p=$(box_pid "$1") || true
+  [ -n "$p" ] && [ "$p" != 0 ] && nsenter -t "$p" -n ip -4 route 2>/dev/null | paste -sd ';' -
+}
+nm_state() { nmcli -g GENERAL.STATE device show "$1" 2>/dev/null | head -1; }
+nm_lists() { nmcli -t -f DEVICE device | grep -qx "$1"; }
+phy_in_box() { local p; p=$(box_pid "$1") && [ -n "$p" ] && nsenter -t "$p" -n iw dev 2>/dev/null | grep -q Interface; }
+mounts_of_ours() { grep -c 'wifi-isolate' /proc/self/mountinfo || true; }
+
+# A row of the route trace: host vs box routes at each event.
+trace() {
+  local host box
+  host=$(ip -4 route | paste -sd ';' -); box=$(box_routes "${2:-${STA[0]}}" || true)
+  printf 'TRACE | %-44s | host: %-28s | box: %s\n' "$1" "${host:-(none)}" "${box:-(no box)}"
+}
+
+# wait_for SECS CMD...: poll CMD every 0.1 s.
+wait_for() {
+  local end=$(($(ms) + $1 * 1000)); shift
+  until "$@" >/dev/null 2>&1; do [ "$(ms)" -lt "$end" ] || return 1; sleep 0.1; done
+}
+active_isolated() {   # the unit is READY and its box holds the phy
+  [ "$(prop "$1" ActiveState)" = active ] && ! in_host "$1" && phy_in_box "$1"
+}
+# The invariant after any event: either active with the phy in its box, or home with the unit
+# inactive/failed — never lost, never in the host with routes, no leaked containers.
+invariant() {
+  local i=$1 what=$2 st
+  st=$(prop "$i" ActiveState)
+  if [ "$st" = active ]; then
+    check "$what: active, phy in the box, not in the host" active_isolated "$i"
+    check "$what: exactly one container" test "$(containers "$i")" = 1
+  else
+    check "$what: $st, phy home" in_host "$i"
+    check "$what: no container left" test "$(containers "$i")" = 0
+  fi
+  check "$what: host routes/addresses unchanged" same_host
+}
+
+dump_on_fail() {
+  [ "$FAILED" -eq 0 ] && return 0
+  for s in "${STA[@]}"; do systemctl status --no-pager "$(unit "$s")" 2>&1 | tail -20; done
+  podman ps -a 2>&1 | tail -5
+}
