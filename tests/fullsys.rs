@@ -1,0 +1,131 @@
+//! Full-system VM suite: the project's .deb installed (apt-get install ./x.deb) into a Debian
+//! bookworm image with systemd, udev, NetworkManager and podman, booted under QEMU/TCG with the
+//! hwsim lab's radios and access points (tests/fullsys/README.md). This file holds the smoke test of
+//! the harness and the small helper other full-system tests can use ([`fullsys::run`]).
+//! Needs root, QEMU and mmdebstrap (tests/fullsys/deps.sh) and packaging/build-deb.sh; fails, never
+//! skips, without them.
+
+mod common;
+
+pub mod fullsys {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::{Mutex, OnceLock};
+
+    /// One VM at a time (like common::hwsim): two TCG guests on two cores starve each other and
+    /// hostapd's 100 ms EAPOL timeout fires. `cargo test` runs test binaries one after another, so
+    /// this lock and the one in common::hwsim never see each other's VMs.
+    static VM: Mutex<()> = Mutex::new(());
+    static IMAGE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+    fn need(cmd: &str, pkg: &str) -> Result<(), String> {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {cmd}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if found {
+            Ok(())
+        } else {
+            Err(format!("{cmd} is missing: install {pkg} (bash tests/fullsys/deps.sh)"))
+        }
+    }
+
+    /// Build the .deb with packaging/build-deb.sh (its last stdout line is the path).
+    fn build_deb(repo: &Path) -> Result<PathBuf, String> {
+        let script = repo.join("packaging/build-deb.sh");
+        if !script.is_file() {
+            return Err(format!(
+                "{} is missing: the full-system VM installs the project's .deb and nothing else builds it",
+                script.display()
+            ));
+        }
+        let out = repo.join("target/fullsys/deb");
+        let o = Command::new("bash")
+            .arg(&script)
+            .arg("--out")
+            .arg(&out)
+            .arg("--no-lintian")
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let last = stdout.lines().last().unwrap_or("").trim().to_string();
+        if !o.status.success() || !last.ends_with(".deb") || !Path::new(&last).is_file() {
+            return Err(format!("packaging/build-deb.sh failed ({}); stdout:\n{stdout}", o.status));
+        }
+        Ok(PathBuf::from(last))
+    }
+
+    /// The VM image for this checkout's .deb (built once per test process; cached on disk per .deb).
+    pub fn image() -> Result<PathBuf, String> {
+        IMAGE
+            .get_or_init(|| {
+                crate::common::require_root("the full-system VM suite");
+                need("qemu-system-x86_64", "qemu-system-x86")?;
+                need("mmdebstrap", "mmdebstrap")?;
+                need("mkfs.ext4", "e2fsprogs")?;
+                need("podman", "podman")?;
+                let repo = crate::common::repo();
+                let deb = build_deb(&repo)?;
+                let o = Command::new("bash")
+                    .arg(repo.join("tests/fullsys/build-image.sh"))
+                    .arg("--deb")
+                    .arg(&deb)
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .map_err(|e| format!("running tests/fullsys/build-image.sh: {e}"))?;
+                let stdout = String::from_utf8_lossy(&o.stdout);
+                let img = stdout.lines().last().unwrap_or("").trim().to_string();
+                if !o.status.success() || !Path::new(&img).is_file() {
+                    return Err(format!("tests/fullsys/build-image.sh failed ({})", o.status));
+                }
+                Ok(PathBuf::from(img))
+            })
+            .clone()
+    }
+
+    /// Boot the image with `aps` (e.g. "wpa2,open") and `stations` radios, run `script` (a path
+    /// relative to the repo) as root in the guest. Ok when the guest printed PASS; Err carries the
+    /// runner's report (test log tail, log paths). Share: target/fullsys/NAME.
+    pub fn run(name: &str, script: &str, aps: &str, stations: u32) -> Result<(), String> {
+        let img = image()?;
+        let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
+        let repo = crate::common::repo();
+        let share = repo.join("target/fullsys").join(name);
+        let _ = std::fs::remove_dir_all(&share);
+        std::fs::create_dir_all(&share).map_err(|e| format!("creating {}: {e}", share.display()))?;
+        let o = Command::new("bash")
+            .arg(repo.join("tests/fullsys/run-vm.sh"))
+            .arg("--image")
+            .arg(&img)
+            .arg("--share")
+            .arg(&share)
+            .arg("--script")
+            .arg(repo.join(script))
+            .args(["--aps", aps, "--stations", &stations.to_string()])
+            .args(["--timeout", "300", "--quiet"])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running tests/fullsys/run-vm.sh: {e}"))?;
+        let report = String::from_utf8_lossy(&o.stdout).to_string();
+        let test_log = std::fs::read_to_string(share.join("logs/test.log")).unwrap_or_default();
+        println!("{test_log}\n{report}");
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "full-system VM '{name}' failed; logs in {} (journal.log, console.log)\n{report}",
+                share.join("logs").display()
+            ))
+        }
+    }
+}
+
+#[test]
+fn fullsys_smoke() {
+    if let Err(e) = fullsys::run("smoke", "tests/fullsys/smoke-guest.sh", "wpa2", 2) {
+        panic!("{e}");
+    }
+}
