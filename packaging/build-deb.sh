@@ -12,6 +12,8 @@
 # else goes to stderr. Then lintian checks the .deb: errors and warnings fail the script
 # (exit 1, the path is printed all the same). --no-lintian skips that check.
 set -euo pipefail
+# The whole script is one function, read before it runs: editing the file cannot break a run.
+main() {
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$REPO/target/pkg"
 LINTIAN=1
@@ -91,3 +93,5 @@ if [ "$LINTIAN" = 1 ]; then
   fi
   log "lintian clean"
 fi
+}
+main "$@"

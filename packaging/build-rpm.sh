@@ -11,6 +11,8 @@
 # the absolute path of the .rpm; everything else goes to stderr. Afterwards the package is
 # checked: `rpm -qlp` must list every expected path, `rpm -qp --scripts` is shown.
 set -euo pipefail
+# The whole script is one function, read before it runs: editing the file cannot break a run.
+main() {
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$REPO/target/pkg"
 while [ $# -gt 0 ]; do
@@ -63,6 +65,12 @@ if [ -z "$(rpm --eval '%{?systemd_post:1}')" ]; then
   log "no systemd-rpm-macros here: loading packaging/rpm/macros.fallback"
   args+=(--load "$REPO/packaging/rpm/macros.fallback")
 fi
+# Debian's brp-compress is a bash script under #!/bin/sh (read -d fails in dash): man pages
+# stayed uncompressed. Run it with bash, as Fedora does.
+if head -n1 /usr/lib/rpm/brp-compress 2>/dev/null | grep -qx '#!/bin/sh' \
+   && grep -q 'read -r -d' /usr/lib/rpm/brp-compress && command -v bash >/dev/null; then
+  args+=(--define "__brp_compress bash /usr/lib/rpm/brp-compress %{?_prefix}")
+fi
 
 log "rpmbuild in $REPO (log: $OUT/build-rpm.log)"
 start=$SECONDS
@@ -95,3 +103,5 @@ log "rpm -qlp:"; printf '  %s\n' $files >&2
 log "rpm -qp --scripts:"; rpm -qp --scripts "$rpmfile" 2>/dev/null | sed 's/^/  /' >&2
 echo "$rpmfile"
 [ "$missing" = 0 ] || { log "the RPM lacks expected paths"; exit 1; }
+}
+main "$@"
