@@ -321,7 +321,12 @@ wifi-isolate-agent --version
 timeout 60 wifi-isolate doctor 2>&1 | grep '^ok    configuration' || true
 man_ok=1; for m in wifi-isolate wifi-isolate-agent; do
   zcat /usr/share/man/man8/$m.8.gz | grep -q '^\.TH' || man_ok=0; done
-[ "$man_ok" = 1 ] && echo "man pages ok""#,
+[ "$man_ok" = 1 ] && echo "man pages ok"
+# What `wifi-isolate enable wlan0` leaves (it needs a real adapter): purge must remove it.
+mkdir -p /etc/systemd/system/sockets.target.wants /etc/udev/rules.d
+ln -s /lib/systemd/system/wifi-isolate@.socket \
+  /etc/systemd/system/sockets.target.wants/wifi-isolate@wlan0.socket
+echo 'ENV{WIFI_ISOLATE}="1"' > /etc/udev/rules.d/81-wifi-isolate-wlan0.rules"#,
     );
     assert!(
         check.lines().any(|l| l.starts_with("wifi-isolate:")),
@@ -354,6 +359,8 @@ man_ok=1; for m in wifi-isolate wifi-isolate-agent; do
             "/usr/share/doc/wifi-isolate",
             "/run/wifi-isolate",
             "/etc/wifi-isolate",
+            "/etc/systemd/system/sockets.target.wants/wifi-isolate@wlan0.socket",
+            "/etc/udev/rules.d/81-wifi-isolate-wlan0.rules",
         ])
         .filter(|p| {
             root.join(p.trim_start_matches('/'))
