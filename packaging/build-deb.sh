@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --out=*) OUT="${1#--out=}"; shift ;;
     --no-lintian) LINTIAN=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-deb.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +54,7 @@ deb_version="$(dpkg-parsechangelog -l "$REPO/packaging/debian/changelog" -SVersi
 if [ "${deb_version%-*}" != "$want" ]; then
   log "version mismatch: Cargo.toml has $cargo_version, so packaging/debian/changelog must start"
   log "with version $want (or $want-N), but it has $deb_version."
-  log "Add an entry: dch -c packaging/debian/changelog -v $want 'New upstream version.'"
+  log "Add an entry (by hand, or: dch -c packaging/debian/changelog -v $want 'New upstream version.')"
   exit 1
 fi
 
