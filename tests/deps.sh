@@ -20,4 +20,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+"$(dirname "$0")/../packaging/deps.sh"
 "$(dirname "$0")/hwsim/deps.sh"

@@ -19,7 +19,7 @@ use wifi_isolate::agent::{Agent, AgentOptions, dhcp, server};
 ///
 /// Addresses, routes and resolv.conf are changed in the box only. Secrets never reach a log.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about, after_help = EXAMPLES)]
+#[command(name = "wifi-isolate-agent", version, about, long_about, after_help = EXAMPLES)]
 struct Cli {
     /// Serve MCP streamable HTTP (path /mcp) on this socket: `unix:PATH`.
     #[arg(
