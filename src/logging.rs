@@ -61,7 +61,11 @@ pub fn init_with_default(force_stderr: bool, default: &str) {
         EnvFilter::try_new(capped(&wanted)).unwrap_or_else(|_| EnvFilter::new(capped(default)))
     };
     let journald = if !force_stderr && std::env::var_os("JOURNAL_STREAM").is_some() {
-        tracing_journald::layer().ok()
+        // No field prefix: MESSAGE_ID, IFACE, TOOL, PEER… become journal fields by their own
+        // names (the crate's default prefix `F_` would hide MESSAGE_ID from `journalctl MESSAGE_ID=`).
+        tracing_journald::layer()
+            .ok()
+            .map(|l| l.with_field_prefix(None))
     } else {
         None
     };

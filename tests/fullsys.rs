@@ -28,7 +28,9 @@ pub mod fullsys {
         if found {
             Ok(())
         } else {
-            Err(format!("{cmd} is missing: install {pkg} (bash tests/fullsys/deps.sh)"))
+            Err(format!(
+                "{cmd} is missing: install {pkg} (bash tests/fullsys/deps.sh)"
+            ))
         }
     }
 
@@ -53,7 +55,10 @@ pub mod fullsys {
         let stdout = String::from_utf8_lossy(&o.stdout);
         let last = stdout.lines().last().unwrap_or("").trim().to_string();
         if !o.status.success() || !last.ends_with(".deb") || !Path::new(&last).is_file() {
-            return Err(format!("packaging/build-deb.sh failed ({}); stdout:\n{stdout}", o.status));
+            return Err(format!(
+                "packaging/build-deb.sh failed ({}); stdout:\n{stdout}",
+                o.status
+            ));
         }
         Ok(PathBuf::from(last))
     }
@@ -79,7 +84,10 @@ pub mod fullsys {
                 let stdout = String::from_utf8_lossy(&o.stdout);
                 let img = stdout.lines().last().unwrap_or("").trim().to_string();
                 if !o.status.success() || !Path::new(&img).is_file() {
-                    return Err(format!("tests/fullsys/build-image.sh failed ({})", o.status));
+                    return Err(format!(
+                        "tests/fullsys/build-image.sh failed ({})",
+                        o.status
+                    ));
                 }
                 Ok(PathBuf::from(img))
             })
@@ -90,12 +98,38 @@ pub mod fullsys {
     /// relative to the repo) as root in the guest. Ok when the guest printed PASS; Err carries the
     /// runner's report (test log tail, log paths). Share: target/fullsys/NAME.
     pub fn run(name: &str, script: &str, aps: &str, stations: u32) -> Result<(), String> {
+        run_with(name, script, aps, stations, 300, &[], "")
+    }
+
+    /// [`run`] with a timeout (seconds, boot included), extra files for the share (source
+    /// relative to the repo, destination relative to the share) and `extra_env`, written to
+    /// `/share/extra.env` (guest scripts may source it).
+    pub fn run_with(
+        name: &str,
+        script: &str,
+        aps: &str,
+        stations: u32,
+        timeout: u32,
+        files: &[(&str, &str)],
+        extra_env: &str,
+    ) -> Result<(), String> {
         let img = image()?;
         let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
         let repo = crate::common::repo();
         let share = repo.join("target/fullsys").join(name);
         let _ = std::fs::remove_dir_all(&share);
-        std::fs::create_dir_all(&share).map_err(|e| format!("creating {}: {e}", share.display()))?;
+        std::fs::create_dir_all(&share)
+            .map_err(|e| format!("creating {}: {e}", share.display()))?;
+        for (src, dest) in files {
+            let dest = share.join(dest);
+            if let Some(dir) = dest.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::copy(repo.join(src), &dest)
+                .map_err(|e| format!("copying {src} into the share: {e}"))?;
+        }
+        std::fs::write(share.join("extra.env"), extra_env)
+            .map_err(|e| format!("writing extra.env: {e}"))?;
         let o = Command::new("bash")
             .arg(repo.join("tests/fullsys/run-vm.sh"))
             .arg("--image")
@@ -105,7 +139,7 @@ pub mod fullsys {
             .arg("--script")
             .arg(repo.join(script))
             .args(["--aps", aps, "--stations", &stations.to_string()])
-            .args(["--timeout", "300", "--quiet"])
+            .args(["--timeout", &timeout.to_string(), "--quiet"])
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| format!("running tests/fullsys/run-vm.sh: {e}"))?;
@@ -126,6 +160,51 @@ pub mod fullsys {
 #[test]
 fn fullsys_smoke() {
     if let Err(e) = fullsys::run("smoke", "tests/fullsys/smoke-guest.sh", "wpa2", 2) {
+        panic!("{e}");
+    }
+}
+
+/// The guest scripts' shared helpers and the MCP probe (an example binary: `.ci/run` builds
+/// `--examples` before the tests).
+const SCENARIO_FILES: [(&str, &str); 2] = [
+    ("tests/vm/fullsys-lib.sh", "fullsys-lib.sh"),
+    ("target/debug/examples/fullsys-probe", "bin/fullsys-probe"),
+];
+
+/// Issue 6, scenarios 1, 2, 3, 5 (+ the udev rule check of issue 5): enable --now, stop,
+/// cold start through the socket with the MCP story, a second adapter started by udev, disable.
+#[test]
+fn fullsys_story() {
+    if let Err(e) = fullsys::run_with(
+        "story",
+        "tests/vm/fullsys-story-guest.sh",
+        "wpa2,sae",
+        2,
+        420,
+        &SCENARIO_FILES,
+        "",
+    ) {
+        panic!("{e}");
+    }
+}
+
+/// Issue 6, scenarios 4 and 6: faults (box, agent, wpa_supplicant, daemon killed; NetworkManager
+/// and podman restarted; a second instance for the same phy; unplug) and start/stop cycles
+/// (`WI_CYCLES`, default 100).
+#[test]
+fn fullsys_faults_and_cycles() {
+    if let Err(e) = fullsys::run_with(
+        "faults",
+        "tests/vm/fullsys-faults-guest.sh",
+        "wpa2",
+        1,
+        900,
+        &SCENARIO_FILES,
+        &format!(
+            "WI_CYCLES={}\n",
+            std::env::var("WI_CYCLES").unwrap_or_else(|_| "100".into())
+        ),
+    ) {
         panic!("{e}");
     }
 }

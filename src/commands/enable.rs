@@ -129,6 +129,7 @@ fn write_rule(file: &Path, text: &str) -> Step<()> {
 fn enable(args: &EnableArgs, iface: &IfaceName) -> Step<()> {
     let paths = Paths {
         root: args.runtime_root.clone(),
+        rules_dir: args.rules_dir.clone(),
     };
     let identity = identity_of(iface, &paths)?;
     let file = udev::rule_file(&args.rules_dir, iface);
@@ -195,6 +196,7 @@ fn enable(args: &EnableArgs, iface: &IfaceName) -> Step<()> {
 async fn disable(args: &EnableArgs, iface: &IfaceName) -> Step<()> {
     let paths = Paths {
         root: args.runtime_root.clone(),
+        rules_dir: args.rules_dir.clone(),
     };
     let file = udev::rule_file(&args.rules_dir, iface);
     if !file.exists() {

@@ -161,9 +161,7 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         };
     }
     info!(IFACE = %args.iface, files = ?files, engine = %settings.engine.kind, "starting");
-    let paths = Paths {
-        root: args.runtime_root.clone(),
-    };
+    let paths = Paths::new(&args.runtime_root);
     // The lock first: a second instance must not touch the first one's sockets.
     let _instance_lock = match Lock::take(&paths.instance_lock(&args.iface), &args.iface) {
         Ok(l) => l,

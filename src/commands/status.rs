@@ -125,9 +125,7 @@ pub async fn collect(paths: &Paths, only: Option<&str>) -> Vec<InstanceStatus> {
 
 /// Print the status; exit 3 when the asked-for instance is not running (like `systemctl status`).
 pub async fn exec(args: StatusArgs) -> ExitCode {
-    let paths = Paths {
-        root: args.runtime_root,
-    };
+    let paths = Paths::new(args.runtime_root);
     let all = collect(&paths, args.iface.as_deref()).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());

@@ -29,9 +29,26 @@ pub const EXIT_NEVER_WORKS: u8 = 78;
 pub struct Paths {
     /// `/run/wifi-isolate` by default.
     pub root: PathBuf,
+    /// Where `enable` writes the adapters' local udev rules (`/etc/udev/rules.d`).
+    pub rules_dir: PathBuf,
 }
 
 impl Paths {
+    /// The runtime root `root` and the system's udev rules dir.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Paths {
+            root: root.into(),
+            rules_dir: PathBuf::from(super::udev::RULES_DIR),
+        }
+    }
+
+    /// Whether `iface` is enabled for isolation (`wifi-isolate enable`): its udev rule keeps
+    /// NetworkManager off it, also after a stop.
+    pub fn enabled(&self, iface: &str) -> bool {
+        crate::validate::IfaceName::parse(iface)
+            .is_ok_and(|i| super::udev::rule_file(&self.rules_dir, &i).exists())
+    }
+
     /// The host dir bind-mounted into the box at `/run/wifi-isolate`: only the agent's socket
     /// (and the box's resolv.conf) live there.
     pub fn box_dir(&self, instance: &str) -> PathBuf {
@@ -575,7 +592,9 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             }
         }
         if let Some(prev) = iso.nm_previous {
-            if prev {
+            if prev && self.paths.enabled(&iso.iface) {
+                info!(MESSAGE_ID = msgid::RESTORE, IFACE = %iso.iface, "enabled for isolation: NetworkManager stays off it (wifi-isolate disable gives it back)");
+            } else if prev {
                 match self.nm.set_managed(&iso.iface, true).await {
                     Ok(()) => {
                         info!(MESSAGE_ID = msgid::RESTORE, IFACE = %iso.iface, "NetworkManager manages the device again")
@@ -825,6 +844,7 @@ mod tests {
             settings,
             paths: Paths {
                 root: root.to_path_buf(),
+                rules_dir: root.join("rules.d"),
             },
         }
     }
@@ -838,6 +858,27 @@ mod tests {
             FakeNm::running().with_device("wlan1", true),
             FakeEngine::default(),
         )
+    }
+
+    #[tokio::test]
+    async fn an_enabled_adapter_stays_away_from_networkmanager_after_release() {
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w, nm.clone(), e);
+        let wlan1 = crate::validate::IfaceName::parse("wlan1").unwrap();
+        std::fs::create_dir_all(&d.paths.rules_dir).unwrap();
+        std::fs::write(
+            super::super::udev::rule_file(&d.paths.rules_dir, &wlan1),
+            "",
+        )
+        .unwrap();
+        let (iso, _h) = d.isolate("wlan1").await.expect("isolate");
+        assert_eq!(iso.nm_previous, Some(true));
+        assert!(d.release(&iso).await.is_empty());
+        assert_eq!(
+            nm.state_of("wlan1"),
+            Some(false),
+            "enabled: NM stays off it"
+        );
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 # exported: STATIONS, STATION_PHYS, AP_*). The product is the installed .deb; podman is the engine.
 # Every check prints `ok   NAME` or `FAIL NAME: detail`; `finish` exits 1 if any failed.
 
+[ -r /share/extra.env ] && . /share/extra.env
 PASSED=0
 FAILED=0
 TOOL_CALL_ID=8c5e4ab0f2a94f1b9a0d2f5d6c31b7e1   # msgid::TOOL_CALL in src/logging.rs

@@ -83,7 +83,7 @@ async fn story(sock: &str) -> Tally {
         ok && seen(env("AP_WPA2_SSID")) && seen(env("AP_SAE_SSID")),
         &text,
     );
-    for (name, security) in [("WPA2", "wpa2-psk"), ("SAE", "sae")] {
+    for (name, security) in [("WPA2", "wpa2-psk"), ("SAE", "wpa3-sae")] {
         let ssid = env(&format!("AP_{name}_SSID"));
         let gw = env(&format!("AP_{name}_IP"));
         let (ok, c, text) = call(
