@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# demo.sh — the main job on simulated radios, on any Debian 12 machine (as root):
-# installs what it needs, builds wifi-isolate, boots a VM with mac80211_hwsim radios and a real
-# WPA2 access point, isolates a radio with `wifi-isolate run`, scans and connects over MCP,
-# shows the host never noticed (route trace), and releases it.
+# demo.sh — the main job on simulated radios, on any Debian 12 machine (as root).
+#
+# Installs what it needs (apt), builds wifi-isolate and its .deb, builds a Debian VM image with
+# systemd, udev, NetworkManager, podman and that .deb installed the way a user installs it, boots
+# it under QEMU with mac80211_hwsim radios and real access points, and walks through:
+# `wifi-isolate enable wlanX --now` → an MCP client scans and connects → the host's routes and
+# NetworkManager never noticed → stop/disable bring the card home — printing a route trace.
+# First run: ~10 min (release build, Debian rootfs download); later runs ~1-2 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-  echo "demo.sh: needs root (namespaces, QEMU): sudo bash tests/demo.sh" >&2
+  echo "demo.sh: needs root (chroot, QEMU): sudo bash tests/demo.sh" >&2
   exit 1
 fi
 echo "==> installing packages (apt) if missing"
@@ -15,18 +19,25 @@ if ! command -v cargo >/dev/null; then
   echo "demo.sh: needs a Rust toolchain (cargo); see https://rustup.rs" >&2
   exit 1
 fi
-echo "==> building wifi-isolate"
-cargo build --quiet --bins --example hwsim-demo
-share=target/hwsim/demo
-rm -rf "$share"; mkdir -p "$share"
-echo "==> booting the lab VM (QEMU + mac80211_hwsim; about 20-40 s)"
-bash tests/hwsim/run-vm.sh --aps wpa2 --stations 1 --share "$share" --mem 1024 --timeout 300 \
-  --script tests/vm/demo-guest.sh --quiet \
-  --bin target/debug/wifi-isolate --bin target/debug/wifi-isolate-agent \
-  --bin target/debug/examples/hwsim-demo > "$share/runner.log" 2>&1 || {
-  cat "$share/logs/test.log" 2>/dev/null || true
+echo "==> building wifi-isolate and its .deb (release build; a few minutes the first time)"
+cargo build --quiet --example fullsys-probe
+deb=$(bash packaging/build-deb.sh --out target/fullsys/deb --no-lintian | tail -n1)
+echo "==> building the VM image (Debian + systemd + NetworkManager + podman + $(basename "$deb"))"
+img=$(bash tests/fullsys/build-image.sh --deb "$deb" | tail -n1)
+share=target/fullsys/demo
+rm -rf "$share"; mkdir -p "$share/bin" "$share/logs"
+cp tests/vm/fullsys-lib.sh "$share/"
+cp target/debug/examples/fullsys-probe "$share/bin/"
+echo "==> booting it (QEMU/TCG with simulated radios; about a minute)"
+touch "$share/logs/test.log"
+tail -n +1 -F "$share/logs/test.log" 2>/dev/null &
+tailer=$!
+rc=0
+bash tests/fullsys/run-vm.sh --image "$img" --share "$share" --script tests/vm/fullsys-demo-guest.sh \
+  --aps wpa2,sae --stations 1 --timeout 400 --quiet > "$share/runner.log" 2>&1 || rc=$?
+sleep 1; kill "$tailer" 2>/dev/null || true
+if [ $rc != 0 ]; then
   tail -20 "$share/runner.log"
-  echo "demo.sh: the demo failed; logs in $share/logs" >&2
+  echo "demo.sh: the demo failed; logs in $share/logs (journal.log, console.log)" >&2
   exit 1
-}
-cat "$share/logs/test.log"
+fi

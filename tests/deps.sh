@@ -21,4 +21,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 "$(dirname "$0")/../packaging/deps.sh"
-"$(dirname "$0")/hwsim/deps.sh"
+"$(dirname "$0")/fullsys/deps.sh"

@@ -10,6 +10,7 @@ U1=$(unit "$S1")
 CYCLES=${WI_CYCLES:-100}
 
 systemctl start podman.socket
+fake_uplink
 take_baseline
 mounts0=$(mounts_of_ours)
 check "enable $S1 --now" wifi-isolate enable "$S1" --now

@@ -25,6 +25,17 @@ host_view() {
 same_host() { [ "$(host_view)" = "$BASELINE" ] || { diff <(echo "$BASELINE") <(host_view); return 1; }; }
 take_baseline() { BASELINE=$(host_view); }
 
+# The "host" gets a wired uplink with a default route, like a laptop on Ethernet, so the checks
+# and the trace show that isolating and using the WiFi leave it alone (NetworkManager leaves veth
+# devices unmanaged).
+fake_uplink() {
+  ip link add eth0 type veth peer name eth0-peer
+  ip link set eth0-peer up
+  ip link set eth0 up
+  ip addr add 192.168.50.2/24 dev eth0
+  ip route add default via 192.168.50.1 dev eth0
+}
+
 unit() { echo "wifi-isolate@$1.service"; }
 prop() { systemctl show -p "$2" --value "$(unit "$1")"; }
 in_host() { [ -e "/sys/class/net/$1" ]; }
@@ -43,7 +54,7 @@ mounts_of_ours() { grep -c 'wifi-isolate' /proc/self/mountinfo || true; }
 trace() {
   local host box
   host=$(ip -4 route | paste -sd ';' -); box=$(box_routes "${2:-${STA[0]}}" || true)
-  printf 'TRACE | %-44s | host: %-28s | box: %s\n' "$1" "${host:-(none)}" "${box:-(no box)}"
+  printf 'TRACE | %-40s | host: %-60s | box: %s\n' "$1" "${host:-(none)}" "${box:-(no box)}" | tee -a /tmp/trace
 }
 
 # wait_for SECS CMD...: poll CMD every 0.1 s.

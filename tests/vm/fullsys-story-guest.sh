@@ -10,6 +10,7 @@ S1=${STA[0]} S2=${STA[1]}
 U1=$(unit "$S1")
 
 systemctl start podman.socket
+fake_uplink
 take_baseline
 echo "host baseline:"; echo "$BASELINE" | sed 's/^/  /'
 trace "baseline"
