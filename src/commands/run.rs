@@ -271,12 +271,10 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         Ok(x) => x,
         Err(e) => {
             error!(IFACE = %args.iface, "{e}");
-            if e.never_works() {
-                // A restart cannot help, and neither can udev starting it again.
-                daemon.paths.hold(&iface);
-                return ExitCode::from(EXIT_NEVER_WORKS);
-            }
-            return ExitCode::FAILURE;
+            // The phy may have gone into the box and come back (an add event): whether this
+            // starts again is the unit's restart policy, not udev's.
+            daemon.paths.hold(&iface);
+            return ExitCode::from(if e.never_works() { EXIT_NEVER_WORKS } else { 1 });
         }
     };
     use crate::host::daemon::Notifier;
@@ -302,8 +300,11 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     };
     daemon.notify.status(&format!("{}: releasing", iso.iface));
     let mut iso = iso;
-    if matches!(ending, Ok(Ending::Stopped)) {
-        // Written before the phy comes home, so the add event it causes finds it.
+    if !matches!(ending, Ok(Ending::Unplugged)) {
+        // Written before the phy comes home, so the add event it causes finds it: a stop the
+        // user asked for stays a stop, and after a failure the unit's restart policy alone
+        // decides (an udev start on top would count against the start limit twice). Only an
+        // unplugged adapter is left unheld, so plugging it in again isolates it.
         daemon.paths.hold(&iso.iface);
     }
     if matches!(ending, Ok(Ending::Unplugged)) {

@@ -26,14 +26,19 @@ same_host() { [ "$(host_view)" = "$BASELINE" ] || { diff <(echo "$BASELINE") <(h
 take_baseline() { BASELINE=$(host_view); }
 
 # The "host" gets a wired uplink with a default route, like a laptop on Ethernet, so the checks
-# and the trace show that isolating and using the WiFi leave it alone (NetworkManager leaves veth
-# devices unmanaged).
+# and the trace show that isolating and using the WiFi leave it alone. Its peer lives in a netns
+# of its own; NetworkManager is told to keep off eth0 and IPv6 is off on it, so nothing but the
+# test changes it.
 fake_uplink() {
-  ip link add eth0 type veth peer name eth0-peer
-  ip link set eth0-peer up
+  ip netns add uplink
+  ip link add eth0 type veth peer name eth0-peer netns uplink
+  sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1
+  wait_for 10 nmcli device show eth0 && nmcli device set eth0 managed no
   ip link set eth0 up
+  ip -n uplink link set eth0-peer up
   ip addr add 192.168.50.2/24 dev eth0
   ip route add default via 192.168.50.1 dev eth0
+  sleep 1
 }
 
 unit() { echo "wifi-isolate@$1.service"; }
@@ -41,9 +46,14 @@ prop() { systemctl show -p "$2" --value "$(unit "$1")"; }
 in_host() { [ -e "/sys/class/net/$1" ]; }
 box_pid() { podman inspect -f '{{.State.Pid}}' "wifi-isolate-$1" 2>/dev/null; }
 containers() { podman ps -a --filter "name=^wifi-isolate-$1\$" -q | wc -l; }
-box_routes() {
+box_routes() {   # the box's IPv4 routes, "(none)", or "(no box)"
   local p; p=$(box_pid "$1") || true
-  [ -n "$p" ] && [ "$p" != 0 ] && nsenter -t "$p" -n ip -4 route 2>/dev/null | paste -sd ';' -
+  if [ -z "$p" ] || [ "$p" = 0 ]; then
+    p=$(sed -n 's/.*"box_pid": *\([0-9]*\).*/\1/p' "/run/wifi-isolate/state/$1.json" 2>/dev/null)
+  fi
+  [ -n "$p" ] && [ "$p" != 0 ] || { echo "(no box)"; return; }
+  local r; r=$(nsenter -t "$p" -n ip -4 route 2>/dev/null | paste -sd ';' -)
+  echo "${r:-(none)}"
 }
 nm_state() { nmcli -g GENERAL.STATE device show "$1" 2>/dev/null | head -1; }
 nm_lists() { nmcli -t -f DEVICE device | grep -qx "$1"; }
@@ -53,8 +63,8 @@ mounts_of_ours() { grep -c 'wifi-isolate' /proc/self/mountinfo || true; }
 # A row of the route trace: host vs box routes at each event.
 trace() {
   local host box
-  host=$(ip -4 route | paste -sd ';' -); box=$(box_routes "${2:-${STA[0]}}" || true)
-  printf 'TRACE | %-40s | host: %-60s | box: %s\n' "$1" "${host:-(none)}" "${box:-(no box)}" | tee -a /tmp/trace
+  host=$(ip -4 route | paste -sd ';' -); box=$(box_routes "${2:-${STA[0]}}")
+  printf 'TRACE | %-40s | host: %-60s | box: %s\n' "$1" "${host:-(none)}" "$box" | tee -a /tmp/trace
 }
 
 # wait_for SECS CMD...: poll CMD every 0.1 s.

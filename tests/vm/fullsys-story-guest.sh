@@ -95,7 +95,11 @@ for psk in "$AP_WPA2_PSK" "$AP_SAE_PSK"; do
   check "no PSK in container logs or /run" bash -c '! grep -rqsF "$0" /var/lib/containers/storage/overlay-containers /run/wifi-isolate' "$psk"
 done
 
-# ---- 5. a second adapter, started by udev alone ---------------------------------------------
+# ---- 5. a second adapter, in the built-in netns box, started by udev alone ------------------
+# (the netns box runs inside the unit's own sandbox: this proves the hardening block lets the
+# agent do DHCP, ping and DNS)
+mkdir -p /etc/wifi-isolate/instance.d
+printf '[engine]\nkind = "netns"\n' >"/etc/wifi-isolate/instance.d/$S2.toml"
 check "wifi-isolate enable $S2 (not now)" wifi-isolate enable "$S2"
 sleep 1
 check "enable without --now starts nothing" test "$(prop "$S2" ActiveState)" = inactive
@@ -104,12 +108,17 @@ ip netns add bounce
 iw phy "${PHY[1]}" set netns name bounce
 ip netns exec bounce iw phy "${PHY[1]}" set netns 1
 ip netns del bounce
-check "udev's add event started wifi-isolate@$S2" wait_for 60 active_isolated "$S2"
+s2_up() { [ "$(prop "$S2" ActiveState)" = active ] && ! in_host "$S2"; }
+check "udev's add event started wifi-isolate@$S2" wait_for 60 s2_up
+echo "STATUS=$(prop "$S2" StatusText)"
+check "$S2 is in a netns box" grep -q "isolated in netns:wifi-isolate-$S2" <<<"$(prop "$S2" StatusText)"
 trace "$S2 re-appeared: udev started it" "$S2"
 check "both instances active" test "$(prop "$S1" ActiveState)/$(prop "$S2" ActiveState)" = active/active
-check "two containers" test "$(podman ps -q --filter name=wifi-isolate- | wc -l)" = 2
-check "$S2 answers on its own socket" "$PROBE" call "/run/wifi-isolate/$S2.sock" wifi_status
 check "$S1 still answers on its socket" "$PROBE" call "/run/wifi-isolate/$S1.sock" wifi_status
+check "$S2 (netns box, unit sandbox) connects WPA2" "$PROBE" call "/run/wifi-isolate/$S2.sock" wifi_connect \
+  "{\"ssid\":\"$AP_WPA2_SSID\",\"password\":\"$AP_WPA2_PSK\"}"
+check "$S2 pings the AP (raw ICMP in the sandbox)" "$PROBE" call "/run/wifi-isolate/$S2.sock" network_ping \
+  "{\"host\":\"$AP_WPA2_IP\",\"count\":1}"
 check "host routes/addresses unchanged with two boxes" same_host
 
 # ---- disable --now gives them back to NetworkManager -----------------------------------------
