@@ -204,15 +204,28 @@ pub async fn exec() -> ExitCode {
         ),
     }
     match first_existing(&[
-        "/usr/lib/udev/rules.d/80-wifi-isolate.rules",
-        "/lib/udev/rules.d/80-wifi-isolate.rules",
+        "/usr/lib/udev/rules.d/82-wifi-isolate.rules",
+        "/lib/udev/rules.d/82-wifi-isolate.rules",
+        "/etc/udev/rules.d/82-wifi-isolate.rules",
     ]) {
         Some(p) => r.ok("udev rule", p),
         None => r.warn(
             "udev rule",
-            "80-wifi-isolate.rules not installed",
+            "82-wifi-isolate.rules not installed",
             "install the wifi-isolate package",
         ),
+    }
+    let enabled: Vec<String> = crate::host::udev::enabled(Path::new(crate::host::udev::RULES_DIR))
+        .into_iter()
+        .map(|(iface, _)| iface)
+        .collect();
+    if enabled.is_empty() {
+        r.ok(
+            "enabled adapters",
+            "none (wifi-isolate enable IFACE isolates one whenever it appears)",
+        );
+    } else {
+        r.ok("enabled adapters", &enabled.join(", "));
     }
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     if group.lines().any(|l| l.starts_with("wifi-isolate:")) {
