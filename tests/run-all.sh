@@ -6,7 +6,9 @@
 #      hostapd, dbus, podman, systemd tools) — quick when already installed;
 #   2. cargo fmt --check and cargo clippy -D warnings;
 #   3. cargo test: unit tests, host integration tests (real wpa_supplicant, dbus-daemon, podman,
-#      dockerd, netns) and the hwsim VM suites (real kernel radios under QEMU).
+#      dockerd, netns), the packages (.deb + lintian + a clean-chroot install, .rpm), the hwsim VM
+#      suites (real kernel radios under QEMU) and the full-system VM suite (a Debian image with
+#      systemd, udev, NetworkManager, podman and the .deb installed, on the same radios).
 # Needs root (namespaces, engines, VM). Exit status is non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
