@@ -39,6 +39,8 @@ struct Result {
     p50: f64,
     p99: f64,
     rps1: f64,
+    p50_n: f64,
+    p99_n: f64,
     rps_n: f64,
 }
 
@@ -63,27 +65,43 @@ async fn measure(sock: &Path, seconds: f64, conc: usize) -> Result {
     let rps1 = lat.len() as f64 / t0.elapsed().as_secs_f64();
     let _ = svc.cancel().await;
     let done = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + Duration::from_secs_f64(seconds);
-    let t0 = Instant::now();
+    // Every client opens its session first (not timed), then all call until the same end.
+    let (ready_tx, _) = tokio::sync::broadcast::channel::<Instant>(1);
     let mut set = tokio::task::JoinSet::new();
+    let opened = Arc::new(tokio::sync::Barrier::new(conc + 1));
     for _ in 0..conc {
-        let (sock, done) = (sock.to_path_buf(), done.clone());
+        let (sock, done, opened) = (sock.to_path_buf(), done.clone(), opened.clone());
+        let mut go = ready_tx.subscribe();
         set.spawn(async move {
             let svc = client(&sock).await;
+            opened.wait().await;
+            let end = go.recv().await.expect("start signal");
+            let mut lat = Vec::new();
             while Instant::now() < end {
+                let t = Instant::now();
                 if one_call(&svc).await {
                     done.fetch_add(1, Ordering::Relaxed);
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
             }
             let _ = svc.cancel().await;
+            lat
         });
     }
-    while set.join_next().await.is_some() {}
+    opened.wait().await;
+    let t0 = Instant::now();
+    let _ = ready_tx.send(t0 + Duration::from_secs_f64(seconds));
+    let mut lat_n = Vec::new();
+    while let Some(l) = set.join_next().await {
+        lat_n.extend(l.expect("client task"));
+    }
     let rps_n = done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
     Result {
         p50: pct(&mut lat.clone(), 0.5),
         p99: pct(&mut lat, 0.99),
         rps1,
+        p50_n: pct(&mut lat_n.clone(), 0.5),
+        p99_n: pct(&mut lat_n, 0.99),
         rps_n,
     }
 }
@@ -150,24 +168,39 @@ async fn main() {
     stop(daemon);
     let d = &rows[0].1;
     println!(
-        "| path | p50 ms | p99 ms | calls/s (1 client) | calls/s ({conc} clients) | p50 vs direct | throughput vs direct ({conc}) |"
+        "| path | p50 ms (1) | p99 ms (1) | calls/s (1) | p50 ms ({conc}) | p99 ms ({conc}) | calls/s ({conc}) | p50 vs direct (1) | throughput vs direct ({conc}) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (name, r) in &rows {
         println!(
-            "| {name} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2}× | {:.2}× |",
+            "| {name} | {:.2} | {:.2} | {:.0} | {:.1} | {:.1} | {:.0} | {:.2}× | {:.2}× |",
             r.p50,
             r.p99,
             r.rps1,
+            r.p50_n,
+            r.p99_n,
             r.rps_n,
             r.p50 / d.p50,
             r.rps_n / d.rps_n
         );
     }
     let (ours_r, l4_r) = (&rows[1].1, &rows[2].1);
+    let verdict = |a: f64, b: f64| if a <= b { "met" } else { "missed" };
     println!(
-        "\nAdded p50 latency over direct: ours {:+.2} ms, systemd-socket-proxyd {:+.2} ms.",
+        "\nAdded latency over direct, ours vs systemd-socket-proxyd (target: ours ≤ socket-proxyd's):\n\n\
+         | clients | p50 ours | p50 socket-proxyd | p99 ours | p99 socket-proxyd | p50 target |\n\
+         |---|---|---|---|---|---|\n\
+         | 1 | {:+.2} ms | {:+.2} ms | {:+.2} ms | {:+.2} ms | **{}** |\n\
+         | {conc} | {:+.1} ms | {:+.1} ms | {:+.1} ms | {:+.1} ms | **{}** |",
         ours_r.p50 - d.p50,
-        l4_r.p50 - d.p50
+        l4_r.p50 - d.p50,
+        ours_r.p99 - d.p99,
+        l4_r.p99 - d.p99,
+        verdict(ours_r.p50 - d.p50, l4_r.p50 - d.p50),
+        ours_r.p50_n - d.p50_n,
+        l4_r.p50_n - d.p50_n,
+        ours_r.p99_n - d.p99_n,
+        l4_r.p99_n - d.p99_n,
+        verdict(ours_r.p50_n - d.p50_n, l4_r.p50_n - d.p50_n),
     );
 }
