@@ -1,7 +1,8 @@
 //! Full-system VM suite: the project's .deb installed (apt-get install ./x.deb) into a Debian
 //! bookworm image with systemd, udev, NetworkManager and podman, booted under QEMU/TCG with the
-//! hwsim lab's radios and access points (tests/fullsys/README.md). This file holds the smoke test of
-//! the harness and the small helper other full-system tests can use ([`fullsys::run`]).
+//! hwsim lab's radios and access points (tests/fullsys/README.md). This file holds the helper
+//! ([`fullsys::run_with`]) and the scenario suites; the harness's own smoke check
+//! (tests/fullsys/smoke-guest.sh) is run by hand when touching the harness.
 //! Needs root, QEMU and mmdebstrap (tests/fullsys/deps.sh) and packaging/build-deb.sh; fails, never
 //! skips, without them.
 
@@ -95,15 +96,11 @@ pub mod fullsys {
     }
 
     /// Boot the image with `aps` (e.g. "wpa2,open") and `stations` radios, run `script` (a path
-    /// relative to the repo) as root in the guest. Ok when the guest printed PASS; Err carries the
-    /// runner's report (test log tail, log paths). Share: target/fullsys/NAME.
-    pub fn run(name: &str, script: &str, aps: &str, stations: u32) -> Result<(), String> {
-        run_with(name, script, aps, stations, 300, &[], "")
-    }
-
-    /// [`run`] with a timeout (seconds, boot included), extra files for the share (source
-    /// relative to the repo, destination relative to the share) and `extra_env`, written to
-    /// `/share/extra.env` (guest scripts may source it).
+    /// relative to the repo) as root in the guest, with a timeout (seconds, boot included), extra
+    /// files for the share (source relative to the repo, destination relative to the share) and
+    /// `extra_env`, written to `/share/extra.env` (the guest scripts source it). Ok when the guest
+    /// printed PASS; Err carries the runner's report (test log tail, log paths). Share:
+    /// target/fullsys/NAME.
     pub fn run_with(
         name: &str,
         script: &str,
@@ -154,13 +151,6 @@ pub mod fullsys {
                 share.join("logs").display()
             ))
         }
-    }
-}
-
-#[test]
-fn fullsys_smoke() {
-    if let Err(e) = fullsys::run("smoke", "tests/fullsys/smoke-guest.sh", "wpa2", 2) {
-        panic!("{e}");
     }
 }
 

@@ -44,15 +44,17 @@ fake_uplink() {
 unit() { echo "wifi-isolate@$1.service"; }
 prop() { systemctl show -p "$2" --value "$(unit "$1")"; }
 in_host() { [ -e "/sys/class/net/$1" ]; }
-box_pid() { podman inspect -f '{{.State.Pid}}' "wifi-isolate-$1" 2>/dev/null; }
-containers() { podman ps -a --filter "name=^wifi-isolate-$1\$" -q | wc -l; }
-box_routes() {   # the box's IPv4 routes, "(none)", or "(no box)"
-  local p; p=$(box_pid "$1") || true
+box_pid() {   # a process in the box: the container's, else the netns box's (from the state file)
+  local p; p=$(podman inspect -f '{{.State.Pid}}' "wifi-isolate-$1" 2>/dev/null) || true
   if [ -z "$p" ] || [ "$p" = 0 ]; then
     p=$(sed -n 's/.*"box_pid": *\([0-9]*\).*/\1/p' "/run/wifi-isolate/state/$1.json" 2>/dev/null)
   fi
-  [ -n "$p" ] && [ "$p" != 0 ] || { echo "(no box)"; return; }
-  local r; r=$(nsenter -t "$p" -n ip -4 route 2>/dev/null | paste -sd ';' -)
+  [ -n "$p" ] && [ "$p" != 0 ] && echo "$p"
+}
+containers() { podman ps -a --filter "name=^wifi-isolate-$1\$" -q | wc -l; }
+box_routes() {   # the box's IPv4 routes, "(none)", or "(no box)"
+  local p r; p=$(box_pid "$1") || { echo "(no box)"; return; }
+  r=$(nsenter -t "$p" -n ip -4 route 2>/dev/null | paste -sd ';' -)
   echo "${r:-(none)}"
 }
 nm_state() { nmcli -g GENERAL.STATE device show "$1" 2>/dev/null | head -1; }
