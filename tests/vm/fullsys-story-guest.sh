@@ -137,5 +137,16 @@ for s in "$S1" "$S2"; do
 done
 check "no mounts of ours left" test "$(mounts_of_ours)" = "$mounts0"
 check "host routes/addresses unchanged at the end" same_host
+# ---- removing the package leaves nothing running ----------------------------------------------
+check "enable $S1 --now once more" wifi-isolate enable "$S1" --now
+t0=$(ms)
+check "apt-get remove wifi-isolate (an instance running)" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q wifi-isolate
+echo "package removed in $(($(ms) - t0)) ms"
+trace "apt-get remove wifi-isolate"
+check "after remove: $S1 home" in_host "$S1"
+check "after remove: no wifi-isolate process" test "$(pgrep -c -f 'wifi-isolate' || true)" = 0
+check "after remove: no container" test "$(podman ps -aq | wc -l)" = 0
+check "after remove: units gone" bash -c '! systemctl cat wifi-isolate@.service >/dev/null 2>&1'
+check "after remove: host routes/addresses unchanged" same_host
 dump_on_fail
 finish
