@@ -144,7 +144,7 @@ check "apt-get remove wifi-isolate (an instance running)" env DEBIAN_FRONTEND=no
 echo "package removed in $(($(ms) - t0)) ms"
 trace "apt-get remove wifi-isolate"
 check "after remove: $S1 home" in_host "$S1"
-check "after remove: no wifi-isolate process" test "$(pgrep -c -f 'wifi-isolate' || true)" = 0
+check "after remove: no wifi-isolate process" test "$(pgrep -c -x 'wifi-isolate|wifi-isolate-ag' || true)" = 0
 check "after remove: no container" test "$(podman ps -aq | wc -l)" = 0
 check "after remove: units gone" bash -c '! systemctl cat wifi-isolate@.service >/dev/null 2>&1'
 check "after remove: host routes/addresses unchanged" same_host
