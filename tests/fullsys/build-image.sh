@@ -50,9 +50,13 @@ IMG="$IMGDIR/image-$KEY.img"
 emit() {
   if [ -n "$OUT" ]; then cp --sparse=always "$IMG" "$OUT"; echo "$(readlink -f "$OUT")"; else echo "$IMG"; fi
 }
+mkdir -p "$IMGDIR"
+# One build per image at a time (two test processes may ask for the same one): the second waits
+# and then finds it cached.
+exec 9>"$IMG.lock"
+flock 9
 if [ -e "$IMG" ]; then log "cached image $IMG"; emit; exit 0; fi
 
-mkdir -p "$IMGDIR"
 # the tree lives in RAM when there is room (unpacking, mkfs and clean-up of ~500 MB on disk cost
 # ~30 s on a loaded CI host)
 TMPBASE="$IMGDIR"
