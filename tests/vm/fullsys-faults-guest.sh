@@ -113,7 +113,7 @@ cycles() {   # cycles N LABEL
 }
 fd0=$(fds)
 cycles "${WI_PODMAN_CYCLES:-10}" podman
-leftovers="$(containers "$S1") container(s), $(ip netns list | grep -cv '^uplink') netns, $(mounts_of_ours) mounts"
+leftovers="$(containers "$S1") container(s), $(ip netns list | grep -Evc '^(uplink|ap-)') netns, $(mounts_of_ours) mounts"
 check "after the podman cycles: $leftovers (want 1, 0, $mounts_active as after the first start)" \
   test "$leftovers" = "1 container(s), 0 netns, $mounts_active mounts"
 mkdir -p /etc/wifi-isolate/instance.d

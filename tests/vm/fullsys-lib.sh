@@ -84,7 +84,11 @@ invariant() {
   st=$(prop "$i" ActiveState)
   if [ "$st" = active ]; then
     check "$what: active, phy in the box, not in the host" active_isolated "$i"
-    check "$what: exactly one container" test "$(containers "$i")" = 1
+    if grep -q 'in podman:' <<<"$(prop "$i" StatusText)"; then
+      check "$what: exactly one container" test "$(containers "$i")" = 1
+    else
+      check "$what: a netns box, no container" test "$(containers "$i")" = 0
+    fi
   else
     check "$what: $st, phy home" in_host "$i"
     check "$what: no container left" test "$(containers "$i")" = 0
