@@ -14,47 +14,26 @@
 
 #[path = "shared.rs"]
 mod shared;
-use shared::{Tally, host_view, tool_outcome};
+use shared::{Tally, host_view};
 #[path = "hwsim_nl.rs"]
 mod hwsim_nl;
+#[path = "mcp_unix.rs"]
+mod mcp_unix;
+use mcp_unix::call;
+
+/// A session on the socket at `sock`.
+async fn session(sock: &str) -> Result<RunningService<RoleClient, ()>, String> {
+    mcp_unix::session(std::path::Path::new(sock)).await
+}
 
 use std::time::Instant;
 
-use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
-use rmcp::service::{PeerRequestOptions, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::RoleClient;
+use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} missing from the lab env"))
-}
-
-async fn session(sock: &str) -> anyhow::Result<RunningService<RoleClient, ()>> {
-    let http = UnixSocketHttpClient::new(sock, "http://localhost/mcp");
-    let t = StreamableHttpClientTransport::with_client(
-        http,
-        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
-    );
-    Ok(().serve(t).await?)
-}
-
-async fn call(
-    svc: &RunningService<RoleClient, ()>,
-    tool: &str,
-    args: Value,
-) -> (bool, Value, String) {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(args.as_object().cloned().unwrap_or_default());
-    let handle = svc
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(Request::new(params)),
-            PeerRequestOptions::no_options(),
-        )
-        .await
-        .expect("sending request");
-    tool_outcome(handle.await_response().await)
 }
 
 fn prefix(ip: &str) -> &str {

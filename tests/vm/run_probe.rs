@@ -16,6 +16,8 @@ mod shared;
 use shared::host_view;
 #[path = "hwsim_nl.rs"]
 mod hwsim_nl;
+#[path = "mcp_unix.rs"]
+mod mcp_unix;
 use hwsim_nl::hwsim_del_radio;
 
 use std::fs;
@@ -24,11 +26,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
-use rmcp::service::{PeerRequestOptions, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::net::UnixDatagram;
 use tokio::sync::mpsc;
@@ -441,39 +438,7 @@ async fn wait_iface(iface: &str, since: Instant, within: Duration) -> Option<Dur
 
 // ---- MCP ------------------------------------------------------------------------------------
 
-async fn mcp(socket: &Path) -> Result<RunningService<RoleClient, ()>, String> {
-    let sock = socket.to_string_lossy().into_owned();
-    let http = UnixSocketHttpClient::new(&sock, "http://localhost/mcp");
-    let transport = StreamableHttpClientTransport::with_client(
-        http,
-        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
-    );
-    match tokio::time::timeout(Duration::from_secs(20), ().serve(transport)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(format!("MCP initialize: {e}")),
-        Err(_) => Err("MCP initialize timed out".into()),
-    }
-}
-
-async fn call(
-    svc: &RunningService<RoleClient, ()>,
-    tool: &str,
-    args: Value,
-) -> (bool, Value, String) {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(args.as_object().cloned().unwrap_or_default());
-    let handle = match svc
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(Request::new(params)),
-            PeerRequestOptions::no_options(),
-        )
-        .await
-    {
-        Ok(h) => h,
-        Err(e) => return (false, Value::Null, format!("send: {e}")),
-    };
-    shared::tool_outcome(handle.await_response().await)
-}
+use mcp_unix::{call, session as mcp};
 
 fn subnet_prefix(cidr: &str) -> String {
     // "10.0.2.0/24" -> "10.0.2."
