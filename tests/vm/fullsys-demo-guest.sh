@@ -37,7 +37,9 @@ if same_host; then echo "   identical"; else echo "   CHANGED"; fi
 ip -4 route | show
 
 say "systemctl stop: the card comes home under its name; enabled, so NetworkManager stays off it"
-t0=$(ms); systemctl stop "$(unit "$S1")"; echo "   home after $(($(ms) - t0)) ms"
+t0=$(ms); systemctl stop --quiet "$(unit "$S1")" &
+wait_for 10 in_host "$S1"; echo "   $S1 back in the host after $(($(ms) - t0)) ms"
+wait; echo "   systemctl stop returned after $(($(ms) - t0)) ms (box removed, NetworkManager told)"
 trace "released (systemctl stop)"
 say "wifi-isolate disable $S1 --now: back to NetworkManager"
 wifi-isolate disable "$S1" --now 2>&1 | show
