@@ -223,7 +223,9 @@ for eng in podman netns; do
   "$BENCH" connect "$SOCK" "$AP_WPA2_SSID" "$AP_WPA2_PSK" "$((N + 1))" >"$D/connect_$eng.out" 2>&1 ||
     err "wifi_connect through our endpoint ($eng): $(tail -3 "$D/connect_$eng.out")"
   cat "$D/connect_$eng.out"
-  # the first round is the warm-up
+  # the first round, in a fresh box (wpa_supplicant just started, a scan needed), is the one
+  # comparable with the bare cold start; the later ones reuse the running supplicant's scan
+  grep '^CONNECT' "$D/connect_$eng.out" | head -n 1 | while read -r _ w _; do sample "connect_first_$eng" "${w#wall_ms=}"; done
   grep '^CONNECT' "$D/connect_$eng.out" | tail -n +2 | while read -r _ w e _; do
     sample "connect_wall_$eng" "${w#wall_ms=}"; sample "connect_tool_$eng" "${e#elapsed_ms=}"
   done
@@ -318,9 +320,13 @@ seed_names=$(sort -u "$D/seed_names" 2>/dev/null | paste -sd, -)
   echo
   echo "| flow | ms | vs bare | target ≤ 1.10× |"
   echo "|---|---|---|---|"
-  echo "| \`wifi_connect\` through our endpoint, podman box (wall time of the call) | $(cell connect_wall_podman) | $(ratio "$con_p" "$con_r") | $(meets "$(awk -v a="$con_p" -v b="$con_r" 'BEGIN{ if (b > 0) print a / b }')" 1.1) |"
+  for eng in podman netns; do
+    f=$(med "connect_first_$eng")
+    echo "| first \`wifi_connect\` in a fresh $eng box (wpa_supplicant just started; like for like), n = 1 | $(cell "connect_first_$eng") | $(ratio "$f" "$con_r") | $(meets "$(awk -v a="$f" -v b="$con_r" 'BEGIN{ if (b > 0) print a / b }')" 1.1) |"
+  done
+  echo "| repeated \`wifi_connect\` through our endpoint, podman box (wall time of the call) | $(cell connect_wall_podman) | $(ratio "$con_p" "$con_r") | (not like for like) |"
   echo "| … the tool's own \`elapsed_ms\`, podman box | $(cell connect_tool_podman) | $(ratio "$(med connect_tool_podman)" "$con_r") | |"
-  echo "| \`wifi_connect\` through our endpoint, netns box (wall time of the call) | $(cell connect_wall_netns) | $(ratio "$con_n" "$con_r") | $(meets "$(awk -v a="$con_n" -v b="$con_r" 'BEGIN{ if (b > 0) print a / b }')" 1.1) |"
+  echo "| repeated \`wifi_connect\` through our endpoint, netns box (wall time of the call) | $(cell connect_wall_netns) | $(ratio "$con_n" "$con_r") | (not like for like) |"
   echo "| … the tool's own \`elapsed_ms\`, netns box | $(cell connect_tool_netns) | $(ratio "$(med connect_tool_netns)" "$con_r") | |"
   echo "| bare: \`wpa_supplicant -B\` start → lease by \`busybox udhcpc\` (same options), scratch netns, second station | $(cell connect_ref) | 1.00× | |"
   echo
