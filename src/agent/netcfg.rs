@@ -33,9 +33,14 @@ pub struct AddrInfo {
 }
 
 /// A netlink route connection bound to the current network namespace.
+///
+/// Dumps (links, routes, addresses) are serialized: the kernel runs one dump at a time per
+/// netlink socket and answers a second one with EBUSY, and concurrent MCP calls
+/// (`wifi_status` from several clients) share this one connection.
 #[derive(Clone)]
 pub struct NetCfg {
     handle: Handle,
+    dump: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl NetCfg {
@@ -43,7 +48,10 @@ impl NetCfg {
     pub fn open() -> anyhow::Result<Self> {
         let (conn, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(conn);
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            dump: Default::default(),
+        })
     }
 
     /// Index of the interface called `name`, if it exists.
@@ -64,6 +72,7 @@ impl NetCfg {
 
     /// All interface names and whether each is up, indexed by ifindex.
     pub async fn links(&self) -> anyhow::Result<Vec<(u32, String, bool)>> {
+        let _one = self.dump.lock().await;
         let mut out = Vec::new();
         let mut links = self.handle.link().get().execute();
         while let Some(msg) = links.try_next().await? {
@@ -122,6 +131,7 @@ impl NetCfg {
                 let _ = self.handle.route().del(route).execute().await;
             }
         }
+        let _one = self.dump.lock().await;
         let addrs: Vec<_> = self
             .handle
             .address()
@@ -165,6 +175,7 @@ impl NetCfg {
     async fn route_messages(
         &self,
     ) -> anyhow::Result<Vec<rtnetlink::packet_route::route::RouteMessage>> {
+        let _one = self.dump.lock().await;
         Ok(self
             .handle
             .route()
@@ -214,6 +225,7 @@ impl NetCfg {
     pub async fn addresses(&self) -> anyhow::Result<Vec<AddrInfo>> {
         let names = self.links().await?;
         let mut out = Vec::new();
+        let _one = self.dump.lock().await;
         let mut addrs = self.handle.address().get().execute();
         while let Some(a) = addrs.try_next().await? {
             if a.header.family != rtnetlink::packet_route::AddressFamily::Inet {
@@ -255,6 +267,26 @@ pub fn mask_to_prefix(mask: Ipv4Addr) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Several MCP clients asking for the status at once share one netlink socket: every dump
+    /// must succeed (the kernel answers a second concurrent dump on a socket with EBUSY).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_dumps_on_one_connection_all_succeed() {
+        let net = super::NetCfg::open().unwrap();
+        let calls = (0..32).map(|i| {
+            let net = net.clone();
+            tokio::spawn(async move {
+                match i % 3 {
+                    0 => net.routes().await.map(drop),
+                    1 => net.addresses().await.map(drop),
+                    _ => net.links().await.map(drop),
+                }
+            })
+        });
+        for r in futures::future::join_all(calls).await {
+            r.unwrap().expect("a concurrent dump failed");
+        }
+    }
     use super::*;
 
     #[test]

@@ -27,7 +27,7 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
-use bollard::{API_DEFAULT_VERSION, Docker};
+use bollard::{ClientVersion, Docker};
 use futures::StreamExt;
 use tracing::{debug, info, warn};
 
@@ -37,6 +37,12 @@ use super::{
 };
 
 /// Timeout of ordinary API requests (seconds).
+/// The Engine API version we speak: Docker 20.10 (Debian 12's docker.io) and podman 4.3's
+/// compat API both serve v1.41, and every call used here exists there.
+const ENGINE_API: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
 const REQUEST_TIMEOUT_SECS: u64 = 30;
 /// Timeout of the connect-time `/_ping` + `/version` probe.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,11 +76,13 @@ impl ApiEngine {
         if !socket.exists() {
             return Err(unavailable("no such socket".into()));
         }
-        let docker = Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+        let docker = Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, &ENGINE_API)
             .map_err(|e| unavailable(e.to_string()))?;
+        // A ping only: version negotiation (`/version`) costs podman 4.3 over a second under
+        // load, at every start; both engines speak the pinned API version.
         let probe = async {
             docker.ping().await?;
-            docker.negotiate_version().await
+            Ok::<_, BollardError>(docker)
         };
         let docker = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
             Ok(Ok(d)) => d,
