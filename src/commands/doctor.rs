@@ -225,7 +225,7 @@ pub async fn exec() -> ExitCode {
             "none (wifi-isolate enable IFACE isolates one whenever it appears)",
         );
     } else {
-        r.ok("enabled adapters", &enabled.join(", "));
+        r.ok("enabled adapters", enabled.join(", "));
     }
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     if group.lines().any(|l| l.starts_with("wifi-isolate:")) {
