@@ -14,43 +14,19 @@
 #[path = "shared.rs"]
 #[allow(dead_code)]
 mod shared;
-use shared::tool_outcome;
 
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
-use rmcp::service::{PeerRequestOptions, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
-use rmcp::{RoleClient, ServiceExt};
-use serde_json::{Value, json};
+use rmcp::RoleClient;
+use rmcp::service::RunningService;
+use serde_json::json;
 
-async fn session(sock: &str) -> anyhow::Result<RunningService<RoleClient, ()>> {
-    let http = UnixSocketHttpClient::new(sock, "http://localhost/mcp");
-    let t = StreamableHttpClientTransport::with_client(
-        http,
-        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
-    );
-    Ok(().serve(t).await?)
-}
+#[path = "mcp_unix.rs"]
+mod mcp_unix;
+use mcp_unix::call;
 
-async fn call(
-    svc: &RunningService<RoleClient, ()>,
-    tool: &str,
-    args: Value,
-) -> (bool, Value, String) {
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(args.as_object().cloned().unwrap_or_default());
-    match svc
-        .send_cancellable_request(
-            ClientRequest::CallToolRequest(Request::new(params)),
-            PeerRequestOptions::no_options(),
-        )
-        .await
-    {
-        Ok(handle) => tool_outcome(handle.await_response().await),
-        Err(e) => (false, Value::Null, format!("sending: {e}")),
-    }
+async fn session(sock: &str) -> Result<RunningService<RoleClient, ()>, String> {
+    mcp_unix::session(std::path::Path::new(sock)).await
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {

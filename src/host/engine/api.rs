@@ -36,15 +36,15 @@ use super::{
     LABEL_MANAGED, Result,
 };
 
-/// Timeout of ordinary API requests (seconds).
 /// The Engine API version we speak: Docker 20.10 (Debian 12's docker.io) and podman 4.3's
 /// compat API both serve v1.41, and every call used here exists there.
 const ENGINE_API: ClientVersion = ClientVersion {
     major_version: 1,
     minor_version: 41,
 };
+/// Timeout of ordinary API requests (seconds).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
-/// Timeout of the connect-time `/_ping` + `/version` probe.
+/// Timeout of the connect-time `/_ping` probe.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Grace period between SIGTERM and SIGKILL when stopping a box (seconds).
 pub const STOP_TIMEOUT_SECS: i32 = 5;
@@ -373,7 +373,7 @@ impl Engine for ApiEngine {
         }
         match self.start_inner(spec, &created.id).await {
             Ok(h) => {
-                info!(engine = %self.kind, BOX = %name, id = %h.id, pid = h.pid, "box started");
+                debug!(engine = %self.kind, BOX = %name, id = %h.id, pid = h.pid, "container started");
                 Ok(h)
             }
             Err(e) => {
@@ -427,7 +427,7 @@ impl Engine for ApiEngine {
             Err(_) => warn!(engine = %self.kind, id = %h.id, "stop timed out; removing by force"),
         }
         self.force_remove(&h.id).await?;
-        info!(engine = %self.kind, BOX = %h.name, id = %h.id, "box removed");
+        debug!(engine = %self.kind, BOX = %h.name, id = %h.id, "container removed");
         Ok(())
     }
 

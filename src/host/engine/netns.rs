@@ -45,7 +45,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     BOX_RUNTIME_DIR, BoxExit, BoxHandle, BoxSpec, Engine, EngineError, EngineKind, Result,
@@ -282,7 +282,7 @@ impl Engine for NetnsEngine {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&reaper_id);
         });
-        info!(engine = "netns", BOX = %spec.box_name(), pid, "box started");
+        debug!(engine = "netns", BOX = %spec.box_name(), pid, "netns box spawned");
         Ok(BoxHandle {
             engine: EngineKind::Netns,
             id,
