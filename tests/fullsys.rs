@@ -19,22 +19,6 @@ pub mod fullsys {
     static VM: Mutex<()> = Mutex::new(());
     static IMAGE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
-    fn need(cmd: &str, pkg: &str) -> Result<(), String> {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {cmd}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if found {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd} is missing: install {pkg} (bash tests/fullsys/deps.sh)"
-            ))
-        }
-    }
-
     /// Build the .deb with packaging/build-deb.sh (its last stdout line is the path).
     fn build_deb(repo: &Path) -> Result<PathBuf, String> {
         let script = repo.join("packaging/build-deb.sh");
@@ -69,10 +53,9 @@ pub mod fullsys {
         IMAGE
             .get_or_init(|| {
                 crate::common::require_root("the full-system VM suite");
-                need("qemu-system-x86_64", "qemu-system-x86")?;
-                need("mmdebstrap", "mmdebstrap")?;
-                need("mkfs.ext4", "e2fsprogs")?;
-                need("podman", "podman")?;
+                for tool in ["qemu-system-x86_64", "mmdebstrap", "mkfs.ext4", "podman"] {
+                    crate::common::require_tool(tool, "bash tests/fullsys/deps.sh");
+                }
                 let repo = crate::common::repo();
                 let deb = build_deb(&repo)?;
                 let o = Command::new("bash")

@@ -7,6 +7,8 @@
 //! test, it never skips. The chroot tarball is cached in `.cache/pkgroot/`, keyed by its package
 //! list.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,23 +20,15 @@ use wifi_isolate::host::config::Settings;
 const ROOT_PACKAGES: &[&str] = &["systemd", "udev", "pkgconf"];
 const SUITE: &str = "bookworm";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::repo;
 
 fn need_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "tests/packages.rs needs root (dpkg-buildpackage, chroot, mounts)"
-    );
+    common::require_root("tests/packages.rs (dpkg-buildpackage, chroot, mounts)");
 }
 
 fn need_tools(tools: &[&str]) {
     for t in tools {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-            .unwrap_or(false);
-        assert!(found, "missing tool {t}: run packaging/deps.sh");
+        common::require_tool(t, "run packaging/deps.sh");
     }
 }
 

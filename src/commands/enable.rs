@@ -34,6 +34,15 @@ pub struct EnableArgs {
     pub runtime_root: PathBuf,
 }
 
+impl EnableArgs {
+    fn paths(&self) -> Paths {
+        Paths {
+            root: self.runtime_root.clone(),
+            rules_dir: self.rules_dir.clone(),
+        }
+    }
+}
+
 /// A failed step, said the way a user can act on it.
 type Step<T> = Result<T, String>;
 
@@ -127,12 +136,9 @@ fn write_rule(file: &Path, text: &str) -> Step<()> {
 }
 
 fn enable(args: &EnableArgs, iface: &IfaceName) -> Step<()> {
-    let paths = Paths {
-        root: args.runtime_root.clone(),
-        rules_dir: args.rules_dir.clone(),
-    };
+    let paths = args.paths();
     let identity = identity_of(iface, &paths)?;
-    let file = udev::rule_file(&args.rules_dir, iface);
+    let file = udev::rule_file(&paths.rules_dir, iface);
     let text = udev::rule_text(iface, &identity);
     let before = std::fs::read_to_string(&file).ok();
     write_rule(&file, &text)?;
@@ -194,13 +200,10 @@ fn enable(args: &EnableArgs, iface: &IfaceName) -> Step<()> {
 }
 
 async fn disable(args: &EnableArgs, iface: &IfaceName) -> Step<()> {
-    let paths = Paths {
-        root: args.runtime_root.clone(),
-        rules_dir: args.rules_dir.clone(),
-    };
-    let file = udev::rule_file(&args.rules_dir, iface);
+    let paths = args.paths();
+    let file = udev::rule_file(&paths.rules_dir, iface);
     if !file.exists() {
-        let others: Vec<String> = udev::enabled(&args.rules_dir)
+        let others: Vec<String> = udev::enabled(&paths.rules_dir)
             .into_iter()
             .map(|(n, _)| n)
             .collect();

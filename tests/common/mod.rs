@@ -45,6 +45,13 @@ pub fn require_root(what: &str) {
     }
 }
 
+/// Fail (never skip) when `tool` is not on PATH; `hint` says how to get it.
+pub fn require_tool(tool: &str, hint: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    assert!(found, "missing tool {tool}: {hint}");
+}
+
 /// The hwsim VM harness.
 pub mod hwsim {
     use std::process::Command;
