@@ -215,7 +215,13 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             },
             ready_rx,
         );
-        tokio::spawn(proxy::serve(proxy, listeners, proxy_ct.clone()))
+        match proxy::serve_dedicated(proxy, listeners, proxy_ct.clone()) {
+            Ok(done) => done,
+            Err(e) => {
+                error!(IFACE = %args.iface, "cannot start the MCP endpoint: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     };
     let engine = match engine::select(
         &settings.engine.kind.to_string(),

@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # proxy.sh — benchmark the MCP endpoint inside the hwsim VM: direct to the agent socket vs
-# through wifi-isolate's proxy vs through systemd-socket-proxyd, same run, same radio.
-# Writes target/bench/proxy.md (a Markdown table with ratios). Not part of the pass/fail tests.
+# through wifi-isolate's proxy vs through systemd-socket-proxyd, same run, same radio. Then the
+# proxies' own CPU cost per request in front of a stand-in upstream (tests/bench/proxy-cpu.sh),
+# in the same VM (TCG) and natively on this machine.
+# Writes target/bench/proxy.md (Markdown tables with ratios). Not part of the pass/fail tests.
 # The release build and the VM hold /tmp/wi-vm.lock (one TCG VM at a time on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tests/deps.sh
-flock /tmp/wi-vm.lock cargo build --release --bins --example hwsim-bench-proxy
+flock /tmp/wi-vm.lock cargo build --release --bins --example hwsim-bench-proxy --example proxy-cpu
 share=target/bench/proxy-vm
 rm -rf "$share"; mkdir -p "$share"
+cp tests/bench/proxy-cpu.sh "$share/"
 flock /tmp/wi-vm.lock bash tests/hwsim/run-vm.sh --aps wpa2 --stations 1 --share "$share" \
   --script tests/vm/bench-proxy-guest.sh --mem 1024 --timeout 600 --quiet \
   --bin target/release/wifi-isolate --bin target/release/wifi-isolate-agent \
-  --bin target/release/examples/hwsim-bench-proxy \
+  --bin target/release/examples/hwsim-bench-proxy --bin target/release/examples/proxy-cpu \
   --bin /usr/bin/systemd-socket-activate --bin /lib/systemd/systemd-socket-proxyd
+native=$(flock /tmp/wi-vm.lock sh tests/bench/proxy-cpu.sh target/release/examples/proxy-cpu \
+  /usr/bin/systemd-socket-activate /lib/systemd/systemd-socket-proxyd 5)
 mkdir -p target/bench
-cp "$share/bench-proxy.md" target/bench/proxy.md
+{
+  cat "$share/bench-proxy.md"
+  printf '\nThe proxies alone, in front of a stand-in upstream (tests/bench/proxy-cpu.sh), same VM (TCG):\n\n'
+  cat "$share/proxy-cpu.md"
+  printf '\nThe same, natively on this machine (%s cores):\n\n%s\n' "$(nproc)" "$native"
+} > target/bench/proxy.md
 cat target/bench/proxy.md
