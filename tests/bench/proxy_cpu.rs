@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
 
@@ -37,7 +38,12 @@ async fn upstream(sock: PathBuf) {
                         http::Response::builder()
                             .header("content-type", "text/event-stream")
                             .header("mcp-session-id", "0123456789abcdef")
-                            .body(Full::new(Bytes::from_static(ANSWER.as_bytes())))
+                            // Streamed (chunked), as the agent's SSE answers are.
+                            .body(StreamBody::new(futures::stream::iter([
+                                Ok::<_, Infallible>(Frame::data(Bytes::from_static(
+                                    ANSWER.as_bytes(),
+                                ))),
+                            ])))
                             .unwrap(),
                     )
                 },

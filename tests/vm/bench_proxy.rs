@@ -3,7 +3,9 @@
 //! through `wifi-isolate run`'s HTTP-aware proxy, (3) through `systemd-socket-proxyd` (plain L4),
 //! all in the same run. Prints a Markdown table with ratios against direct.
 //!
-//! Usage: `hwsim-bench-proxy STATION [SECONDS]`. Not a test: it reports, it does not assert.
+//! Usage: `hwsim-bench-proxy STATION [SECONDS [ROUNDS]]` (default 5 s per measurement, 3 rounds,
+//! the paths' order rotated each round; samples pooled). Not a test: it reports, it does not
+//! assert.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,12 +48,44 @@ struct Result {
     errors: u64,
 }
 
+/// The raw samples of one path, pooled over the rounds.
+#[derive(Default)]
+struct Samples {
+    lat1: Vec<f64>,
+    secs1: f64,
+    lat_n: Vec<f64>,
+    secs_n: f64,
+    errors: u64,
+}
+
+impl Samples {
+    fn add(&mut self, o: Samples) {
+        self.lat1.extend(o.lat1);
+        self.secs1 += o.secs1;
+        self.lat_n.extend(o.lat_n);
+        self.secs_n += o.secs_n;
+        self.errors += o.errors;
+    }
+
+    fn result(mut self) -> Result {
+        Result {
+            p50: pct(&mut self.lat1, 0.5),
+            p99: pct(&mut self.lat1, 0.99),
+            rps1: self.lat1.len() as f64 / self.secs1,
+            p50_n: pct(&mut self.lat_n, 0.5),
+            p99_n: pct(&mut self.lat_n, 0.99),
+            rps_n: self.lat_n.len() as f64 / self.secs_n,
+            errors: self.errors,
+        }
+    }
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn measure(sock: &Path, seconds: f64, conc: usize) -> Result {
+async fn measure(sock: &Path, seconds: f64, conc: usize) -> Samples {
     let svc = client(sock).await;
     for _ in 0..20 {
         one_call(&svc).await;
@@ -68,20 +102,14 @@ async fn measure(sock: &Path, seconds: f64, conc: usize) -> Result {
             failed.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let rps1 = lat.len() as f64 / t0.elapsed().as_secs_f64();
+    let secs1 = t0.elapsed().as_secs_f64();
     let _ = svc.cancel().await;
-    let done = Arc::new(AtomicU64::new(0));
     // Every client opens its session first (not timed), then all call until the same end.
     let (ready_tx, _) = tokio::sync::broadcast::channel::<Instant>(1);
     let mut set = tokio::task::JoinSet::new();
     let opened = Arc::new(tokio::sync::Barrier::new(conc + 1));
     for _ in 0..conc {
-        let (sock, done, opened, failed) = (
-            sock.to_path_buf(),
-            done.clone(),
-            opened.clone(),
-            failed.clone(),
-        );
+        let (sock, opened, failed) = (sock.to_path_buf(), opened.clone(), failed.clone());
         let mut go = ready_tx.subscribe();
         set.spawn(async move {
             let svc = client(&sock).await;
@@ -91,7 +119,6 @@ async fn measure(sock: &Path, seconds: f64, conc: usize) -> Result {
             while Instant::now() < end {
                 let t = Instant::now();
                 if one_call(&svc).await {
-                    done.fetch_add(1, Ordering::Relaxed);
                     lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -108,14 +135,11 @@ async fn measure(sock: &Path, seconds: f64, conc: usize) -> Result {
     while let Some(l) = set.join_next().await {
         lat_n.extend(l.expect("client task"));
     }
-    let rps_n = done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
-    Result {
-        p50: pct(&mut lat.clone(), 0.5),
-        p99: pct(&mut lat, 0.99),
-        rps1,
-        p50_n: pct(&mut lat_n.clone(), 0.5),
-        p99_n: pct(&mut lat_n, 0.99),
-        rps_n,
+    Samples {
+        lat1: lat,
+        secs1,
+        lat_n,
+        secs_n: t0.elapsed().as_secs_f64(),
         errors: failed.load(Ordering::Relaxed),
     }
 }
@@ -143,9 +167,10 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let sta = args
         .get(1)
-        .expect("usage: hwsim-bench-proxy STATION [SECONDS]")
+        .expect("usage: hwsim-bench-proxy STATION [SECONDS [ROUNDS]]")
         .clone();
     let secs: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
     let conc = 64;
     // systemd-socket-proxyd holds six descriptors per connection (two sockets, two pipes) and
     // 64 sessions keep ~128 connections open: lift the soft limit for every child to the hard one.
@@ -182,18 +207,33 @@ async fn main() {
         .spawn()
         .expect("systemd-socket-activate systemd-socket-proxyd");
     wait_for(&l4);
-    let mut rows = Vec::new();
-    for (name, sock) in [
+    let paths = [
         ("direct to the agent socket", &agent),
         ("through wifi-isolate's proxy", &ours),
         ("through systemd-socket-proxyd (L4)", &l4),
-    ] {
-        eprintln!("measuring {name} ...");
-        rows.push((name, measure(sock, secs, conc).await));
+    ];
+    // Rounds, each path once per round in a rotated order: a slow stretch of the (noisy, TCG)
+    // machine or the order itself then weighs on every path alike. Samples pool over rounds.
+    let mut pooled: Vec<Samples> = paths.iter().map(|_| Samples::default()).collect();
+    for round in 0..rounds {
+        for k in 0..paths.len() {
+            let i = (k + round) % paths.len();
+            let (name, sock) = paths[i];
+            eprintln!("round {}/{rounds}: measuring {name} ...", round + 1);
+            pooled[i].add(measure(sock, secs, conc).await);
+        }
     }
+    let rows: Vec<(&str, Result)> = paths
+        .iter()
+        .zip(pooled)
+        .map(|((name, _), s)| (*name, s.result()))
+        .collect();
     stop(proxyd);
     stop(daemon);
     let d = &rows[0].1;
+    println!(
+        "{secs} s per measurement, {rounds} rounds with the paths' order rotated, samples pooled.\n"
+    );
     println!(
         "| path | p50 ms (1) | p99 ms (1) | calls/s (1) | p50 ms ({conc}) | p99 ms ({conc}) | calls/s ({conc}) | p50 vs direct (1) | throughput vs direct ({conc}) | failed calls |"
     );
