@@ -210,9 +210,23 @@ pub fn tool_calls(body: &[u8]) -> Vec<String> {
 
 /// Wraps the agent's response body: passes frames through untouched and, when a tool call is
 /// being audited, notices `"isError":true` / a JSON-RPC `"error"` and logs once at the end.
+/// Holds the upstream connection until the body has been read to its end, then gives it back to
+/// the pool (a body dropped half-read closes it: the connection is mid-message).
 struct Audited {
     inner: Incoming,
     audit: Option<Audit>,
+    conn: Option<(Upstream, Arc<Pool>)>,
+    finished: bool,
+}
+
+impl Drop for Audited {
+    fn drop(&mut self) {
+        if (self.finished || self.inner.is_end_stream())
+            && let Some((conn, pool)) = self.conn.take()
+        {
+            pool.put(conn);
+        }
+    }
 }
 
 struct Audit {
@@ -278,6 +292,7 @@ impl Body for Audited {
         }
         if let Poll::Ready(None) = &polled {
             self.audit.take();
+            self.finished = true;
         }
         polled
     }
@@ -291,24 +306,85 @@ impl Body for Audited {
     }
 }
 
-/// The upstream connection of one client connection: opened on its first request and reused
-/// for the next ones (HTTP/1.1 keep-alive, like an L4 proxy's 1:1 splice); re-opened when the
-/// agent has closed it.
-#[derive(Clone, Default)]
-pub struct UpstreamSlot(
-    Arc<tokio::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>>,
-);
+type Upstream = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle keep-alive connections to the agent, shared by every client connection: clients such as
+/// rmcp's Unix-socket transport open a connection per request, and connecting afresh each time
+/// (socket, connect, HTTP handshake, a task) was a third of the proxy's system calls. A
+/// connection comes back only after its response was read to the end; one the agent has closed
+/// (e.g. the box was replaced) is dropped when next taken.
+#[derive(Default)]
+struct Pool(std::sync::Mutex<Vec<Upstream>>);
+
+/// Idle connections kept at most (more are closed when they come back).
+const POOL_IDLE_MAX: usize = 32;
+
+impl Pool {
+    fn take(&self) -> Option<Upstream> {
+        let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(c) = idle.pop() {
+            if !c.is_closed() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put(&self, c: Upstream) {
+        let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !c.is_closed() && idle.len() < POOL_IDLE_MAX {
+            idle.push(c);
+        }
+    }
+}
 
 /// The proxy: shared by every connection.
 pub struct Proxy {
     cfg: ProxyConfig,
     ready: watch::Receiver<bool>,
+    pool: Arc<Pool>,
 }
 
 impl Proxy {
     /// A proxy forwarding to `cfg.upstream` once `ready` says so.
     pub fn new(cfg: ProxyConfig, ready: watch::Receiver<bool>) -> Arc<Self> {
-        Arc::new(Self { cfg, ready })
+        Arc::new(Self {
+            cfg,
+            ready,
+            pool: Arc::default(),
+        })
+    }
+
+    async fn connect(&self) -> anyhow::Result<Upstream> {
+        let stream = tokio::net::UnixStream::connect(&self.cfg.upstream).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// Send on an idle pooled connection, else on a new one. A request that never left (the
+    /// pooled connection turned out closed) is retried; one that was written is not.
+    async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> anyhow::Result<(Response<Incoming>, Upstream)> {
+        while let Some(mut c) = self.pool.take() {
+            if c.ready().await.is_err() {
+                continue;
+            }
+            match c.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, c)),
+                Err(mut e) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut c = self.connect().await?;
+        let resp = c.send_request(req).await?;
+        Ok((resp, c))
     }
 
     async fn wait_ready(&self) -> bool {
@@ -320,12 +396,7 @@ impl Proxy {
     }
 
     /// Handle one request from `peer`.
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: &Peer,
-        upstream: &UpstreamSlot,
-    ) -> Response<ProxyBody> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = origin.to_str().unwrap_or("");
             if !origin_is_local(o) {
@@ -372,7 +443,7 @@ impl Proxy {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return r;
         }
-        match self.forward(req, peer, upstream).await {
+        match self.forward(req, peer).await {
             Ok(r) => r,
             Err(e) => {
                 warn!(IFACE = %self.cfg.instance, %peer, cause = %e, "agent unreachable");
@@ -388,7 +459,6 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         peer: &Peer,
-        upstream: &UpstreamSlot,
     ) -> anyhow::Result<Response<ProxyBody>> {
         let (mut parts, body) = req.into_parts();
         // Requests are small JSON-RPC messages: read them (bounded) to audit tool calls.
@@ -413,24 +483,7 @@ impl Proxy {
         parts.headers.remove(header::AUTHORIZATION);
         parts.headers.remove(header::CONTENT_LENGTH);
         let upstream_req = Request::from_parts(parts, Full::new(body));
-        let resp = {
-            let mut slot = upstream.0.lock().await;
-            let reusable = match slot.as_mut() {
-                Some(s) if !s.is_closed() => s.ready().await.is_ok(),
-                _ => false,
-            };
-            if !reusable {
-                let stream = tokio::net::UnixStream::connect(&self.cfg.upstream).await?;
-                let (sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                *slot = Some(sender);
-            }
-            let sender = slot.as_mut().expect("set above");
-            sender.send_request(upstream_req).await?
-        };
+        let (resp, conn) = self.send(upstream_req).await?;
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
         let audit = (!tools.is_empty()).then(|| Audit {
@@ -444,6 +497,8 @@ impl Proxy {
         let body = Audited {
             inner: rbody,
             audit,
+            conn: Some((conn, self.pool.clone())),
+            finished: false,
         }
         .boxed();
         Ok(Response::from_parts(rparts, body))
@@ -549,12 +604,10 @@ async fn accept_loop(
         let ct = ct.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let upstream = UpstreamSlot::default();
             let svc = hyper::service::service_fn(move |req| {
                 let proxy = proxy.clone();
                 let peer = peer.clone();
-                let upstream = upstream.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, &peer, &upstream).await) }
+                async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(64 * 1024)

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -147,4 +148,84 @@ async fn waits_then_503_then_forwards_and_streams() {
         "body was buffered, not streamed: {arrivals:?}"
     );
     ct.cancel();
+}
+
+/// Upstream stand-in that counts its connections and answers each request with a short body;
+/// `keep_alive: false` closes every connection after one answer.
+async fn counting_upstream(l: UnixListener, accepted: Arc<AtomicUsize>, keep_alive: bool) {
+    loop {
+        let (s, _) = l.accept().await.unwrap();
+        accepted.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let got = req.into_body().collect().await.unwrap().to_bytes();
+                    Ok::<_, Infallible>(http::Response::new(Full::new(got)))
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(keep_alive)
+                .serve_connection(TokioIo::new(s), svc)
+                .await;
+        });
+    }
+}
+
+async fn post_body(sock: &std::path::Path, body: &'static str) -> (u16, String) {
+    let s = UnixStream::connect(sock).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("/mcp")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let r = tx.send_request(req).await.unwrap();
+    let status = r.status().as_u16();
+    let b = r.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Client connections come and go (one per request, as rmcp's Unix client does); the agent sees
+/// one connection, reused. An agent that closes after each answer still gets every request.
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_closed_ones_replaced() {
+    for keep_alive in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let up = dir.path().join("agent.sock");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(counting_upstream(
+            UnixListener::bind(&up).unwrap(),
+            accepted.clone(),
+            keep_alive,
+        ));
+        let front = dir.path().join("front.sock");
+        let listener = proxy::bind(&proxy::ListenSpec::Unix(front.clone())).unwrap();
+        let (_ready_tx, ready_rx) = tokio::sync::watch::channel(true);
+        let p = Proxy::new(
+            ProxyConfig {
+                upstream: up,
+                ready_wait: Duration::from_millis(300),
+                max_connections: 8,
+                max_body_bytes: 1024,
+                token: None,
+                instance: "test0".into(),
+            },
+            ready_rx,
+        );
+        let ct = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(proxy::serve(p, vec![listener], ct.clone()));
+        for i in 0..20 {
+            let (status, body) = post_body(&front, "ping").await;
+            assert_eq!((status, body.as_str()), (200, "ping"), "request {i}");
+        }
+        let n = accepted.load(Ordering::SeqCst);
+        if keep_alive {
+            assert_eq!(n, 1, "20 requests should share one upstream connection");
+        } else {
+            assert_eq!(n, 20, "a closed connection must not be reused");
+        }
+        ct.cancel();
+    }
 }
