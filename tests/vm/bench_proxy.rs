@@ -20,13 +20,23 @@ use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
 
-async fn client(sock: &Path) -> RunningService<RoleClient, ()> {
+async fn try_client(sock: &Path) -> Option<RunningService<RoleClient, ()>> {
     let http = UnixSocketHttpClient::new(&sock.to_string_lossy(), "http://localhost/mcp");
     let t = StreamableHttpClientTransport::with_client(
         http,
         StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
     );
-    ().serve(t).await.expect("initialize")
+    match ().serve(t).await {
+        Ok(svc) => Some(svc),
+        Err(e) => {
+            eprintln!("initialize via {} failed: {e}", sock.display());
+            None
+        }
+    }
+}
+
+async fn client(sock: &Path) -> RunningService<RoleClient, ()> {
+    try_client(sock).await.expect("initialize")
 }
 
 async fn one_call(svc: &RunningService<RoleClient, ()>) -> bool {
@@ -81,12 +91,20 @@ impl Samples {
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 async fn measure(sock: &Path, seconds: f64, conc: usize) -> Samples {
-    let svc = client(sock).await;
+    let Some(svc) = try_client(sock).await else {
+        return Samples {
+            errors: 1,
+            ..Samples::default()
+        };
+    };
     for _ in 0..20 {
         one_call(&svc).await;
     }
@@ -112,9 +130,13 @@ async fn measure(sock: &Path, seconds: f64, conc: usize) -> Samples {
         let (sock, opened, failed) = (sock.to_path_buf(), opened.clone(), failed.clone());
         let mut go = ready_tx.subscribe();
         set.spawn(async move {
-            let svc = client(&sock).await;
+            let svc = try_client(&sock).await;
             opened.wait().await;
             let end = go.recv().await.expect("start signal");
+            let Some(svc) = svc else {
+                failed.fetch_add(1, Ordering::Relaxed);
+                return Vec::new();
+            };
             let mut lat = Vec::new();
             while Instant::now() < end {
                 let t = Instant::now();
@@ -198,15 +220,27 @@ async fn main() {
     wait_for(&agent);
     // Make sure the agent answers before measuring.
     let _ = client(&ours).await.cancel().await;
-    let proxyd = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&l4)
-        .args(["systemd-socket-proxyd"])
-        .arg(&agent)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("systemd-socket-activate systemd-socket-proxyd");
-    wait_for(&l4);
+    // A fresh socket-proxyd for each of its measurements (one once stopped answering mid-run);
+    // its stderr goes to the logs the runner collects.
+    let start_proxyd = || {
+        let _ = std::fs::remove_file(&l4);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open("/share/logs/socket-proxyd.log")
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null());
+        let c = Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&l4)
+            .args(["systemd-socket-proxyd"])
+            .arg(&agent)
+            .stderr(log)
+            .spawn()
+            .expect("systemd-socket-activate systemd-socket-proxyd");
+        wait_for(&l4);
+        c
+    };
     let paths = [
         ("direct to the agent socket", &agent),
         ("through wifi-isolate's proxy", &ours),
@@ -220,7 +254,11 @@ async fn main() {
             let i = (k + round) % paths.len();
             let (name, sock) = paths[i];
             eprintln!("round {}/{rounds}: measuring {name} ...", round + 1);
+            let proxyd = (sock == &l4).then(start_proxyd);
             pooled[i].add(measure(sock, secs, conc).await);
+            if let Some(p) = proxyd {
+                stop(p);
+            }
         }
     }
     let rows: Vec<(&str, Result)> = paths
@@ -228,7 +266,6 @@ async fn main() {
         .zip(pooled)
         .map(|((name, _), s)| (*name, s.result()))
         .collect();
-    stop(proxyd);
     stop(daemon);
     let d = &rows[0].1;
     println!(
