@@ -894,27 +894,24 @@ mod tests {
         assert!("http://x".parse::<ListenSpec>().is_err());
     }
 
-    #[test]
-    fn audit_notices_tool_errors_across_frames() {
-        let mut a = Audit {
+    fn audit() -> Audit {
+        Audit {
             peer: "p".into(),
             tools: vec!["t".into()],
             started: Instant::now(),
             outcome: "ok",
             tail: vec![],
             instance: "w".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn audit_notices_tool_errors_across_frames() {
+        let mut a = audit();
         a.scan(b"data: {\"result\":{\"isErr");
         a.scan(b"or\":true}}");
         assert_eq!(a.outcome, "tool-error");
-        let mut b = Audit {
-            peer: "p".into(),
-            tools: vec!["t".into()],
-            started: Instant::now(),
-            outcome: "ok",
-            tail: vec![],
-            instance: "w".into(),
-        };
+        let mut b = audit();
         // A long frame, the marker split after it, then tiny frames: the seam carries over.
         b.scan(&[b' '; 4096]);
         b.scan(b"{\"er");

@@ -65,12 +65,20 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-async fn post(sock: &std::path::Path) -> http::Response<hyper::body::Incoming> {
+/// Send `req` on a new connection to `sock` (a client per request, as rmcp's Unix client does).
+async fn send_fresh(
+    sock: &std::path::Path,
+    req: http::Request<Full<Bytes>>,
+) -> http::Response<hyper::body::Incoming> {
     let s = UnixStream::connect(sock).await.unwrap();
     let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
         .await
         .unwrap();
     tokio::spawn(conn);
+    tx.send_request(req).await.unwrap()
+}
+
+async fn post(sock: &std::path::Path) -> http::Response<hyper::body::Incoming> {
     let req = http::Request::post("/mcp")
         .header("host", "attacker.example")
         .header("connection", "x-hop")
@@ -78,7 +86,25 @@ async fn post(sock: &std::path::Path) -> http::Response<hyper::body::Incoming> {
         .header("te", "trailers")
         .body(Full::new(Bytes::from_static(b"{}")))
         .unwrap();
-    tx.send_request(req).await.unwrap()
+    send_fresh(sock, req).await
+}
+
+/// The proxy under test, in front of `upstream`: short ready wait, small limits, no token.
+fn test_proxy(
+    upstream: std::path::PathBuf,
+    ready: tokio::sync::watch::Receiver<bool>,
+) -> Arc<Proxy> {
+    Proxy::new(
+        ProxyConfig {
+            upstream,
+            ready_wait: Duration::from_millis(300),
+            max_connections: 8,
+            max_body_bytes: 1024,
+            token: None,
+            instance: "test0".into(),
+        },
+        ready,
+    )
 }
 
 #[tokio::test]
@@ -90,17 +116,7 @@ async fn waits_then_503_then_forwards_and_streams() {
     let listener = proxy::bind(&proxy::ListenSpec::Unix(front.clone())).unwrap();
     assert!(matches!(listener, Listener::Unix(_)));
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
-    let p = Proxy::new(
-        ProxyConfig {
-            upstream: up,
-            ready_wait: Duration::from_millis(300),
-            max_connections: 8,
-            max_body_bytes: 1024,
-            token: None,
-            instance: "test0".into(),
-        },
-        ready_rx,
-    );
+    let p = test_proxy(up, ready_rx);
     let ct = tokio_util::sync::CancellationToken::new();
     tokio::spawn(proxy::serve(Arc::clone(&p), vec![listener], ct.clone()));
 
@@ -172,16 +188,11 @@ async fn counting_upstream(l: UnixListener, accepted: Arc<AtomicUsize>, keep_ali
 }
 
 async fn post_body(sock: &std::path::Path, body: &'static str) -> (u16, String) {
-    let s = UnixStream::connect(sock).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     let req = http::Request::post("/mcp")
         .header("host", "localhost")
         .body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap();
-    let r = tx.send_request(req).await.unwrap();
+    let r = send_fresh(sock, req).await;
     let status = r.status().as_u16();
     let b = r.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&b).into_owned())
@@ -203,17 +214,7 @@ async fn upstream_connections_are_pooled_and_closed_ones_replaced() {
         let front = dir.path().join("front.sock");
         let listener = proxy::bind(&proxy::ListenSpec::Unix(front.clone())).unwrap();
         let (_ready_tx, ready_rx) = tokio::sync::watch::channel(true);
-        let p = Proxy::new(
-            ProxyConfig {
-                upstream: up,
-                ready_wait: Duration::from_millis(300),
-                max_connections: 8,
-                max_body_bytes: 1024,
-                token: None,
-                instance: "test0".into(),
-            },
-            ready_rx,
-        );
+        let p = test_proxy(up, ready_rx);
         let ct = tokio_util::sync::CancellationToken::new();
         tokio::spawn(proxy::serve(p, vec![listener], ct.clone()));
         for i in 0..20 {
