@@ -509,9 +509,9 @@ impl Proxy {
 /// cancelled; the receiver resolves when the last connection has been let go.
 ///
 /// A request's path (accept, read, upstream round trip, write back) then never crosses threads:
-/// measured under TCG with 64 clients, the multi-threaded runtime's wakeups cost the proxy ~45%
-/// more CPU per request than this (tests/bench/proxy_cpu.rs). The daemon's own runtime stays
-/// free for the engine, netlink and D-Bus; `ready` and `ct` work across both.
+/// measured under TCG with 64 clients, the multi-threaded runtime's wakeups cost the proxy
+/// 1.2–1.5× the CPU per request of this (tests/bench/proxy_cpu.rs). The daemon's own runtime
+/// stays free for the engine, netlink and D-Bus; `ready` and `ct` work across both.
 pub fn serve_dedicated(
     proxy: Arc<Proxy>,
     listeners: Vec<Listener>,
