@@ -162,6 +162,26 @@ fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
         .expect("static response")
 }
 
+/// After answering a request early (413) keep reading its body, discarding it, for a while: a
+/// client still writing would otherwise get a broken pipe before it reads the answer
+/// ("lingering close"). Bounded in time and bytes.
+fn linger(mut body: Incoming) {
+    const LINGER: Duration = Duration::from_secs(5);
+    const LINGER_BYTES: usize = 64 << 20;
+    tokio::spawn(async move {
+        let mut seen = 0;
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > LINGER_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
+}
+
 /// The `tools/call` names in a JSON-RPC request body (single message or batch).
 ///
 /// Parsed into borrowed fields only (`arguments` are skipped, never copied): this runs on every
@@ -432,7 +452,11 @@ impl Proxy {
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .is_some_and(|n| n > self.cfg.max_body_bytes)
         {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            linger(req.into_body());
+            let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
         if !self.wait_ready().await {
             let mut r = plain(

@@ -198,35 +198,86 @@ async fn post_body(sock: &std::path::Path, body: &'static str) -> (u16, String) 
     (status, String::from_utf8_lossy(&b).into_owned())
 }
 
+/// A ready proxy on its own thread (as the daemon runs it) in front of a counting upstream.
+struct Front {
+    _dir: tempfile::TempDir,
+    sock: std::path::PathBuf,
+    accepted: Arc<AtomicUsize>,
+    ct: tokio_util::sync::CancellationToken,
+    _ready: tokio::sync::watch::Sender<bool>,
+}
+
+fn front(keep_alive: bool) -> Front {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("agent.sock");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(counting_upstream(
+        UnixListener::bind(&up).unwrap(),
+        accepted.clone(),
+        keep_alive,
+    ));
+    let sock = dir.path().join("front.sock");
+    let listener = proxy::bind(&proxy::ListenSpec::Unix(sock.clone())).unwrap();
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(true);
+    let ct = tokio_util::sync::CancellationToken::new();
+    // Served until `ct` is cancelled; the completion signal is not awaited.
+    drop(proxy::serve_dedicated(test_proxy(up, ready_rx), vec![listener], ct.clone()).unwrap());
+    Front {
+        _dir: dir,
+        sock,
+        accepted,
+        ct,
+        _ready: ready_tx,
+    }
+}
+
 /// Client connections come and go (one per request, as rmcp's Unix client does); the agent sees
 /// one connection, reused. An agent that closes after each answer still gets every request.
 #[tokio::test]
 async fn upstream_connections_are_pooled_and_closed_ones_replaced() {
     for keep_alive in [true, false] {
-        let dir = tempfile::tempdir().unwrap();
-        let up = dir.path().join("agent.sock");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(counting_upstream(
-            UnixListener::bind(&up).unwrap(),
-            accepted.clone(),
-            keep_alive,
-        ));
-        let front = dir.path().join("front.sock");
-        let listener = proxy::bind(&proxy::ListenSpec::Unix(front.clone())).unwrap();
-        let (_ready_tx, ready_rx) = tokio::sync::watch::channel(true);
-        let p = test_proxy(up, ready_rx);
-        let ct = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(proxy::serve(p, vec![listener], ct.clone()));
+        let f = front(keep_alive);
         for i in 0..20 {
-            let (status, body) = post_body(&front, "ping").await;
+            let (status, body) = post_body(&f.sock, "ping").await;
             assert_eq!((status, body.as_str()), (200, "ping"), "request {i}");
         }
-        let n = accepted.load(Ordering::SeqCst);
+        let n = f.accepted.load(Ordering::SeqCst);
         if keep_alive {
             assert_eq!(n, 1, "20 requests should share one upstream connection");
         } else {
             assert_eq!(n, 20, "a closed connection must not be reused");
         }
-        ct.cancel();
+        f.ct.cancel();
     }
+}
+
+/// A body over the limit gets 413 — and the client, still writing it, reads that answer instead
+/// of a broken pipe: the proxy keeps reading (and discarding) for a while after answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_gets_413_not_a_broken_pipe() {
+    let f = front(true);
+    // The race (answer vs. the client's next write) is lost a few times in 300 without lingering.
+    for i in 0..300 {
+        let s = UnixStream::connect(&f.sock).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::post("/mcp")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(vec![b'x'; 5 << 20])))
+            .unwrap();
+        let r = tx.send_request(req).await;
+        assert!(
+            matches!(&r, Ok(r) if r.status() == 413),
+            "attempt {i}: {:?}",
+            r.map(|r| r.status())
+        );
+    }
+    assert_eq!(
+        f.accepted.load(Ordering::SeqCst),
+        0,
+        "nothing reached the agent"
+    );
+    f.ct.cancel();
 }
