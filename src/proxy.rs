@@ -236,15 +236,21 @@ struct Audited {
     inner: Incoming,
     audit: Option<Audit>,
     conn: Option<(Upstream, Arc<Pool>)>,
-    finished: bool,
+}
+
+impl Audited {
+    fn give_back(&mut self) {
+        if let Some((conn, pool)) = self.conn.take() {
+            pool.put(conn);
+        }
+    }
 }
 
 impl Drop for Audited {
     fn drop(&mut self) {
-        if (self.finished || self.inner.is_end_stream())
-            && let Some((conn, pool)) = self.conn.take()
-        {
-            pool.put(conn);
+        // A body hyper never polled to its end because it knew the length was reached.
+        if self.inner.is_end_stream() {
+            self.give_back();
         }
     }
 }
@@ -312,7 +318,7 @@ impl Body for Audited {
         }
         if let Poll::Ready(None) = &polled {
             self.audit.take();
-            self.finished = true;
+            self.give_back();
         }
         polled
     }
@@ -522,7 +528,6 @@ impl Proxy {
             inner: rbody,
             audit,
             conn: Some((conn, self.pool.clone())),
-            finished: false,
         }
         .boxed();
         Ok(Response::from_parts(rparts, body))
@@ -551,7 +556,6 @@ pub fn serve_dedicated(
         .collect::<std::io::Result<Vec<_>>>()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("wifi-isolate-proxy")
         .build()?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
