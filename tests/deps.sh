@@ -9,6 +9,8 @@ PKGS=(
   dbus systemd
   # container engines for the Engine backend tests
   podman runc uidmap docker.io
+  # the netns engine's sandbox
+  bubblewrap
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -186,6 +186,7 @@ fn deb_has_every_file_is_lintian_clean_and_installs_into_a_clean_bookworm() {
     for want in [
         "Section: net",
         "wpasupplicant",
+        "bubblewrap (>= 0.8)",
         "busybox | busybox-static",
         "systemd | systemd-standalone-sysusers",
         "Recommends: podman | docker.io",
@@ -429,7 +430,7 @@ fn rpm_has_every_file_and_the_scriptlets() {
         "rpm -qp --requires",
         Command::new("rpm").args(["-qp", "--requires"]).arg(&rpm),
     );
-    for want in ["wpa_supplicant", "busybox"] {
+    for want in ["wpa_supplicant", "busybox", "bubblewrap >= 0.8"] {
         assert!(
             requires.lines().any(|l| l.trim() == want),
             "Requires lacks {want}"

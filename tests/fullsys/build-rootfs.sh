@@ -14,6 +14,7 @@ PKGS=(
   podman runc crun conmon containernetworking-plugins uidmap catatonit
   hostapd wpasupplicant iw iproute2 dnsmasq-base wireless-regdb
   busybox kmod iputils-ping procps psmisc
+  bubblewrap
 )
 KEY="$( { cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)"
 OUT="$WI_FULLSYS_CACHE/rootfs-$KEY.tar"
