@@ -31,7 +31,7 @@ Files:
   /etc/wifi-isolate/instance.d/IFACE.toml   settings (later files win)
   /etc/udev/rules.d/81-wifi-isolate-IFACE.rules   written by enable (adapter's identity)
   /run/wifi-isolate/IFACE.sock              the MCP endpoint (wifi-isolate@IFACE.socket)
-  /run/wifi-isolate/IFACE/mcp.sock          the agent's MCP socket (inside: /run/wifi-isolate)
+  /run/wifi-isolate/box/IFACE/mcp.sock      the agent's MCP socket (inside: /run/wifi-isolate)
   /run/wifi-isolate/hold/IFACE              after a stop: udev does not restart IFACE
 
 Exit status of run: 0 stopped or adapter unplugged; 1 failure (restart may help);

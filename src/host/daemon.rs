@@ -50,9 +50,11 @@ impl Paths {
     }
 
     /// The host dir bind-mounted into the box at `/run/wifi-isolate`: only the agent's socket
-    /// (and the box's resolv.conf) live there.
+    /// (and the box's resolv.conf) live there. Box dirs have a level of their own
+    /// (`<root>/box/INSTANCE`), so no instance name (`state`, `hold`, `config`, `.netns`) can
+    /// collide with the rest of the runtime layout.
     pub fn box_dir(&self, instance: &str) -> PathBuf {
-        self.root.join(instance)
+        self.root.join("box").join(instance)
     }
 
     /// The agent's MCP socket as the host sees it.
@@ -1001,6 +1003,37 @@ mod tests {
         w.unplug(3);
         let r = d.supervise(&iso, &h, std::future::pending()).await.unwrap();
         assert_eq!(r, Ending::Unplugged);
+    }
+
+    /// Box dirs live under `box/`: an instance called like a part of the runtime layout
+    /// (`state`, `hold`, `config`, `.netns`) or like a listener (`wlan0.sock`) cannot reach it.
+    #[test]
+    fn box_dirs_have_a_level_of_their_own() {
+        let p = Paths::new("/run/wifi-isolate");
+        assert_eq!(
+            p.agent_socket("wlan0"),
+            Path::new("/run/wifi-isolate/box/wlan0/mcp.sock")
+        );
+        for name in ["state", "hold", "config", ".netns", "wlan0.sock"] {
+            let dir = p.box_dir(name);
+            assert_eq!(dir.parent(), Some(Path::new("/run/wifi-isolate/box")));
+            for other in [
+                p.state_file("wlan0"),
+                p.instance_lock("wlan0"),
+                p.wiphy_lock(0),
+                p.hold_file("wlan0"),
+                p.root.join("wlan0.sock"),
+                p.root.join("config"),
+                p.root.join(".netns"),
+            ] {
+                assert!(
+                    !other.starts_with(&dir) && !dir.starts_with(&other),
+                    "{} vs {}",
+                    dir.display(),
+                    other.display()
+                );
+            }
+        }
     }
 
     #[test]

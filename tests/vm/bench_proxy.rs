@@ -208,7 +208,7 @@ async fn main() {
         }
     }
     let ours = PathBuf::from(format!("/run/wifi-isolate/{sta}.sock"));
-    let agent = PathBuf::from(format!("/run/wifi-isolate/{sta}/mcp.sock"));
+    let agent = PathBuf::from(format!("/run/wifi-isolate/box/{sta}/mcp.sock"));
     let l4 = PathBuf::from("/run/bench-l4.sock");
     let daemon = Command::new("wifi-isolate")
         .args(["run", &sta, "--engine", "netns"])

@@ -642,7 +642,7 @@ impl Lab {
 
 async fn scenario_mcp(lab: &mut Lab) {
     lab.check_host("[A] isolated, before connecting");
-    let sock = Path::new(ROOT).join(&lab.sta1).join("mcp.sock");
+    let sock = Path::new(ROOT).join("box").join(&lab.sta1).join("mcp.sock");
     let svc = match mcp(&sock).await {
         Ok(s) => s,
         Err(e) => {
@@ -1036,7 +1036,7 @@ async fn scenario_refusals(lab: &mut Lab) {
         );
     }
     // The first one still serves MCP.
-    let sock = Path::new(ROOT).join(&sta).join("mcp.sock");
+    let sock = Path::new(ROOT).join("box").join(&sta).join("mcp.sock");
     match mcp(&sock).await {
         Ok(svc) => {
             let (ok, st, text) = call(&svc, "wifi_status", json!({})).await;
