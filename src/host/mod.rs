@@ -1,5 +1,8 @@
 //! Host-side OS capabilities the `run` daemon calls.
 
+/// The box's agent socket, checked before every use: a socket (never a symlink) owned by and
+/// listened on by the box's uid.
+pub mod agent_socket;
 /// The `run` daemon's settings: TOML drop-ins from /usr/lib, /run and /etc.
 pub mod config;
 /// The `run` daemon as a state machine with inverse steps.
