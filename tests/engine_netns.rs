@@ -236,6 +236,7 @@ async fn netns_stale_state_file_is_ignored() {
         name: format!("wifi-isolate-{instance}"),
         pid: me,
         netns_path: format!("/proc/{me}/ns/net").into(),
+        uid: 0,
     };
     assert!(!engine.is_running(&fake).await);
     engine.stop_remove(&fake).await.unwrap(); // must not signal us

@@ -79,6 +79,11 @@ pub struct EngineSettings {
     pub memory_mb: u64,
     /// Process limit of the box.
     pub pids_limit: i64,
+    /// The netns engine: the unprivileged host uid (and gid) the box's root maps to.
+    pub box_uid: u32,
+    /// Host directory of EAP certificates for the box (`INSTANCE` is replaced by the instance
+    /// name), mounted read-only at `/etc/wifi-isolate/certs` in the box when it exists.
+    pub certs_dir: PathBuf,
 }
 
 impl Default for EngineSettings {
@@ -90,6 +95,8 @@ impl Default for EngineSettings {
             docker_socket: "/run/docker.sock".into(),
             memory_mb: 256,
             pids_limit: 128,
+            box_uid: crate::host::engine::DEFAULT_BOX_UID,
+            certs_dir: "/etc/wifi-isolate/certs/INSTANCE".into(),
         }
     }
 }
@@ -285,6 +292,9 @@ impl Settings {
         }
         if self.engine.memory_mb < 32 {
             return bad("engine.memory_mb must be at least 32".into());
+        }
+        if self.engine.box_uid == 0 || self.engine.box_uid == u32::MAX {
+            return bad("engine.box_uid must be an unprivileged uid (not 0)".into());
         }
         if self.engine.pids_limit < 16 {
             return bad("engine.pids_limit must be at least 16".into());

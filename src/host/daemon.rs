@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
+use super::agent_socket::{AgentSocket, AgentSocketError};
 use super::config::Settings;
 use super::engine::{BoxExit, BoxHandle, BoxSpec, Engine, EngineError};
 use super::nm::{NetworkManager, NmError};
@@ -138,6 +139,9 @@ pub struct Isolation {
     pub box_name: Option<String>,
     /// A process in the box's netns.
     pub box_pid: Option<u32>,
+    /// The host uid the box's root runs as (its agent socket's owner).
+    #[serde(default)]
+    pub box_uid: Option<u32>,
     /// The box's netns path.
     pub box_netns: Option<PathBuf>,
     /// Whether the phy was moved into the box.
@@ -168,6 +172,7 @@ impl Isolation {
             name: self.box_name.clone()?,
             pid: self.box_pid?,
             netns_path: self.box_netns.clone()?,
+            uid: self.box_uid.unwrap_or(0),
         })
     }
 }
@@ -428,6 +433,16 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             memory_bytes: self.settings.engine.memory_mb * 1024 * 1024,
             pids_limit: self.settings.engine.pids_limit,
             env: vec![("WIFI_ISOLATE_LOG".into(), a.log.clone())],
+            certs_dir: Some(
+                self.settings
+                    .engine
+                    .certs_dir
+                    .to_string_lossy()
+                    .replace("INSTANCE", &iso.instance)
+                    .into(),
+            )
+            .filter(|d: &PathBuf| d.is_dir()),
+            box_uid: self.settings.engine.box_uid,
         }
     }
 
@@ -448,6 +463,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         iso.box_id = Some(h.id.clone());
         iso.box_name = Some(h.name.clone());
         iso.box_pid = Some(h.pid);
+        iso.box_uid = Some(h.uid);
         iso.box_netns = Some(h.netns_path.clone());
         self.save(iso);
         info!(IFACE = %iso.iface, BOX = %format!("{}:{}", h.engine, h.name), pid = h.pid, "box started");
@@ -476,7 +492,10 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         let secs = self.settings.timeouts.agent_ready;
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            if agent_answers(&socket).await {
+            if agent_answers(&socket, h.uid)
+                .await
+                .map_err(|e| RunError::Other(e.to_string()))?
+            {
                 return Ok(());
             }
             if !self.engine.is_running(h).await {
@@ -716,26 +735,19 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     }
 }
 
-/// Does an HTTP server answer on the agent's socket?
-pub async fn agent_answers(socket: &Path) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(Ok(mut s)) = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::UnixStream::connect(socket),
-    )
-    .await
-    else {
-        return false;
+/// The readiness probe: the agent socket passes [`AgentSocket`]'s checks (a socket owned by and
+/// listened on by `uid`, never a symlink) and answers HTTP. `Ok(false)`: not there (yet) or not
+/// answering; `Err`: refused — waiting will not cure it.
+pub async fn agent_answers(socket: &Path, uid: u32) -> Result<bool, AgentSocketError> {
+    let probe = match AgentSocket::open(socket, uid) {
+        Ok(s) => s.answers().await,
+        Err(e) => Err(e),
     };
-    let req = b"GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n";
-    if s.write_all(req).await.is_err() {
-        return false;
+    match probe {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_refusal() => Err(e),
+        Err(_) => Ok(false),
     }
-    let mut buf = [0u8; 12];
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf)).await,
-        Ok(Ok(_)) if buf.starts_with(b"HTTP/1.1 ")
-    )
 }
 
 /// The `STATUS=` line while serving.
@@ -794,6 +806,7 @@ mod tests {
                 name: spec.box_name(),
                 pid: std::process::id(),
                 netns_path: "/proc/self/ns/net".into(),
+                uid: 0,
             })
         }
         async fn wait(&self, _h: &BoxHandle) -> EResult<BoxExit> {

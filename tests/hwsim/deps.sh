@@ -10,6 +10,7 @@ PKGS=(
   cpio kmod         # initramfs packing, depmod/modprobe --show-depends
   xz-utils          # unpack the kernel image to a PVH-bootable vmlinux
   hostapd wpasupplicant iw dnsmasq-base iproute2   # copied into the guest
+  bubblewrap        # the netns engine's sandbox, copied into the guest
   openssl           # throwaway EAP CA/server/client certificates
   wireless-regdb    # regulatory.db for the guest (--country)
 )

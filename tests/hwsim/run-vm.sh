@@ -232,7 +232,8 @@ fi
 # --- initramfs ----------------------------------------------------------------------------
 # Base image (cached): busybox + wireless tools + libraries + modules + guest init.
 TOOLS=(/usr/bin/busybox /usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_supplicant
-       /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/ip /usr/sbin/dnsmasq)
+       /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/ip /usr/sbin/dnsmasq
+       /usr/bin/bwrap)   # bubblewrap: the daemon's netns box runs in it
 for i in "${!TOOLS[@]}"; do
   t="${TOOLS[$i]}"; [ -e "$t" ] || t="/${t#/usr/}"   # non-usrmerged hosts
   [ -e "$t" ] || die "missing host tool ${TOOLS[$i]} (deps.sh should have installed it)"

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod netns;
+pub mod sandbox;
 
 use std::fmt;
 use std::future::Future;
@@ -34,6 +35,12 @@ pub const LABEL_INSTANCE: &str = "io.wifi-isolate.instance";
 pub const LABEL_MANAGED: &str = "io.wifi-isolate.managed";
 /// Where the host's per-box runtime directory appears inside the box.
 pub const BOX_RUNTIME_DIR: &str = "/run/wifi-isolate";
+/// Where the per-instance certificates directory appears inside the box (read-only): the only
+/// place EAP certificate and key paths may point to.
+pub const BOX_CERTS_DIR: &str = "/etc/wifi-isolate/certs";
+/// The host uid that root of a netns box maps to (its own user namespace): the top 64 Ki of
+/// systemd's container uid range (524288–1879048191), so it owns no host file and no user.
+pub const DEFAULT_BOX_UID: u32 = 1_878_982_656;
 /// File in the runtime directory that backs the box's `/etc/resolv.conf`.
 pub const RESOLV_CONF_NAME: &str = "resolv.conf";
 /// Default Podman API socket (the system `podman.socket`).
@@ -150,6 +157,10 @@ pub struct BoxSpec {
     pub pids_limit: i64,
     /// Environment for the agent.
     pub env: Vec<(String, String)>,
+    /// Host directory mounted read-only at [`BOX_CERTS_DIR`] (EAP certificates), if it exists.
+    pub certs_dir: Option<PathBuf>,
+    /// The netns engine: the host uid (and gid) that the box's root maps to.
+    pub box_uid: u32,
 }
 
 impl BoxSpec {
@@ -227,6 +238,9 @@ pub struct BoxHandle {
     /// The box's netns: the engine's `SandboxKey` when it reports one, else `/proc/PID/ns/net`
     /// (empty for a stopped container).
     pub netns_path: PathBuf,
+    /// The host uid the box's root runs as: the agent's socket must be owned by it and its
+    /// peer must be it (0 for rootful podman/docker, the mapped uid for a netns box).
+    pub uid: u32,
 }
 
 /// How a box ended.
