@@ -367,13 +367,16 @@ impl Pool {
 /// The proxy: shared by every connection.
 pub struct Proxy {
     cfg: ProxyConfig,
-    ready: watch::Receiver<bool>,
+    ready: watch::Receiver<Option<u32>>,
     pool: Arc<Pool>,
 }
 
 impl Proxy {
-    /// A proxy forwarding to `cfg.upstream` once `ready` says so.
-    pub fn new(cfg: ProxyConfig, ready: watch::Receiver<bool>) -> Arc<Self> {
+    /// A proxy forwarding to `cfg.upstream` once `ready` says so: `None` while the agent is not
+    /// ready, then `Some(uid)` — the box's host uid. Every upstream connection is checked
+    /// ([`crate::host::agent_socket`]): the socket, never a symlink, belongs to that uid and
+    /// its listener runs as it.
+    pub fn new(cfg: ProxyConfig, ready: watch::Receiver<Option<u32>>) -> Arc<Self> {
         Arc::new(Self {
             cfg,
             ready,
@@ -382,7 +385,8 @@ impl Proxy {
     }
 
     async fn connect(&self) -> anyhow::Result<Upstream> {
-        let stream = tokio::net::UnixStream::connect(&self.cfg.upstream).await?;
+        let uid = (*self.ready.borrow()).ok_or_else(|| anyhow::anyhow!("the agent went away"))?;
+        let stream = crate::host::agent_socket::connect(&self.cfg.upstream, uid).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -416,7 +420,7 @@ impl Proxy {
     async fn wait_ready(&self) -> bool {
         let mut rx = self.ready.clone();
         matches!(
-            tokio::time::timeout(self.cfg.ready_wait, rx.wait_for(|r| *r)).await,
+            tokio::time::timeout(self.cfg.ready_wait, rx.wait_for(Option::is_some)).await,
             Ok(Ok(_))
         )
     }

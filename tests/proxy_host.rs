@@ -89,10 +89,15 @@ async fn post(sock: &std::path::Path) -> http::Response<hyper::body::Incoming> {
     send_fresh(sock, req).await
 }
 
+/// Our uid: the test's upstream sockets are ours, as a box's are the box uid's.
+fn me() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
 /// The proxy under test, in front of `upstream`: short ready wait, small limits, no token.
 fn test_proxy(
     upstream: std::path::PathBuf,
-    ready: tokio::sync::watch::Receiver<bool>,
+    ready: tokio::sync::watch::Receiver<Option<u32>>,
 ) -> Arc<Proxy> {
     Proxy::new(
         ProxyConfig {
@@ -115,7 +120,7 @@ async fn waits_then_503_then_forwards_and_streams() {
     let front = dir.path().join("front.sock");
     let listener = proxy::bind(&proxy::ListenSpec::Unix(front.clone())).unwrap();
     assert!(matches!(listener, Listener::Unix(_)));
-    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
     let p = test_proxy(up, ready_rx);
     let ct = tokio_util::sync::CancellationToken::new();
     tokio::spawn(proxy::serve(Arc::clone(&p), vec![listener], ct.clone()));
@@ -135,7 +140,7 @@ async fn waits_then_503_then_forwards_and_streams() {
     let front2 = front.clone();
     let waiting = tokio::spawn(async move { post(&front2).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    ready_tx.send_replace(true);
+    ready_tx.send_replace(Some(me()));
     let r = waiting.await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(
@@ -204,7 +209,7 @@ struct Front {
     sock: std::path::PathBuf,
     accepted: Arc<AtomicUsize>,
     ct: tokio_util::sync::CancellationToken,
-    _ready: tokio::sync::watch::Sender<bool>,
+    _ready: tokio::sync::watch::Sender<Option<u32>>,
 }
 
 fn front(keep_alive: bool) -> Front {
@@ -218,7 +223,7 @@ fn front(keep_alive: bool) -> Front {
     ));
     let sock = dir.path().join("front.sock");
     let listener = proxy::bind(&proxy::ListenSpec::Unix(sock.clone())).unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::watch::channel(true);
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(Some(me()));
     let ct = tokio_util::sync::CancellationToken::new();
     // Served until `ct` is cancelled; the completion signal is not awaited.
     drop(proxy::serve_dedicated(test_proxy(up, ready_rx), vec![listener], ct.clone()).unwrap());
@@ -280,4 +285,69 @@ async fn oversized_body_gets_413_not_a_broken_pipe() {
         "nothing reached the agent"
     );
     f.ct.cancel();
+}
+
+/// A hostile box replaces its agent socket with a symlink to another socket (a host service, here
+/// a live stand-in of the right owner). The proxy refuses to follow it — 502, and the target never
+/// sees a connection — and forwards again once a real socket is back in its place. A real socket
+/// that is not the box uid's is refused too.
+#[tokio::test]
+async fn a_planted_symlink_does_not_redirect_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let host_sock = dir.path().join("host-only.sock");
+    let host_hits = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(counting_upstream(
+        UnixListener::bind(&host_sock).unwrap(),
+        host_hits.clone(),
+        true,
+    ));
+    let box_dir = dir.path().join("box").join("wlan0");
+    std::fs::create_dir_all(&box_dir).unwrap();
+    let up = box_dir.join("mcp.sock");
+    std::os::unix::fs::symlink(&host_sock, &up).unwrap();
+
+    let front = dir.path().join("front.sock");
+    let listener = proxy::bind(&proxy::ListenSpec::Unix(front.clone())).unwrap();
+    let (_ready_tx, ready_rx) = tokio::sync::watch::channel(Some(me()));
+    let ct = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(proxy::serve(
+        test_proxy(up.clone(), ready_rx),
+        vec![listener],
+        ct.clone(),
+    ));
+
+    let (status, _) = post_body(&front, "{}").await;
+    assert_eq!(status, 502, "the proxy followed the planted symlink");
+    assert_eq!(
+        host_hits.load(Ordering::SeqCst),
+        0,
+        "the symlink's target got a connection"
+    );
+
+    // The box's own socket in its place: forwarded.
+    std::fs::remove_file(&up).unwrap();
+    let box_hits = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(counting_upstream(
+        UnixListener::bind(&up).unwrap(),
+        box_hits.clone(),
+        true,
+    ));
+    let (status, body) = post_body(&front, "{\"x\":1}").await;
+    assert_eq!((status, body.as_str()), (200, "{\"x\":1}"));
+    assert_eq!(box_hits.load(Ordering::SeqCst), 1);
+
+    // The same socket in front of a box said to run as another uid: refused (owner check).
+    let front2 = dir.path().join("front2.sock");
+    let listener2 = proxy::bind(&proxy::ListenSpec::Unix(front2.clone())).unwrap();
+    let (_tx2, ready2) = tokio::sync::watch::channel(Some(me().wrapping_add(1)));
+    tokio::spawn(proxy::serve(
+        test_proxy(up, ready2),
+        vec![listener2],
+        ct.clone(),
+    ));
+    let (status, _) = post_body(&front2, "{}").await;
+    assert_eq!(status, 502, "a socket of the wrong owner was used");
+    assert_eq!(box_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(host_hits.load(Ordering::SeqCst), 0);
+    ct.cancel();
 }

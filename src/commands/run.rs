@@ -201,7 +201,7 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     } else {
         None
     };
-    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
     let proxy_ct = tokio_util::sync::CancellationToken::new();
     let proxy_task = {
         let proxy = Proxy::new(
@@ -287,10 +287,10 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     let line = status_line(&iso, &h, "agent ready");
     info!(IFACE = %iso.iface, PHY = %iso.phy_name, BOX = %h.name, "{line}");
     daemon.notify.ready(&line);
-    ready_tx.send_replace(true);
+    ready_tx.send_replace(Some(h.uid));
     let ending = daemon.supervise(&iso, &h, stop_signal()).await;
     daemon.notify.stopping();
-    ready_tx.send_replace(false);
+    ready_tx.send_replace(None);
     proxy_ct.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(6), proxy_task).await;
     let code = match &ending {

@@ -10,7 +10,8 @@ use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::host::daemon::{Isolation, Paths, agent_answers};
+use crate::host::agent_socket::AgentSocket;
+use crate::host::daemon::{Isolation, Paths};
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +37,8 @@ pub struct InstanceStatus {
     pub daemon_alive: bool,
     /// Whether the agent answers on its socket.
     pub agent_answers: bool,
+    /// Why not, when it does not (missing, or refused: a symlink, not the box's socket).
+    pub agent_error: Option<String>,
     /// The agent's `wifi_status` (WiFi state, ip, routes in the box).
     pub wifi: Option<Value>,
     /// Host view: is the interface (by its original name) present in the host?
@@ -44,9 +47,10 @@ pub struct InstanceStatus {
     pub host_routes_via_interface: Vec<String>,
 }
 
-/// Ask the agent for `wifi_status` over its socket.
-pub async fn agent_wifi_status(socket: &std::path::Path) -> Option<Value> {
-    let http = UnixSocketHttpClient::new(&socket.to_string_lossy(), "http://localhost/mcp");
+/// Ask the agent for `wifi_status` over its (checked) socket.
+pub async fn agent_wifi_status(socket: &AgentSocket) -> Option<Value> {
+    // Through the pinned fd: every connection the client makes reaches the checked socket.
+    let http = UnixSocketHttpClient::new(&socket.via().to_string_lossy(), "http://localhost/mcp");
     let transport = StreamableHttpClientTransport::with_client(
         http,
         StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
@@ -102,18 +106,21 @@ pub async fn collect(paths: &Paths, only: Option<&str>) -> Vec<InstanceStatus> {
         let Ok(iso) = serde_json::from_slice::<Isolation>(&text) else {
             continue;
         };
-        let socket = paths.agent_socket(&name);
-        let answers = agent_answers(&socket).await;
-        let wifi = if answers {
-            agent_wifi_status(&socket).await
-        } else {
-            None
+        let checked = AgentSocket::open(&paths.agent_socket(&name), iso.box_uid.unwrap_or(0));
+        let (wifi, agent_error) = match &checked {
+            Ok(s) => match s.answers().await {
+                Ok(()) => (agent_wifi_status(s).await, None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            Err(e) => (None, Some(e.to_string())),
         };
+        let answers = agent_error.is_none();
         let (host_has_interface, host_routes_via_interface) = host_routes_via(&iso.iface);
         out.push(InstanceStatus {
             instance: name,
             daemon_alive: std::path::Path::new(&format!("/proc/{}", iso.daemon_pid)).exists(),
             agent_answers: answers,
+            agent_error,
             wifi,
             host_has_interface,
             host_routes_via_interface,
@@ -159,6 +166,9 @@ pub async fn exec(args: StatusArgs) -> ExitCode {
                     "does not answer"
                 }
             );
+            if let Some(e) = &s.agent_error {
+                println!("  agent:  {e}");
+            }
             if let Some(w) = &s.wifi {
                 println!(
                     "  wifi:   {} {} {}",

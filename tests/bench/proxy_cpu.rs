@@ -57,7 +57,7 @@ async fn upstream(sock: PathBuf) {
 
 async fn proxy(listen: PathBuf, up: PathBuf, dedicated: bool) {
     use wifi_isolate::proxy::{self, ListenSpec, Proxy, ProxyConfig};
-    let (_tx, ready) = tokio::sync::watch::channel(true);
+    let (_tx, ready) = tokio::sync::watch::channel(Some(nix::unistd::getuid().as_raw()));
     let p = Proxy::new(
         ProxyConfig {
             upstream: up,
