@@ -6,7 +6,8 @@
 //! a one-line summary on stderr, then `execve`s the real agent with its own `argv[1..]` so the daemon
 //! goes on to READY. `hostile-probe --probe-only` exits 0 after the report instead.
 //!
-//! Contract: `/tmp/briefs/probe-contract.md` (kept in the commit that added this file). Outcomes:
+//! The contract (issue 12, shared by the hwsim suite `tests/vm/hostile_host.rs` and the container
+//! suites) fixes the targets, the report and the outcomes:
 //! - `refused`: the kernel (or the sandbox) said no; `errno` names why;
 //! - `contained`: the call succeeded but its effect provably stayed inside the box (a file on a
 //!   tmpfs of the box's own, a link or a wiphy "moved" into the box's own netns, a hostname in the
@@ -71,7 +72,7 @@ const PROC_UTS_INIT_INO: u64 = 0xEFFF_FFFE;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const MAX_PID: i32 = 32768;
 /// Pid targets (beyond pid 1) for the link and wiphy moves.
-const MAX_PID_TARGETS: usize = 24;
+const MAX_PID_TARGETS: usize = 16;
 const WIPHY_WAIT: Duration = Duration::from_secs(20);
 
 // ---- small helpers --------------------------------------------------------------------------
@@ -1663,7 +1664,16 @@ impl Probe {
         if let Ok(i) = ns_inode("/proc/1/ns/net") {
             seen.insert(i);
         }
-        for p in foreign {
+        // User processes first (a kernel thread has an empty cmdline): they are the interesting
+        // targets (the daemon, an AP's hostapd in its own netns).
+        let kthread = |p: &i32| {
+            fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| c.is_empty())
+                .unwrap_or(true)
+        };
+        let mut order: Vec<i32> = foreign.iter().copied().filter(|p| !kthread(p)).collect();
+        order.extend(foreign.iter().copied().filter(kthread));
+        for p in &order {
             if *p == 1 || out.len() > MAX_PID_TARGETS {
                 continue;
             }
@@ -1848,7 +1858,10 @@ impl Probe {
                 "signal",
                 Outcome::Escaped,
                 "",
-                format!("SIGKILLed hidden pids {}", killed.join(",")),
+                format!(
+                    "SIGKILLed pids that were not in the box's /proc when the scan began: {}",
+                    killed.join(",")
+                ),
             );
         } else if !found.is_empty() {
             // They exist but could not be killed: an information leak, still refused.
@@ -2019,15 +2032,10 @@ impl Probe {
             ));
         }
         let mut gone = false;
+        let mut after_gone = Vec::new();
         for (name, target) in targets {
             if gone {
-                self.record(
-                    name,
-                    "wiphy",
-                    Outcome::Skipped,
-                    "",
-                    "skipped: no wiphy (it already left the box)",
-                );
+                after_gone.push(name);
                 continue;
             }
             match set_wiphy_netns(&mut nl, family, idx, &target) {
@@ -2061,6 +2069,21 @@ impl Probe {
                     }
                 }
             }
+        }
+        if !after_gone.is_empty() {
+            self.record(
+                format!(
+                    "SET_WIPHY_NETNS {phy}: the {} other targets",
+                    after_gone.len()
+                ),
+                "wiphy",
+                Outcome::Skipped,
+                "",
+                format!(
+                    "skipped: no wiphy (it already left the box): {}",
+                    after_gone.join("; ")
+                ),
+            );
         }
     }
 

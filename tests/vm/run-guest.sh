@@ -2,8 +2,10 @@
 # Runs tests/vm/run_probe.rs (`hwsim-run-probe`), which drives the real `wifi-isolate run IFACE
 # --engine netns` daemon (from /usr/local/bin, the agent next to it) on the two station radios:
 # readiness over a test NOTIFY_SOCKET, MCP through the agent socket, SIGTERM release, the box
-# killed, the daemon killed and restarted, an unplugged radio, refusals. The daemons' logs land in
-# /share/logs/daemon-*.log.
+# killed, the daemon killed and restarted, an unplugged radio, refusals. Then the hostile-agent
+# phase, tests/vm/hostile_host.rs (`hwsim-hostile-host`): the same daemon with the hostile probe
+# (tests/vm/hostile_probe.rs) as its agent, the host checked from outside. The daemons' logs land
+# in /share/logs/daemon-*.log.
 set -eu
 echo "stations: $STATIONS ($STATION_PHYS); AP wpa2: $AP_WPA2_SSID $AP_WPA2_SUBNET"
 rc=0
@@ -15,4 +17,7 @@ for s in "$AP_WPA2_PSK"; do
   fi
 done
 [ $rc = 0 ] && echo "ok   no secret in the daemon/agent logs"
-exit $rc
+# exec, not a child: a box that breaks out and kill(-1)s would take this shell, and with it the
+# result, down; hwsim-hostile-host makes itself unkillable by such a box. It exits non-zero if
+# PRIOR_RC is.
+PRIOR_RC=$rc exec hwsim-hostile-host
