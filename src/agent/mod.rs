@@ -4,6 +4,7 @@
 //! ([`supervisor`]), runs DHCP after association ([`dhcp`]), and implements the operations the MCP
 //! tools ([`tools`]) expose. [`server`] serves them over streamable HTTP on a Unix socket or stdio.
 
+pub mod certs;
 pub mod dhcp;
 pub mod events;
 pub mod iface;
@@ -48,6 +49,11 @@ pub struct AgentOptions {
     pub country: Option<String>,
     /// URL used by the Internet and captive-portal checks.
     pub check_url: String,
+    /// The only directory EAP certificate and key paths may point into (read-only in the box:
+    /// [`certs::DEFAULT_CERTS_DIR`]).
+    pub certs_dir: PathBuf,
+    /// Box-private directory for PEM text given inline (`<runtime_dir>/certs` by default).
+    pub upload_dir: PathBuf,
 }
 
 /// Stages `wifi_connect` reports as MCP progress.
@@ -87,6 +93,8 @@ pub struct NetworkSpec {
     pub secrets: Vec<String>,
     /// A locally administered MAC to use for this network (per-network MAC mode).
     pub mac: Option<[u8; 6]>,
+    /// PEM files written for this call ([`certs::Certs`]): kept if the connect succeeds.
+    pub uploads: Vec<PathBuf>,
 }
 
 /// Structured result of a successful connection.
@@ -148,6 +156,7 @@ pub struct Agent {
     /// Serialises operations that change the connection.
     op: Mutex<()>,
     perm_mac: Option<[u8; 6]>,
+    certs: certs::Certs,
 }
 
 impl Agent {
@@ -185,8 +194,10 @@ impl Agent {
             log.clone(),
         );
         dhcp.serve_hook()?;
+        let certs = certs::Certs::new(&opts.certs_dir, &opts.upload_dir);
         let agent = Arc::new(Self {
             opts,
+            certs,
             iface: wi.name,
             wpa,
             dhcp,
@@ -210,10 +221,16 @@ impl Agent {
         &self.log
     }
 
-    /// Stop wpa_supplicant and DHCP (lease released).
+    /// Stop wpa_supplicant and DHCP (lease released); remove the uploaded PEM files.
     pub async fn shutdown(&self) {
         self.dhcp.stop().await;
         self.wpa.shutdown();
+        self.certs.clear();
+    }
+
+    /// EAP certificate paths and PEM uploads.
+    pub fn certs(&self) -> &certs::Certs {
+        &self.certs
     }
 
     /// DHCP follows the association (also when wpa_supplicant reconnects on its own), and
@@ -319,11 +336,26 @@ impl Agent {
         progress: &(dyn Fn(Stage) + Send + Sync),
     ) -> Result<ConnectResult, String> {
         let started = Instant::now();
-        let deadline = started + timeout;
         let _g = self.op.lock().await;
         for s in &spec.secrets {
             self.log.register_secret(s);
         }
+        let result = self.connect_locked(&spec, started, timeout, progress).await;
+        match &result {
+            Ok(_) => self.certs.adopt(&spec.uploads, &spec.ssid),
+            Err(_) => self.certs.discard(&spec.uploads),
+        }
+        result
+    }
+
+    async fn connect_locked(
+        &self,
+        spec: &NetworkSpec,
+        started: Instant,
+        timeout: Duration,
+        progress: &(dyn Fn(Stage) + Send + Sync),
+    ) -> Result<ConnectResult, String> {
+        let deadline = started + timeout;
         let client = self.client().await?;
         self.dhcp.stop().await;
         let before = client.list_networks().await.map_err(|e| e.to_string())?;
@@ -515,12 +547,13 @@ impl Agent {
         Ok(())
     }
 
-    /// Disconnect and release the lease.
+    /// Disconnect and release the lease; the uploaded PEM files go (until a reconnect).
     pub async fn disconnect(&self) -> Result<(), String> {
         let _g = self.op.lock().await;
         let client = self.client().await?;
         client.disconnect().await.map_err(|e| e.to_string())?;
         self.dhcp.stop().await;
+        self.certs.remove_files();
         Ok(())
     }
 
@@ -544,6 +577,7 @@ impl Agent {
             return Err("no enabled network to reconnect to: use wifi_connect first".into());
         }
         self.dhcp.stop().await;
+        self.certs.restore_files()?;
         let mut rx = self.wpa.subscribe();
         client.disconnect().await.map_err(|e| e.to_string())?;
         client.reconnect().await.map_err(|e| e.to_string())?;
@@ -582,6 +616,7 @@ impl Agent {
         for n in nets.iter().filter(|n| targets.contains(&n.id)) {
             if let Ok(s) = Ssid::from_hex(&n.ssid_hex) {
                 self.wpa.forget(&s).await;
+                self.certs.forget(&s);
             }
         }
         if was_current {

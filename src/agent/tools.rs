@@ -113,11 +113,12 @@ pub struct ConnectEapArgs {
     pub anonymous_identity: Option<String>,
     /// Password (PEAP/TTLS).
     pub password: Option<String>,
-    /// CA certificate to verify the server: a path inside the box or PEM text.
+    /// CA certificate to verify the server: PEM text, or a file in the box's certificates
+    /// directory (/etc/wifi-isolate/certs; absolute or relative to it, no symlinks).
     pub ca_cert: Option<String>,
-    /// Client certificate (TLS): a path or PEM text.
+    /// Client certificate (TLS): PEM text or a file in the certificates directory.
     pub client_cert: Option<String>,
-    /// Client private key (TLS): a path or PEM text.
+    /// Client private key (TLS): PEM text or a file in the certificates directory.
     pub private_key: Option<String>,
     /// Password of the private key, if it is encrypted.
     pub private_key_password: Option<String>,
@@ -294,34 +295,6 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Store PEM text given inline as a 0600 file in the runtime dir; a path is checked and kept.
-fn cert_path(agent: &Agent, what: &str, value: &str) -> Result<validate::FilePath, String> {
-    if value.contains("-----BEGIN") {
-        let dir = agent.options().runtime_dir.join("certs");
-        std::fs::create_dir_all(&dir).map_err(err)?;
-        let path = dir.join(format!("{what}.pem"));
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(err)?;
-        f.write_all(value.as_bytes()).map_err(err)?;
-        validate::FilePath::parse(&path.display().to_string()).map_err(err)
-    } else {
-        if value.is_empty() || value.len() > 4096 || value.contains(['\n', '\0']) {
-            return Err(format!("{what}: give a file path or PEM text"));
-        }
-        if !std::path::Path::new(value).is_file() {
-            return Err(format!("{what}: no such file in the box: {value}"));
-        }
-        validate::FilePath::parse(value).map_err(err)
-    }
-}
-
 /// Build the network fields for `wifi_connect`; validation only, nothing is sent.
 pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<NetworkSpec, String> {
     let ssid = Ssid::parse(&a.ssid).map_err(err)?;
@@ -395,11 +368,35 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
         fields,
         secrets,
         mac,
+        uploads: Vec::new(),
     })
 }
 
-/// Build the network fields for `wifi_connect_eap`.
+/// Build the network fields for `wifi_connect_eap`. Certificates and keys: PEM text is stored
+/// in the box-private upload dir, paths only from the certs dir ([`super::certs`]); on a refused
+/// argument nothing stays behind.
 pub fn eap_spec(agent: &Agent, a: &ConnectEapArgs) -> Result<NetworkSpec, String> {
+    let mut uploads = Vec::new();
+    let spec = eap_fields(agent.certs(), a, &mut uploads);
+    if spec.is_err() {
+        agent.certs().discard(&uploads);
+    }
+    spec.map(|(ssid, fields, secrets)| NetworkSpec {
+        ssid,
+        fields,
+        secrets,
+        mac: None,
+        uploads,
+    })
+}
+
+type EapFields = (Ssid, Vec<NetworkField>, Vec<String>);
+
+fn eap_fields(
+    certs: &super::certs::Certs,
+    a: &ConnectEapArgs,
+    uploads: &mut Vec<std::path::PathBuf>,
+) -> Result<EapFields, String> {
     let ssid = Ssid::parse(&a.ssid).map_err(err)?;
     let mut fields = vec![
         NetworkField::Ssid(ssid.clone()),
@@ -450,15 +447,15 @@ pub fn eap_spec(agent: &Agent, a: &ConnectEapArgs) -> Result<NetworkSpec, String
             if key.contains("-----BEGIN") {
                 secrets.push(key.to_string());
             }
-            fields.push(NetworkField::ClientCert(cert_path(
-                agent,
+            fields.push(NetworkField::ClientCert(certs.resolve(
                 "client_cert",
                 cert,
+                uploads,
             )?));
-            fields.push(NetworkField::PrivateKey(cert_path(
-                agent,
+            fields.push(NetworkField::PrivateKey(certs.resolve(
                 "private_key",
                 key,
+                uploads,
             )?));
             if let Some(p) = &a.private_key_password {
                 secrets.push(p.clone());
@@ -469,19 +466,14 @@ pub fn eap_spec(agent: &Agent, a: &ConnectEapArgs) -> Result<NetworkSpec, String
         }
     }
     if let Some(ca) = &a.ca_cert {
-        fields.push(NetworkField::CaCert(cert_path(agent, "ca_cert", ca)?));
+        fields.push(NetworkField::CaCert(certs.resolve("ca_cert", ca, uploads)?));
     }
     if let Some(d) = &a.domain_suffix_match {
         fields.push(NetworkField::DomainSuffixMatch(
             validate::Hostname::parse(d).map_err(err)?,
         ));
     }
-    Ok(NetworkSpec {
-        ssid,
-        fields,
-        secrets,
-        mac: None,
-    })
+    Ok((ssid, fields, secrets))
 }
 
 /// The MCP server: the agent's tools.
@@ -599,7 +591,8 @@ impl WifiTools {
     #[tool(
         description = "Connect to a WPA2/WPA3-Enterprise network: PEAP or TTLS with MSCHAPv2 \
                        (identity + password), or EAP-TLS (client certificate + private key, as \
-                       paths in the box or PEM text). Give ca_cert to verify the server. Returns \
+                       PEM text or files in the box's certificates directory \
+                       /etc/wifi-isolate/certs). Give ca_cert to verify the server. Returns \
                        ip, gateway, dns and elapsed time.",
         annotations(
             title = "Connect to enterprise WiFi",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use wifi_isolate::agent::{Agent, AgentOptions, dhcp, server};
+use wifi_isolate::agent::{Agent, AgentOptions, certs, dhcp, server};
 
 /// MCP server that drives the one WiFi adapter of its network namespace.
 ///
@@ -70,6 +70,15 @@ struct Cli {
         value_name = "URL"
     )]
     check_url: String,
+
+    /// The only directory EAP certificate and key paths may point into (the host's
+    /// per-instance certs directory, mounted read-only in the box). Symlinks are refused.
+    #[arg(long, default_value = certs::DEFAULT_CERTS_DIR, value_name = "DIR")]
+    certs_dir: PathBuf,
+
+    /// Box-private directory (0700) for PEM text given inline; default RUNTIME_DIR/certs.
+    #[arg(long, value_name = "DIR")]
+    upload_dir: Option<PathBuf>,
 }
 
 const EXAMPLES: &str = "\
@@ -141,10 +150,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let upload_dir = cli
+        .upload_dir
+        .unwrap_or_else(|| cli.runtime_dir.join(certs::UPLOAD_SUBDIR));
     let agent = Agent::start(AgentOptions {
         interface: cli.interface,
         wait_interface: Duration::from_secs(cli.wait_interface),
         runtime_dir: cli.runtime_dir,
+        certs_dir: cli.certs_dir,
+        upload_dir,
         resolv_conf: cli.resolv_conf,
         wpa_supplicant: cli.wpa_supplicant,
         udhcpc: find_udhcpc(cli.udhcpc),

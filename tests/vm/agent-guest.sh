@@ -16,6 +16,17 @@ iw phy "$PHY" set netns name box
 echo "moved $PHY ($STA) into netns box"
 $IP netns exec box $IP link set lo up
 
+# EAP certificate paths are accepted only from the box's certificates directory (the agent's
+# default, /etc/wifi-isolate/certs, where the host mounts the per-instance dir read-only):
+# the lab's certs are copied there. PEM text goes to the agent's private upload dir.
+export AP_EAP_CERTS_DIR=/etc/wifi-isolate/certs
+export AGENT_UPLOAD_DIR=/run/box-agent/certs
+export AGENT_SHARED_DIR=/run/box
+mkdir -p "$AP_EAP_CERTS_DIR"
+cp "$AP_EAP_CA_CERT" "$AP_EAP_CERTS_DIR/ca.pem"
+cp "$AP_EAP_CLIENT_CERT" "$AP_EAP_CERTS_DIR/client.pem"
+cp "$AP_EAP_CLIENT_KEY" "$AP_EAP_CERTS_DIR/client.key"
+
 $IP netns exec box wifi-isolate-agent --listen unix:/run/box/mcp.sock \
   --runtime-dir /run/box-agent > $LOGS/agent.log 2>&1 &
 AGENT=$!
@@ -28,6 +39,7 @@ rc=0
 hwsim-agent-client unix /run/box/mcp.sock || rc=1
 kill -TERM $AGENT; wait $AGENT || true
 [ ! -e /run/box/mcp.sock ] || { echo "FAIL agent left its socket behind"; rc=1; }
+[ ! -e "$AGENT_UPLOAD_DIR" ] || { echo "FAIL agent left its PEM uploads behind: $(ls -A "$AGENT_UPLOAD_DIR")"; rc=1; }
 $IP netns exec box $IP -4 addr show dev "$STA" | grep -q inet && { echo "FAIL address left after agent exit"; rc=1; }
 
 hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \

@@ -446,6 +446,10 @@ async fn full_suite(r: &mut Run) {
         )
         .await;
     r.check("EAP-PEAP connected", c["ip"].is_string(), &c);
+    // Certificate and key paths come only from the box's certificates directory (the guest
+    // copied the lab's certs there): the lab's own /share/eap path is refused, and so is a
+    // symlink inside the directory.
+    let certs = env("AP_EAP_CERTS_DIR");
     let c = r
         .ok(
             "connect EAP-TTLS",
@@ -456,13 +460,65 @@ async fn full_suite(r: &mut Run) {
                 "identity": env("AP_EAP_TTLS_IDENTITY"),
                 "anonymous_identity": "anonymous",
                 "password": env("AP_EAP_TTLS_PASSWORD"),
-                "ca_cert": env("AP_EAP_CA_CERT"),
+                "ca_cert": format!("{certs}/ca.pem"),
                 "domain_suffix_match": "lab.test",
             }),
         )
         .await;
     r.check(
-        "EAP-TTLS connected (CA by path, domain match)",
+        "EAP-TTLS connected (CA by path from the certs dir, domain match)",
+        c["ip"].is_string(),
+        &c,
+    );
+    let eap_args = |ca: &str| {
+        json!({
+            "ssid": env("AP_EAP_SSID"),
+            "method": "ttls",
+            "identity": env("AP_EAP_TTLS_IDENTITY"),
+            "password": env("AP_EAP_TTLS_PASSWORD"),
+            "ca_cert": ca,
+        })
+    };
+    r.tool_err(
+        "a CA path outside the certs dir is refused, naming the dir",
+        "wifi_connect_eap",
+        eap_args(&env("AP_EAP_CA_CERT")),
+        &format!("read only from {certs}"),
+    )
+    .await;
+    let link = format!("{certs}/link-to-ca.pem");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env("AP_EAP_CA_CERT"), &link).expect("symlink in the certs dir");
+    r.tool_err(
+        "a symlink in the certs dir is refused",
+        "wifi_connect_eap",
+        eap_args(&link),
+        "symlink",
+    )
+    .await;
+    r.tool_err(
+        "a '..' path is refused",
+        "wifi_connect_eap",
+        eap_args(&format!("{certs}/../../../share/eap/ca.pem")),
+        "'..'",
+    )
+    .await;
+    let c = r
+        .ok(
+            "connect EAP-TLS (certs dir)",
+            "wifi_connect_eap",
+            json!({
+                "ssid": env("AP_EAP_SSID"),
+                "method": "tls",
+                "identity": env("AP_EAP_TLS_IDENTITY"),
+                "client_cert": format!("{certs}/client.pem"),
+                "private_key": format!("{certs}/client.key"),
+                "ca_cert": "ca.pem",
+            }),
+        )
+        .await;
+    r.check(
+        "EAP-TLS connected (client cert, key and CA from the certs dir)",
         c["ip"].is_string(),
         &c,
     );
@@ -483,6 +539,73 @@ async fn full_suite(r: &mut Run) {
         )
         .await;
     r.check("EAP-TLS connected (PEM content)", c["ip"].is_string(), &c);
+    // The PEM text went to the box-private upload dir (0700, files 0600, a name per call),
+    // not to the runtime dir the host shares; a disconnect removes the files, a reconnect
+    // writes them again.
+    let uploads = env("AGENT_UPLOAD_DIR");
+    let pems = || -> Vec<(String, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut v: Vec<(String, u32)> = std::fs::read_dir(&uploads)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                let mode = e.metadata().map(|m| m.permissions().mode() & 0o777);
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    mode.unwrap_or(0),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let up = pems();
+    let dir_mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&uploads).map(|m| m.permissions().mode() & 0o777)
+    };
+    r.check(
+        "PEM uploads: 3 private files (0600, dir 0700), one name per call",
+        up.len() == 3
+            && up.iter().all(|(n, m)| *m == 0o600 && n.ends_with(".pem"))
+            && ["ca_cert-", "client_cert-", "private_key-"]
+                .iter()
+                .all(|p| up.iter().any(|(n, _)| n.starts_with(p)))
+            && dir_mode.as_ref().is_ok_and(|m| *m == 0o700),
+        format!("{up:?} dir {dir_mode:?}"),
+    );
+    let shared: Vec<String> = std::fs::read_dir(env("AGENT_SHARED_DIR"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pem") || n == "certs")
+        .collect();
+    r.check(
+        "no PEM in the runtime dir the host shares",
+        shared.is_empty(),
+        format!("{shared:?}"),
+    );
+    r.ok("disconnect (EAP-TLS)", "wifi_disconnect", json!({}))
+        .await;
+    r.check(
+        "disconnect removed the uploaded PEM files",
+        pems().is_empty(),
+        format!("{:?}", pems()),
+    );
+    let c = r
+        .ok(
+            "reconnect EAP-TLS",
+            "wifi_reconnect",
+            json!({"timeout_secs": 60}),
+        )
+        .await;
+    r.check(
+        "EAP-TLS reconnected with the PEM files written again",
+        c["ip"].is_string() && pems() == up,
+        format!("{c} files {:?}", pems()),
+    );
     let logs = r
         .ok("logs after TLS", "wifi_debug_logs", json!({"lines": 500}))
         .await;
