@@ -52,3 +52,14 @@ async fn podman_dead_socket_is_unavailable() {
 async fn podman_auto_selects() {
     api::auto_selects(&podman(), EngineKind::Podman).await;
 }
+
+/// The hostile-agent probe (tests/vm/hostile_probe.rs) as the box's entrypoint, started through
+/// our engine code against this host's podman: every attempt refused with an errno, the positive
+/// controls ok, and this host checked on its own side (root-only canary unread, a canary process
+/// alive, no new link, addresses and routes unchanged, no probe file). No radio here: the wiphy
+/// attempts are "skipped: no wiphy" (the podman box is probed on real radios in the full-system
+/// story, tests/vm/fullsys-story-guest.sh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_hostile_probe_holds() {
+    hostile::probe_holds(&podman(), EngineKind::Podman).await;
+}

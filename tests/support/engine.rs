@@ -95,6 +95,8 @@ pub fn spec(instance: &str, image: &str, runtime_dir: &Path) -> BoxSpec {
         memory_bytes: 64 << 20,
         pids_limit: 64,
         env: vec![("WI_TEST".into(), "1".into())],
+        certs_dir: None,
+        box_uid: wifi_isolate::host::engine::DEFAULT_BOX_UID,
     }
 }
 
@@ -149,9 +151,14 @@ pub fn assert_box_locked_down(h: &BoxHandle, runtime_dir: &Path, expect_kind: En
     assert_eq!(names, vec!["lo"], "links in the box:\n{links}");
     assert!(links.contains("<LOOPBACK,UP"), "lo is not up:\n{links}");
     let sysnet = std::fs::read_to_string(runtime_dir.join("sys-class-net")).unwrap();
+    // Containers get a sysfs of their netns; the netns box gets no /sys at all.
+    let want_sys: Vec<&str> = match expect_kind {
+        EngineKind::Netns => vec![],
+        _ => vec!["lo"],
+    };
     assert_eq!(
         sysnet.split_whitespace().collect::<Vec<_>>(),
-        vec!["lo"],
+        want_sys,
         "/sys/class/net: {sysnet}"
     );
 
@@ -604,6 +611,32 @@ pub mod api {
         );
         assert!(info.contains("|none|true|"), "{info}");
         assert!(info.contains("no-new-privileges"), "{info}");
+        assert!(
+            info.contains("seccomp="),
+            "no seccomp profile of ours: {info}"
+        );
+        assert!(!info.contains("unconfined"), "{info}");
+        // Our profile is the one in force: unshare(CLONE_NEWUSER) is refused.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", h.pid)).unwrap();
+        assert!(
+            status.contains("Seccomp:\t2"),
+            "no seccomp filter:\n{status}"
+        );
+        let unshare = d.run(&[
+            "exec",
+            &h.id,
+            "sh",
+            "-c",
+            "unshare -U true 2>&1; echo rc=$?",
+        ]);
+        assert!(
+            unshare.contains("Operation not permitted") && unshare.contains("rc=1"),
+            "a user namespace in the box: {unshare}"
+        );
+        if kind == EngineKind::Podman {
+            // The profile file podman read is gone again.
+            assert!(!wifi_isolate::host::engine::api::seccomp_file(&s).exists());
+        }
         assert!(info.contains(&format!("|{}|", 64u64 << 20)), "{info}");
 
         assert!(engine.is_running(&h).await);
@@ -800,5 +833,332 @@ pub mod api {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+/// The hostile-agent probe (`tests/vm/hostile_probe.rs`, example `hostile-probe`) as the box's
+/// entrypoint, and the host-side checks around it (issue 12). The probe runs its attacks, writes
+/// `hostile-report.json` into the runtime dir and execs the stand-in agent, which writes `ready`.
+pub mod hostile {
+    use super::*;
+    use wifi_isolate::host::engine::ApiEngine;
+
+    /// The probe image's tag in the private engines.
+    pub const PROBE_IMAGE: &str = "localhost/wifi-isolate-test-hostile:engine";
+    /// The host's root-only canary the probe goes after (the contract's first target).
+    pub const CANARY: &str = "/root/wi-canary";
+    /// Where the probe's `wi-hostile-<nonce>` files would land if a write escaped, and where the
+    /// host looks (the contract's list and /tmp).
+    pub const WRITE_DIRS: [&str; 7] = ["/", "/etc", "/usr", "/var/tmp", "/root", "/run", "/tmp"];
+
+    /// The probe binary (an example: `cargo test` builds it; fails with how to build it).
+    pub fn probe_binary() -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let p = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .join("examples/hostile-probe");
+        assert!(
+            p.is_file(),
+            "{} is not built: `cargo build --example hostile-probe`",
+            p.display()
+        );
+        p
+    }
+
+    /// Import the probe image (stand-in agent + probe as the entrypoint).
+    pub fn import(d: &Daemon) {
+        let mut c = Command::new("bash");
+        c.arg(repo().join("tests/support/image.sh"))
+            .arg(d.name)
+            .arg(PROBE_IMAGE)
+            .arg(stand_in_agent())
+            .arg(probe_binary())
+            .env("ENGINE_CMD", d.cli.join(" "));
+        if d.name == "podman" {
+            c.env("CONTAINERS_CONF", d.dir.path().join("containers.conf"));
+        }
+        let out = c.output().expect("image.sh");
+        assert!(
+            out.status.success(),
+            "image.sh (probe image) failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn ip(args: &[&str]) -> String {
+        let out = Command::new(require_tool("ip", "iproute2"))
+            .args(args)
+            .output()
+            .expect("ip");
+        assert!(out.status.success(), "ip {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// This host netns's links (names), addresses and routes, IPv4 and IPv6, without the counters
+    /// that change on their own.
+    pub fn host_view() -> (Vec<String>, String) {
+        let mut links: Vec<String> = ip(&["-o", "link"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .collect();
+        links.sort();
+        let mut net = String::new();
+        for args in [
+            &["-4", "-o", "addr"][..],
+            &["-6", "-o", "addr"],
+            &["-4", "route", "show", "table", "all"],
+            &["-6", "route", "show", "table", "all"],
+        ] {
+            for l in ip(args).lines() {
+                let mut words: Vec<&str> = Vec::new();
+                let mut it = l.split_whitespace();
+                while let Some(w) = it.next() {
+                    if matches!(w, "valid_lft" | "preferred_lft" | "expires") {
+                        it.next();
+                    } else if w != "\\" {
+                        words.push(w);
+                    }
+                }
+                net.push_str(&words.join(" "));
+                net.push('\n');
+            }
+        }
+        (links, net)
+    }
+
+    /// The canary file's content (made once, root-only, if missing) and its atime, pushed into the
+    /// past so that any read moves it (relatime updates an atime older than a day).
+    pub fn canary_file() -> Vec<u8> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new();
+        f.write(true).create_new(true).mode(0o600);
+        if let Ok(mut file) = f.open(CANARY) {
+            use std::io::Write;
+            let secret = format!(
+                "wi-canary {} {:?}\n",
+                std::process::id(),
+                std::time::SystemTime::now()
+            );
+            file.write_all(secret.as_bytes()).unwrap();
+        }
+        let st = Command::new("touch")
+            .args(["-a", "-d", "3 days ago", CANARY])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read(CANARY).unwrap()
+    }
+
+    fn atime(path: &str) -> i64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().atime()
+    }
+
+    /// One attempt of the report.
+    #[derive(Debug, serde::Deserialize)]
+    pub struct Attempt {
+        pub name: String,
+        #[serde(default)]
+        pub class: String,
+        pub outcome: String,
+        #[serde(default)]
+        pub errno: String,
+        #[serde(default)]
+        pub detail: String,
+    }
+
+    /// One positive control.
+    #[derive(Debug, serde::Deserialize)]
+    pub struct Positive {
+        pub name: String,
+        pub ok: bool,
+        #[serde(default)]
+        pub detail: String,
+    }
+
+    /// The probe's report (`"version": 1`).
+    #[derive(Debug, serde::Deserialize)]
+    pub struct Report {
+        pub version: u32,
+        pub nonce: String,
+        /// False while the probe is still at it (it rewrites the report after every section).
+        #[serde(default)]
+        pub complete: bool,
+        #[serde(default)]
+        pub elapsed_ms: u64,
+        #[serde(default)]
+        pub contained: Vec<String>,
+        #[serde(default)]
+        pub uid_map: String,
+        #[serde(default)]
+        pub caps: String,
+        #[serde(default)]
+        pub pid_in_box: i64,
+        pub attempts: Vec<Attempt>,
+        pub positive: Vec<Positive>,
+        pub escaped: Vec<String>,
+        pub all_refused: bool,
+        pub positive_ok: bool,
+    }
+
+    /// Wait for the probe's complete report; its text and parse.
+    pub fn wait_report(path: &Path, within: Duration) -> (String, Report) {
+        let t = Instant::now();
+        let mut last = String::new();
+        while t.elapsed() < within {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                match serde_json::from_str::<Report>(&text) {
+                    Ok(r) if r.complete => return (text, r),
+                    Ok(_) => last = text,
+                    Err(e) => last = format!("{e}: {text}"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no complete report in {} within {within:?}; last: {last}",
+            path.display()
+        );
+    }
+
+    /// Start the probe in a box of `kind`, check the report and the host, stop the box.
+    /// No radio here: the wiphy attempts are expected "skipped: no wiphy", nothing else skipped.
+    pub async fn probe_holds(d: &Daemon, kind: EngineKind) {
+        import(d);
+        let engine: ApiEngine = api::connect(d, kind).await;
+        let rt = runtime_dir();
+        let s = spec(
+            &unique_instance(&kind.to_string()[..1]),
+            PROBE_IMAGE,
+            rt.path(),
+        );
+
+        // The host before: a canary file, a canary process, links/addresses/routes.
+        let canary = canary_file();
+        let atime0 = atime(CANARY);
+        let mut canary_proc = Command::new("sleep")
+            .arg("600")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("sleep");
+        let canary_pid = nix::unistd::Pid::from_raw(canary_proc.id() as i32);
+        let (links0, net0) = host_view();
+
+        let t = Instant::now();
+        let h = timed_start(&engine, &s).await;
+        let guard = api::Cleanup::new(d, &h.id);
+        let report_path = rt.path().join("hostile-report.json");
+        let (text, r) = wait_report(&report_path, Duration::from_secs(120));
+        eprintln!(
+            "TIMING {kind} probe: complete report {} ms after the start ({} ms in the probe)",
+            t.elapsed().as_millis(),
+            r.elapsed_ms
+        );
+        // The probe execs the agent (the stand-in), so the box goes on to work.
+        wait_file(&rt.path().join("ready"), Duration::from_secs(30));
+        assert!(engine.is_running(&h).await, "the box died after the probe");
+
+        eprintln!(
+            "PROBE {kind}: uid_map {:?} caps {} pid_in_box {}",
+            r.uid_map.trim(),
+            r.caps,
+            r.pid_in_box
+        );
+        for a in &r.attempts {
+            eprintln!(
+                "PROBE {kind} | {:<8} | {:<8} | {:<18} | {} | {}",
+                a.outcome, a.errno, a.class, a.name, a.detail
+            );
+        }
+        for p in &r.positive {
+            eprintln!(
+                "PROBE {kind} | positive {} | {} | {}",
+                p.ok, p.name, p.detail
+            );
+        }
+        assert_eq!(r.version, 1);
+        assert!(r.escaped.is_empty(), "escaped: {:?}", r.escaped);
+        assert!(r.all_refused, "all_refused is false");
+        // This host's kernel may have no cfg80211 at all (no nl80211 family to resolve, in the
+        // box or out): that control says so and is not the box's fault.
+        let host_nl80211 = Path::new("/sys/module/cfg80211").exists();
+        assert!(!r.positive.is_empty(), "no positive controls");
+        for p in &r.positive {
+            let exempt = !host_nl80211 && p.name.contains("nl80211") && p.detail == "ENOENT";
+            assert!(p.ok || exempt, "a positive control failed: {p:?}");
+        }
+        assert!(r.positive_ok || !host_nl80211, "positive_ok is false");
+        assert!(r.attempts.len() >= 20, "only {} attempts", r.attempts.len());
+        for a in &r.attempts {
+            match a.outcome.as_str() {
+                "refused" => assert!(!a.errno.is_empty(), "refused without an errno: {a:?}"),
+                // Done, provably inside the box (own tmpfs, own netns, own UTS namespace).
+                "contained" => {}
+                // No radio on this host: only the wiphy move can have nothing to try.
+                "skipped" => assert!(
+                    a.class == "wiphy",
+                    "skipped (only the wiphy attempts may be): {a:?}"
+                ),
+                _ => panic!("not refused: {a:?}"),
+            }
+        }
+        let wiphy = r
+            .attempts
+            .iter()
+            .filter(|a| a.class == "wiphy")
+            .collect::<Vec<_>>();
+        assert!(!wiphy.is_empty(), "no wiphy attempt in the report");
+        assert!(
+            wiphy.iter().all(|a| a.outcome == "skipped"),
+            "a wiphy attempt without a radio: {wiphy:?}"
+        );
+
+        // The host after, checked on its own side.
+        assert!(
+            nix::sys::signal::kill(canary_pid, None).is_ok()
+                && canary_proc.try_wait().unwrap().is_none(),
+            "the canary process died"
+        );
+        assert!(
+            d.child.id() > 0
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.child.id() as i32), None)
+                    .is_ok(),
+            "the engine daemon died"
+        );
+        assert_eq!(std::fs::read(CANARY).unwrap(), canary, "canary changed");
+        assert_eq!(atime(CANARY), atime0, "the canary file was read");
+        let hex = hex::encode(&canary[..canary.len().min(16)]);
+        assert!(!text.contains(&hex), "the canary's bytes are in the report");
+        let (links1, net1) = host_view();
+        assert!(
+            !links1.iter().any(|l| l.starts_with("wihost")),
+            "a probe link in the host: {links1:?}"
+        );
+        assert_eq!(links1, links0, "host links changed");
+        assert_eq!(net1, net0, "host addresses/routes changed");
+        assert!(!r.nonce.is_empty());
+        for dir in WRITE_DIRS {
+            let leaked = Command::new("find")
+                .args([dir, "-maxdepth", "2", "-xdev", "-name"])
+                .arg(format!("wi-hostile-{}*", r.nonce))
+                .output()
+                .unwrap();
+            let leaked = String::from_utf8_lossy(&leaked.stdout).into_owned();
+            let leaked: Vec<&str> = leaked
+                .lines()
+                .filter(|l| !Path::new(l).starts_with(rt.path()))
+                .collect();
+            assert!(leaked.is_empty(), "probe files on the host: {leaked:?}");
+        }
+
+        engine.stop_remove(&h).await.unwrap();
+        api::assert_nothing_left(d, &s.instance);
+        let _ = canary_proc.kill();
+        let _ = canary_proc.wait();
+        drop(guard);
     }
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # image.sh — build the agent image OFFLINE (no registry) and import it into podman or docker.
 #
-#   tests/support/image.sh ENGINE TAG AGENT_BINARY
+#   tests/support/image.sh ENGINE TAG AGENT_BINARY [PROBE_BINARY]
 #
 #   ENGINE        podman | docker
 #   TAG           image name to create, e.g. localhost/wifi-isolate-agent:test
 #   AGENT_BINARY  becomes /usr/bin/wifi-isolate-agent (the ENTRYPOINT); a script works too
+#   PROBE_BINARY  (optional) becomes /usr/bin/wifi-isolate-hostile-probe and the ENTRYPOINT instead:
+#                 the hostile-agent probe (tests/vm/hostile_probe.rs), which runs its attacks and
+#                 then execs /usr/bin/wifi-isolate-agent with the same arguments
 #
 # Environment:
 #   ENGINE_CMD    the engine's CLI with its global options, e.g.
@@ -22,12 +25,15 @@ set -euo pipefail
 
 die() { echo "image.sh: $*" >&2; exit 1; }
 
-[ $# -eq 3 ] || die "usage: image.sh podman|docker TAG AGENT_BINARY"
-engine=$1 tag=$2 agent=$3
+[ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: image.sh podman|docker TAG AGENT_BINARY [PROBE_BINARY]"
+engine=$1 tag=$2 agent=$3 probe=${4:-}
 case "$engine" in podman | docker) ;; *) die "engine must be podman or docker, not '$engine'" ;; esac
 read -r -a cli <<<"${ENGINE_CMD:-$engine}"
 command -v "${cli[0]}" >/dev/null || die "'${cli[0]}' not found (apt-get install $([ "$engine" = podman ] && echo podman || echo docker.io))"
 [ -f "$agent" ] || die "agent binary '$agent' does not exist"
+[ -z "$probe" ] || [ -f "$probe" ] || die "probe binary '$probe' does not exist (cargo build --example hostile-probe)"
+entrypoint=/usr/bin/wifi-isolate-agent
+[ -z "$probe" ] || entrypoint=/usr/bin/wifi-isolate-hostile-probe
 
 busybox=/bin/busybox
 "$busybox" --list >/dev/null 2>&1 || die "busybox missing (apt-get install busybox-static)"
@@ -42,14 +48,15 @@ mkdir -p "$cache"
 
 # Shared libraries of the dynamic binaries (ldd fails on static binaries and scripts: none then).
 libs() { ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' || true; }
-mapfile -t liblist < <({ libs "$agent"; libs "$wpa"; } | sort -u)
+mapfile -t liblist < <({ libs "$agent"; libs "$wpa"; [ -z "$probe" ] || libs "$probe"; } | sort -u)
 # Rust binaries unwind through libgcc_s even when ldd does not list it (LAB.md).
 gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
 if [ -f "$gcc_s" ] && ! printf '%s\n' "${liblist[@]}" | grep -qx "$gcc_s"; then liblist+=("$gcc_s"); fi
 
 # The inputs' hash: this script, the binaries, the libraries (contents and where they go).
 hash=$({
-  sha256sum "$0" "$agent" "$wpa" "$busybox" "${liblist[@]}" | awk '{print $1}'
+  sha256sum "$0" "$agent" "$wpa" "$busybox" ${probe:+"$probe"} "${liblist[@]}" | awk '{print $1}'
+  echo "$entrypoint"
   printf '%s\n' "${liblist[@]}"
 } | sha256sum | cut -c1-32)
 
@@ -74,6 +81,7 @@ if [ ! -f "$tarball" ]; then
   ln -s ../run "$root/var/run"
   chmod 1777 "$root/tmp"
   install -m 0755 "$agent" "$root/usr/bin/wifi-isolate-agent"
+  [ -z "$probe" ] || install -m 0755 "$probe" "$root/usr/bin/wifi-isolate-hostile-probe"
   install -m 0755 "$wpa" "$root/usr/sbin/wpa_supplicant"
   install -m 0755 "$busybox" "$root/usr/bin/busybox"
   # busybox applets (sh, udhcpc, ip, sleep…) as symlinks, never over a real binary.
@@ -96,11 +104,11 @@ if [ ! -f "$tarball" ]; then
 fi
 
 if ! out=$("${cli[@]}" import \
-  --change 'ENTRYPOINT ["/usr/bin/wifi-isolate-agent"]' \
+  --change "ENTRYPOINT [\"$entrypoint\"]" \
   --change 'CMD []' \
   --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
   --change "LABEL $label=$hash" \
-  --change 'LABEL io.wifi-isolate.image=agent' \
+  --change "LABEL io.wifi-isolate.image=$([ -z "$probe" ] && echo agent || echo hostile-probe)" \
   "$tarball" "$tag" 2>&1); then
   echo "$out" >&2
   die "$engine import failed"

@@ -8,12 +8,34 @@
 //! | network | `NetworkMode=none` (only `lo`; the phy is moved in later) |
 //! | capabilities | `CapDrop=[ALL]`, `CapAdd=[NET_ADMIN, NET_RAW]` |
 //! | filesystem | read-only rootfs; tmpfs `/run` and `/tmp`; `<runtime_dir>` at `/run/wifi-isolate`; `<runtime_dir>/resolv.conf` at `/etc/resolv.conf` (rw) |
-//! | privileges | `no-new-privileges` |
+//! | privileges | `no-new-privileges`; seccomp: our own profile ([`SECCOMP_PROFILE`]) |
+//! | certificates | `<certs_dir>` at `/etc/wifi-isolate/certs` (ro), when the spec names one |
 //! | limits | memory, pids, `nofile`/`nproc` 1024 (Podman 4.3 with runc needs explicit ulimits) |
 //! | lifecycle | restart policy `no`, stop timeout 5 s, labels `io.wifi-isolate.{instance,managed}` |
 //!
 //! The netns is `/proc/<State.Pid>/ns/net` unless the engine reports a `SandboxKey` (Docker
 //! does; Podman 4.3 reports an empty one for `NetworkMode=none`).
+//!
+//! ## Why these boxes are rootful, and what holds them
+//!
+//! The box's root is the host's root (no user namespace): CAP_NET_ADMIN and CAP_NET_RAW in the
+//! initial user namespace. `tests/vm/hostile_probe.rs`, started by the engine in place of the
+//! agent (tests/engine_{podman,docker}.rs, the full-system story), shows what still holds it: the
+//! PID namespace (no host pid to signal, to name in `IFLA_NET_NS_PID`/`NL80211_ATTR_PID`, or to
+//! reach through `/proc/PID/root`), the mount namespace with the read-only image as `/` (no host
+//! file), the dropped capabilities (no `mknod`, no raw devices) and the seccomp profile (no new
+//! namespaces, mounts, keyrings, ptrace, BPF, perf, kexec or modules). Podman's own default
+//! profile (containers-common) allows `unshare`, `setns`, `mount`, `keyctl` and `ptrace`, so the
+//! probe created user namespaces in a podman box; keyrings are not namespaced and uid 0 in the
+//! box is the host's root for them. Both engines therefore get [`SECCOMP_PROFILE`]: Docker's
+//! default allow-list minus those calls.
+//!
+//! User namespaces were not taken: podman's `UsernsMode=auto` needs `/etc/subuid` and
+//! `/etc/subgid` ranges for the `containers` user (a system-wide change the package would make on
+//! every host), the compat API has no per-container uid map, and the range is picked at create,
+//! after the daemon made the runtime dir the agent must own. Docker's remap is daemon-wide
+//! (`userns-remap` in daemon.json, every container of the host). The built-in netns engine is
+//! user-namespaced (src/host/engine/sandbox.rs).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,8 +54,8 @@ use futures::StreamExt;
 use tracing::{debug, info, warn};
 
 use super::{
-    BOX_RUNTIME_DIR, BoxExit, BoxHandle, BoxSpec, Engine, EngineError, EngineKind, LABEL_INSTANCE,
-    LABEL_MANAGED, Result,
+    BOX_CERTS_DIR, BOX_RUNTIME_DIR, BoxExit, BoxHandle, BoxSpec, Engine, EngineError, EngineKind,
+    LABEL_INSTANCE, LABEL_MANAGED, Result,
 };
 
 /// The Engine API version we speak: Docker 20.10 (Debian 12's docker.io) and podman 4.3's
@@ -50,6 +72,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const STOP_TIMEOUT_SECS: i32 = 5;
 /// `ulimit -n` and `ulimit -u` inside the box.
 const ULIMIT: i64 = 1024;
+/// The seccomp profile of every podman and docker box (`api-seccomp.json`): Docker's default
+/// allow-list (the agent, wpa_supplicant and busybox need nothing else), `clone` without namespace
+/// flags, `clone3` ENOSYS (glibc falls back to `clone`), and EPERM for namespaces, mounts,
+/// keyrings, ptrace, BPF, perf, kexec, modules, device nodes and io_uring; anything else ENOSYS.
+/// Docker takes it inline in `SecurityOpt`; podman's compat API takes a path (see
+/// [`seccomp_file`]).
+pub const SECCOMP_PROFILE: &str = include_str!("api-seccomp.json");
 
 /// A Docker-compatible engine (Podman or Docker) reached over its Unix socket.
 #[derive(Debug, Clone)]
@@ -107,10 +136,19 @@ impl ApiEngine {
         &self.socket
     }
 
-    /// The create request for `spec` (pure: no I/O).
-    pub fn create_body(spec: &BoxSpec) -> Result<ContainerCreateBody> {
+    /// The create request for `spec` (pure: no I/O). `seccomp` is the value of the
+    /// `seccomp=` security option: the profile itself (Docker) or the path of a file holding it
+    /// (podman).
+    pub fn create_body(spec: &BoxSpec, seccomp: &str) -> Result<ContainerCreateBody> {
         let runtime = bind_source(&spec.runtime_dir)?;
         let resolv = bind_source(&spec.resolv_conf_path())?;
+        let mut binds = vec![
+            format!("{runtime}:{BOX_RUNTIME_DIR}:rw"),
+            format!("{resolv}:/etc/resolv.conf:rw"),
+        ];
+        if let Some(certs) = &spec.certs_dir {
+            binds.push(format!("{}:{BOX_CERTS_DIR}:ro", bind_source(certs)?));
+        }
         let labels = HashMap::from([
             (LABEL_INSTANCE.to_string(), spec.instance.clone()),
             (LABEL_MANAGED.to_string(), "true".to_string()),
@@ -128,7 +166,10 @@ impl ApiEngine {
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
             readonly_rootfs: Some(true),
-            security_opt: Some(vec!["no-new-privileges".into()]),
+            security_opt: Some(vec![
+                "no-new-privileges".into(),
+                format!("seccomp={seccomp}"),
+            ]),
             memory: (memory > 0).then_some(memory),
             pids_limit: (spec.pids_limit > 0).then_some(spec.pids_limit),
             ulimits: Some(vec![ulimit("nofile"), ulimit("nproc")]),
@@ -136,10 +177,7 @@ impl ApiEngine {
                 ("/run".to_string(), "rw,nosuid,nodev,mode=0755".to_string()),
                 ("/tmp".to_string(), "rw,nosuid,nodev,mode=1777".to_string()),
             ])),
-            binds: Some(vec![
-                format!("{runtime}:{BOX_RUNTIME_DIR}:rw"),
-                format!("{resolv}:/etc/resolv.conf:rw"),
-            ]),
+            binds: Some(binds),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::NO),
                 maximum_retry_count: None,
@@ -226,6 +264,8 @@ impl ApiEngine {
             name: r.name.trim_start_matches('/').to_string(),
             pid,
             netns_path,
+            // Rootful podman/docker: the box's root is the host's root (see the hostile suite).
+            uid: 0,
         }
     }
 
@@ -325,7 +365,8 @@ impl Engine for ApiEngine {
 
     async fn start(&self, spec: &BoxSpec) -> Result<BoxHandle> {
         spec.prepare()?;
-        let body = Self::create_body(spec)?;
+        // Checked before anything is written or created.
+        Self::create_body(spec, "")?;
         let name = spec.box_name();
 
         // The image must be here already: the engine would otherwise try a registry.
@@ -357,8 +398,20 @@ impl Engine for ApiEngine {
             self.force_remove(&old_id).await?;
         }
 
+        // Podman reads the profile from a file at create (and keeps a copy): it goes right after.
+        let profile_file = match self.kind {
+            EngineKind::Podman => Some(ProfileFile::write(spec)?),
+            _ => None,
+        };
+        let seccomp = match &profile_file {
+            Some(f) => bind_source(&f.0)?,
+            None => SECCOMP_PROFILE.to_string(),
+        };
+        let body = Self::create_body(spec, &seccomp)?;
         let opts = CreateContainerOptionsBuilder::new().name(&name).build();
-        let created = match self.docker.create_container(Some(opts), body).await {
+        let created = self.docker.create_container(Some(opts), body).await;
+        drop(profile_file);
+        let created = match created {
             Ok(c) => c,
             Err(e) if status(&e) == Some(404) => {
                 return Err(EngineError::ImageMissing {
@@ -542,6 +595,42 @@ async fn raw_get(socket: &Path, path: &str) -> std::io::Result<(u16, bytes::Byte
     Ok((status, body))
 }
 
+/// Where podman reads [`SECCOMP_PROFILE`] from for `spec`'s box: next to the box's runtime
+/// dir, in the daemon's runtime root (`/run/wifi-isolate/box/.wifi-isolate-seccomp-wlan0.json`),
+/// which no box sees; longer than any instance name, so never a box dir.
+pub fn seccomp_file(spec: &BoxSpec) -> PathBuf {
+    let name = format!(".wifi-isolate-seccomp-{}.json", spec.instance);
+    match spec.runtime_dir.parent() {
+        Some(p) if p != Path::new("") => p.join(name),
+        _ => PathBuf::from("/run/wifi-isolate").join(name),
+    }
+}
+
+/// The profile written for podman's create; removed on drop.
+struct ProfileFile(PathBuf);
+
+impl ProfileFile {
+    /// Write it aside and rename it into place (a leftover of a crashed daemon is replaced).
+    fn write(spec: &BoxSpec) -> Result<Self> {
+        let path = seccomp_file(spec);
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::write(&tmp, SECCOMP_PROFILE)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                EngineError::io(format!("writing the seccomp profile {}", path.display()), e)
+            })?;
+        Ok(ProfileFile(path))
+    }
+}
+
+impl Drop for ProfileFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The HTTP status of an engine error, if it is one.
 fn status(e: &BollardError) -> Option<u16> {
     match e {
@@ -598,12 +687,14 @@ mod tests {
             memory_bytes: 128 << 20,
             pids_limit: 64,
             env: vec![("RUST_LOG".into(), "info".into())],
+            certs_dir: None,
+            box_uid: crate::host::engine::DEFAULT_BOX_UID,
         }
     }
 
     #[test]
     fn create_body_is_locked_down() {
-        let b = ApiEngine::create_body(&spec()).unwrap();
+        let b = ApiEngine::create_body(&spec(), "/x/p.json").unwrap();
         let h = b.host_config.unwrap();
         assert_eq!(h.network_mode.as_deref(), Some("none"));
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
@@ -612,7 +703,13 @@ mod tests {
             Some(vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()])
         );
         assert_eq!(h.readonly_rootfs, Some(true));
-        assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));
+        assert_eq!(
+            h.security_opt,
+            Some(vec![
+                "no-new-privileges".to_string(),
+                "seccomp=/x/p.json".to_string()
+            ])
+        );
         assert_eq!(h.memory, Some(128 << 20));
         assert_eq!(h.pids_limit, Some(64));
         assert_eq!(h.privileged, None);
@@ -633,16 +730,102 @@ mod tests {
     }
 
     #[test]
+    fn certs_dir_is_bound_read_only() {
+        let mut s = spec();
+        s.certs_dir = Some("/etc/wifi-isolate/certs/wlp6s0".into());
+        let binds = ApiEngine::create_body(&s, "")
+            .unwrap()
+            .host_config
+            .unwrap()
+            .binds;
+        assert_eq!(
+            binds.unwrap()[2],
+            "/etc/wifi-isolate/certs/wlp6s0:/etc/wifi-isolate/certs:ro"
+        );
+        s.certs_dir = Some("/etc/a:b".into());
+        assert!(ApiEngine::create_body(&s, "").is_err());
+    }
+
+    /// The profile parses, and what it must deny is never allowed.
+    #[test]
+    fn seccomp_profile_denies_what_matters() {
+        let p: serde_json::Value = serde_json::from_str(SECCOMP_PROFILE).unwrap();
+        assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
+        let rules = p["syscalls"].as_array().unwrap();
+        let allowed: Vec<&str> = rules
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("args").is_none())
+            .flat_map(|r| r["names"].as_array().unwrap())
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        for must in [
+            "read",
+            "socket",
+            "execve",
+            "arch_prctl",
+            "wait4",
+            "setsockopt",
+        ] {
+            assert!(allowed.contains(&must), "{must} is not allowed");
+        }
+        let denied = |name: &str| {
+            rules.iter().any(|r| {
+                r["action"] == "SCMP_ACT_ERRNO"
+                    && r.get("args").is_none()
+                    && r["names"].as_array().unwrap().iter().any(|n| n == name)
+            })
+        };
+        for deny in [
+            "unshare",
+            "setns",
+            "mount",
+            "keyctl",
+            "add_key",
+            "ptrace",
+            "bpf",
+            "perf_event_open",
+            "kexec_load",
+            "init_module",
+            "finit_module",
+            "mknod",
+            "io_uring_setup",
+            "clone3",
+        ] {
+            assert!(!allowed.contains(&deny), "{deny} is allowed");
+            assert!(denied(deny), "{deny} has no ERRNO rule");
+        }
+        // clone is allowed only without namespace flags (Docker's mask).
+        let clone_allow: Vec<&serde_json::Value> = rules
+            .iter()
+            .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r["names"][0] == "clone")
+            .collect();
+        assert_eq!(clone_allow.len(), 1);
+        assert_eq!(clone_allow[0]["args"][0]["value"], 0x7E02_0000u64);
+        assert_eq!(clone_allow[0]["args"][0]["valueTwo"], 0);
+    }
+
+    #[test]
+    fn seccomp_file_is_beside_the_box_dir() {
+        assert_eq!(
+            seccomp_file(&spec()),
+            PathBuf::from("/run/wifi-isolate/box/.wifi-isolate-seccomp-wlp6s0.json")
+        );
+        // Never a box dir: longer than any instance name (15 characters).
+        let name = seccomp_file(&spec()).file_name().unwrap().len();
+        assert!(name > 15);
+    }
+
+    #[test]
     fn odd_paths_are_refused() {
         let mut s = spec();
         s.runtime_dir = "/run/a:b".into();
         assert!(matches!(
-            ApiEngine::create_body(&s),
+            ApiEngine::create_body(&s, ""),
             Err(EngineError::Spawn(_))
         ));
         s.runtime_dir = "relative".into();
         assert!(matches!(
-            ApiEngine::create_body(&s),
+            ApiEngine::create_body(&s, ""),
             Err(EngineError::Spawn(_))
         ));
     }
