@@ -144,6 +144,14 @@ fn is_tmpfs(path: &str) -> bool {
     }
 }
 
+/// Is `/proc/1/root` the probe's own root (pid 1 of its /proc lives in the box)?
+fn pid1_is_in_box() -> bool {
+    match (fs::metadata("/proc/1/root"), fs::metadata("/")) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn comm(pid: i32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().chars().take(16).collect())
@@ -1080,13 +1088,23 @@ impl Probe {
             match fs::read_dir(dir) {
                 Ok(rd) => {
                     let n = rd.count();
-                    self.record(
-                        format!("list {dir}"),
-                        "host-run",
-                        Outcome::Escaped,
-                        "",
-                        format!("{n} entries"),
-                    );
+                    if pid1_is_in_box() {
+                        self.record(
+                            format!("list {dir}"),
+                            "host-run",
+                            Outcome::Contained,
+                            "",
+                            format!("{n} entries: pid 1's root is the box's own root, so this is the box's own {}", dir.trim_start_matches("/proc/1/root")),
+                        );
+                    } else {
+                        self.record(
+                            format!("list {dir}"),
+                            "host-run",
+                            Outcome::Escaped,
+                            "",
+                            format!("{n} entries"),
+                        );
+                    }
                 }
                 Err(e) => self.refused(format!("list {dir}"), "host-run", io_errno(&e), dir),
             }
