@@ -28,10 +28,9 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 
 use crate::validate::{FilePath, Ssid};
 
-/// The allowed directory as the box sees it: the host's per-instance certs directory, mounted
-/// read-only. The same path as the host engine's `BOX_CERTS_DIR`.
-// TODO(issue 12): use crate::host::engine::BOX_CERTS_DIR once the engine exports it.
-pub const DEFAULT_CERTS_DIR: &str = "/etc/wifi-isolate/certs";
+/// The allowed directory as the box sees it: the host's per-instance certs directory, which
+/// every engine mounts read-only there.
+pub const DEFAULT_CERTS_DIR: &str = crate::host::engine::BOX_CERTS_DIR;
 
 /// Subdirectory of the agent's private runtime dir for PEM text given inline.
 pub const UPLOAD_SUBDIR: &str = "certs";

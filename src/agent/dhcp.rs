@@ -329,7 +329,10 @@ impl Dhcp {
         }
     }
 
-    /// Stop the client: it releases the lease; then make sure nothing of it is left.
+    /// Stop the client: it releases the lease; then make sure nothing of it is left — and
+    /// nothing of the network's IPv6 either (SLAAC addresses, RA routes): this runs whenever
+    /// the association ends or changes. (Not on `deconfig`: udhcpc calls that at its start,
+    /// after the router advertisement may already have configured IPv6.)
     pub async fn stop(&self) {
         let child = self.child.lock().await.take();
         if let Some(mut child) = child {
@@ -348,6 +351,7 @@ impl Dhcp {
         }
         if let Ok(Some(index)) = self.net.index(&self.iface).await {
             let _ = self.net.flush(index).await;
+            let _ = self.net.flush_ipv6(index).await;
         }
         if self.lease.send_replace(None).is_some() {
             let _ = std::fs::write(&self.resolv_conf, "# no WiFi lease\n");

@@ -170,10 +170,8 @@ impl Agent {
         net.set_up(wi.index)
             .await
             .with_context(|| format!("bringing {} up (rfkill blocked?)", wi.name))?;
-        let perm_mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", wi.name))
-            .ok()
-            .and_then(|s| crate::validate::Bssid::parse(s.trim()).ok())
-            .map(|b| b.octets());
+        // Over rtnetlink: the box has no /sys.
+        let perm_mac = net.mac(wi.index).await.ok().flatten();
         let log = LogRing::new(500);
         let wpa = Wpa::spawn(
             &wi.name,
@@ -526,19 +524,17 @@ impl Agent {
     }
 
     async fn set_mac(&self, client: &CtrlClient, mac: [u8; 6]) -> Result<(), String> {
-        let path = format!("/sys/class/net/{}/address", self.iface);
-        let current = std::fs::read_to_string(&path).unwrap_or_default();
-        let want = crate::validate::Bssid::from(mac).to_string();
-        if current.trim().eq_ignore_ascii_case(&want) {
-            return Ok(());
-        }
-        let _ = client.disconnect().await;
         let index = self
             .net
             .index(&self.iface)
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the WiFi interface is gone")?;
+        if self.net.mac(index).await.ok().flatten() == Some(mac) {
+            return Ok(());
+        }
+        let want = crate::validate::Bssid::from(mac).to_string();
+        let _ = client.disconnect().await;
         self.net
             .set_mac(index, mac)
             .await

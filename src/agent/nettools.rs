@@ -3,7 +3,7 @@
 //! The box's netns holds only `lo` and the WiFi interface, so everything here leaves through the
 //! WiFi; there is no other route to take.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -192,6 +192,33 @@ fn echo_request(id: u16, seq: u16) -> Vec<u8> {
     pkt
 }
 
+/// Build an ICMPv6 echo request (the kernel fills in the checksum on ICMPv6 raw sockets).
+fn echo_request_v6(id: u16, seq: u16) -> Vec<u8> {
+    let mut pkt = vec![128u8, 0, 0, 0];
+    pkt.extend_from_slice(&id.to_be_bytes());
+    pkt.extend_from_slice(&seq.to_be_bytes());
+    pkt.extend_from_slice(b"wifi-isolate-agent ping payload!");
+    pkt
+}
+
+/// Is `icmp` (an ICMPv6 message: raw ICMPv6 sockets deliver no IPv6 header) an echo reply for
+/// (id, seq)?
+fn is_echo_reply_v6(icmp: &[u8], id: u16, seq: u16) -> bool {
+    icmp.len() >= 8
+        && icmp[0] == 129
+        && u16::from_be_bytes([icmp[4], icmp[5]]) == id
+        && u16::from_be_bytes([icmp[6], icmp[7]]) == seq
+}
+
+/// The address to use for `host`'s lookup result: IPv4 first, else IPv6.
+pub fn pick_address(addrs: &[IpAddr]) -> Option<IpAddr> {
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+}
+
 /// Is `buf` (IPv4 header + ICMP) an echo reply from `from` for (id, seq)?
 fn is_echo_reply(buf: &[u8], id: u16, seq: u16) -> bool {
     if buf.len() < 20 {
@@ -207,21 +234,45 @@ fn is_echo_reply(buf: &[u8], id: u16, seq: u16) -> bool {
         && u16::from_be_bytes([icmp[6], icmp[7]]) == seq
 }
 
-/// Send `count` ICMP echo requests to `target` (IPv4), one per `interval`.
-pub async fn ping(target: Ipv4Addr, count: u32, timeout: Duration) -> anyhow::Result<PingReport> {
-    tokio::task::spawn_blocking(move || ping_blocking(target, count, timeout)).await?
+/// Send `count` ICMP (IPv4) or ICMPv6 echo requests to `target`, one per 200 ms. `scope_id`
+/// (the WiFi interface's index) is used for an IPv6 link-local target.
+pub async fn ping(
+    target: IpAddr,
+    scope_id: u32,
+    count: u32,
+    timeout: Duration,
+) -> anyhow::Result<PingReport> {
+    tokio::task::spawn_blocking(move || ping_blocking(target, scope_id, count, timeout)).await?
 }
 
-fn ping_blocking(target: Ipv4Addr, count: u32, timeout: Duration) -> anyhow::Result<PingReport> {
+fn ping_blocking(
+    target: IpAddr,
+    scope_id: u32,
+    count: u32,
+    timeout: Duration,
+) -> anyhow::Result<PingReport> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
-        .context("opening a raw ICMP socket (the box needs CAP_NET_RAW)")?;
+    let sock = match target {
+        IpAddr::V4(_) => Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)),
+        IpAddr::V6(_) => Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)),
+    }
+    .context("opening a raw ICMP socket (the box needs CAP_NET_RAW)")?;
     let id = (std::process::id() & 0xffff) as u16;
-    let dest = SocketAddr::new(IpAddr::V4(target), 0).into();
+    let dest = match target {
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+            SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, scope_id))
+        }
+        ip => SocketAddr::new(ip, 0),
+    }
+    .into();
     let mut rtts = Vec::new();
     for seq in 1..=count as u16 {
         let started = Instant::now();
-        if let Err(e) = sock.send_to(&echo_request(id, seq), &dest) {
+        let request = match target {
+            IpAddr::V4(_) => echo_request(id, seq),
+            IpAddr::V6(_) => echo_request_v6(id, seq),
+        };
+        if let Err(e) = sock.send_to(&request, &dest) {
             bail!("cannot send to {target}: {e} (is there a route? connect first)");
         }
         loop {
@@ -238,8 +289,12 @@ fn ping_blocking(target: Ipv4Addr, count: u32, timeout: Duration) -> anyhow::Res
                         .iter()
                         .map(|b| unsafe { b.assume_init() })
                         .collect();
-                    let from_ip = from.as_socket_ipv4().map(|a| *a.ip());
-                    if from_ip == Some(target) && is_echo_reply(&data, id, seq) {
+                    let from_ip = from.as_socket().map(|a| a.ip());
+                    let reply = match target {
+                        IpAddr::V4(_) => is_echo_reply(&data, id, seq),
+                        IpAddr::V6(_) => is_echo_reply_v6(&data, id, seq),
+                    };
+                    if from_ip == Some(target) && reply {
                         rtts.push(started.elapsed().as_secs_f64() * 1000.0);
                         break;
                     }
@@ -279,12 +334,8 @@ pub async fn http_get(
     let parsed = parse_http_url(url)?;
     let started = Instant::now();
     let fut = async {
-        let ip = dns
-            .lookup(&parsed.host)
-            .await?
-            .into_iter()
-            .find(IpAddr::is_ipv4)
-            .with_context(|| format!("{} has no IPv4 address", parsed.host))?;
+        let ip = pick_address(&dns.lookup(&parsed.host).await?)
+            .with_context(|| format!("{} has no address", parsed.host))?;
         let remote = SocketAddr::new(ip, parsed.port);
         let stream = tokio::net::TcpStream::connect(remote)
             .await
@@ -398,6 +449,35 @@ mod tests {
             "http://-bad-/",
         ] {
             assert!(parse_http_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn v6_reply_matching_and_address_choice() {
+        let mut reply = echo_request_v6(0x1234, 7);
+        assert!(
+            !is_echo_reply_v6(&reply, 0x1234, 7),
+            "a request is no reply"
+        );
+        reply[0] = 129;
+        assert!(is_echo_reply_v6(&reply, 0x1234, 7));
+        assert!(!is_echo_reply_v6(&reply, 0x1234, 8));
+        assert!(!is_echo_reply_v6(&reply[..6], 0x1234, 7));
+        let v4: IpAddr = "10.0.1.1".parse().unwrap();
+        let v6: IpAddr = "fd00:10:1::1".parse().unwrap();
+        assert_eq!(pick_address(&[v6, v4]), Some(v4), "IPv4 first");
+        assert_eq!(pick_address(&[v6]), Some(v6), "else IPv6");
+        assert_eq!(pick_address(&[]), None);
+    }
+
+    /// Real echo over raw sockets, both families, on loopback (needs CAP_NET_RAW: root).
+    #[tokio::test]
+    async fn ping_answers_over_ipv4_and_ipv6() {
+        for target in ["127.0.0.1", "::1"] {
+            let r = ping(target.parse().unwrap(), 1, 2, Duration::from_secs(2))
+                .await
+                .unwrap_or_else(|e| panic!("ping {target}: {e:#}"));
+            assert_eq!((r.sent, r.received), (2, 2), "{target}: {r:?}");
         }
     }
 

@@ -3,7 +3,6 @@
 //! Arguments are validated here, before anything reaches wpa_supplicant; a bad argument becomes a
 //! tool error (`isError: true`) that says what is wrong, and nothing is applied.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,7 +151,8 @@ pub struct ForgetArgs {
 /// `network_ping` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PingArgs {
-    /// IPv4 address or host name (resolved through the WiFi's DNS). Default: the gateway.
+    /// IPv4 or IPv6 address, or a host name (resolved through the WiFi's DNS; IPv4 preferred).
+    /// Default: the IPv4 gateway.
     pub host: Option<String>,
     /// Echo requests to send (1-20, default 3).
     pub count: Option<u32>,
@@ -230,8 +230,12 @@ pub struct StatusResult {
     pub gateway: Option<String>,
     /// DNS servers.
     pub dns: Vec<String>,
-    /// Routes in the box.
+    /// Routes in the box (main table), IPv4 and IPv6 (`protocol: ra` = from a router
+    /// advertisement).
     pub routes: Vec<super::netcfg::RouteInfo>,
+    /// Addresses in the box, IPv4 (DHCP) and IPv6 (link-local, SLAAC from router
+    /// advertisements).
+    pub addresses: Vec<super::netcfg::AddrInfo>,
     /// The box's network interfaces (`lo` and the WiFi, nothing else), as `name` or `name (down)`.
     pub links: Vec<String>,
     /// Times wpa_supplicant had to be restarted.
@@ -633,7 +637,8 @@ impl WifiTools {
 
     #[tool(
         description = "Current WiFi state: supplicant state, ssid, bssid, frequency, channel, signal \
-                       (dBm), key management, IP address, gateway, DNS servers and the box's routes.",
+                       (dBm), key management, IP address, gateway, DNS servers, and the box's \
+                       routes and addresses (IPv4 and IPv6).",
         annotations(title = "WiFi status", read_only_hint = true)
     )]
     async fn wifi_status(&self) -> ToolResult<StatusResult> {
@@ -651,6 +656,7 @@ impl WifiTools {
         };
         let lease = self.agent.lease();
         let routes = self.agent.net().routes().await.map_err(err)?;
+        let addresses = self.agent.net().addresses().await.map_err(err)?;
         let links = self
             .agent
             .net()
@@ -678,6 +684,7 @@ impl WifiTools {
                 .map(|l| l.dns.iter().map(|d| d.to_string()).collect())
                 .unwrap_or_default(),
             routes,
+            addresses,
             links,
             supplicant_restarts: self.agent.wpa_restarts(),
         }))
@@ -738,8 +745,9 @@ impl WifiTools {
     }
 
     #[tool(
-        description = "Ping a host through the WiFi (ICMP echo). host: IPv4 address or name \
-                       (default: the gateway). Returns sent/received and round-trip times (ms).",
+        description = "Ping a host through the WiFi (ICMP or ICMPv6 echo). host: IPv4 or IPv6 \
+                       address or name (default: the gateway). Returns sent/received and \
+                       round-trip times (ms).",
         annotations(title = "Ping", read_only_hint = true, open_world_hint = true)
     )]
     async fn network_ping(&self, Parameters(a): Parameters<PingArgs>) -> ToolResult<PingReport> {
@@ -763,15 +771,18 @@ impl WifiTools {
             .dns()
             .lookup(&host)
             .await
-            .map_err(|e| format!("{e:#}"))?
-            .into_iter()
-            .find_map(|ip| match ip {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            })
-            .ok_or_else(|| format!("{host} has no IPv4 address"))?;
+            .map_err(|e| format!("{e:#}"))?;
+        let ip = nettools::pick_address(&ip).ok_or_else(|| format!("{host} has no address"))?;
+        let scope = self
+            .agent
+            .net()
+            .index(self.agent.iface())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         Ok(Json(
-            nettools::ping(ip, count, wait)
+            nettools::ping(ip, scope, count, wait)
                 .await
                 .map_err(|e| format!("{e:#}"))?,
         ))

@@ -70,13 +70,21 @@ pub async fn agent_wifi_status(socket: &AgentSocket) -> Option<Value> {
         .flatten()
 }
 
+/// Host view: is `iface` in the host, and which host routes (IPv4 and IPv6) go through it.
 fn host_routes_via(iface: &str) -> (bool, Vec<String>) {
     let present = std::path::Path::new("/sys/class/net").join(iface).exists();
-    let routes = std::fs::read_to_string("/proc/net/route")
-        .unwrap_or_default()
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let v4 = read("/proc/net/route");
+    let v6 = read("/proc/net/ipv6_route");
+    // /proc/net/route names the device first (after a header line), ipv6_route last.
+    let routes = v4
         .lines()
         .skip(1)
         .filter(|l| l.split_whitespace().next() == Some(iface))
+        .chain(
+            v6.lines()
+                .filter(|l| l.split_whitespace().last() == Some(iface)),
+        )
         .map(str::to_string)
         .collect();
     (present, routes)
@@ -183,12 +191,24 @@ pub async fn exec(args: StatusArgs) -> ExitCode {
                     .filter_map(Value::as_str)
                     .collect();
                 println!("  box links: {}", links.join(", "));
+                for a in w["addresses"].as_array().into_iter().flatten() {
+                    println!(
+                        "  box addr:  {} dev {} ({})",
+                        a["cidr"].as_str().unwrap_or("?"),
+                        a["dev"].as_str().unwrap_or("?"),
+                        a["scope"].as_str().unwrap_or("?")
+                    );
+                }
                 for r in w["routes"].as_array().into_iter().flatten() {
                     println!(
-                        "  box route: {} via {} dev {}",
+                        "  box route: {} via {} dev {}{}",
                         r["destination"].as_str().unwrap_or("?"),
                         r["gateway"].as_str().unwrap_or("-"),
-                        r["dev"].as_str().unwrap_or("?")
+                        r["dev"].as_str().unwrap_or("?"),
+                        match (r["family"].as_str(), r["protocol"].as_str()) {
+                            (Some("ipv6"), Some(p)) => format!(" (IPv6, {p})"),
+                            _ => String::new(),
+                        }
                     );
                 }
             }

@@ -16,6 +16,17 @@ iw phy "$PHY" set netns name box
 echo "moved $PHY ($STA) into netns box"
 $IP netns exec box $IP link set lo up
 
+# IPv6 behind the WPA2 AP: router advertisements (dnsmasq, RA only) for a ULA prefix, with a
+# default route, so the kernel autoconfigures the box's WiFi interface (accept_ra=1 in a fresh
+# netns); the agent reports it and flushes it on disconnect.
+export AP_WPA2_IPV6=fd00:77::1
+$IP -n "$AP_WPA2_NETNS" addr add "$AP_WPA2_IPV6/64" dev "$AP_WPA2_IFACE" nodad
+$IP -n "$AP_WPA2_NETNS" -6 route add default via fd00:77::fe dev "$AP_WPA2_IFACE" onlink
+$IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/null --user=root \
+  --port=0 --no-resolv --no-hosts --interface="$AP_WPA2_IFACE" --bind-dynamic --enable-ra \
+  --dhcp-range="::,constructor:$AP_WPA2_IFACE,ra-only,64,1h" --ra-param="$AP_WPA2_IFACE,10,600" \
+  --pid-file=/run/dnsmasq-ra.pid --log-facility=$LOGS/dnsmasq-ra.log </dev/null >/dev/null 2>&1 &
+
 # EAP certificate paths are accepted only from the box's certificates directory (the agent's
 # default, /etc/wifi-isolate/certs, where the host mounts the per-instance dir read-only):
 # the lab's certs are copied there. PEM text goes to the agent's private upload dir.
@@ -41,6 +52,8 @@ kill -TERM $AGENT; wait $AGENT || true
 [ ! -e /run/box/mcp.sock ] || { echo "FAIL agent left its socket behind"; rc=1; }
 [ ! -e "$AGENT_UPLOAD_DIR" ] || { echo "FAIL agent left its PEM uploads behind: $(ls -A "$AGENT_UPLOAD_DIR")"; rc=1; }
 $IP netns exec box $IP -4 addr show dev "$STA" | grep -q inet && { echo "FAIL address left after agent exit"; rc=1; }
+$IP netns exec box $IP -6 addr show dev "$STA" scope global | grep -q inet6 && { echo "FAIL global IPv6 address left after agent exit"; rc=1; }
+$IP netns exec box $IP -6 route show dev "$STA" | grep -v '^fe80::/64' | grep -q . && { echo "FAIL IPv6 route left after agent exit: $($IP netns exec box $IP -6 route show dev "$STA")"; rc=1; }
 
 hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
   --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1

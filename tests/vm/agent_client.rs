@@ -296,6 +296,49 @@ async fn full_suite(r: &mut Run) {
         &st,
     );
     r.check_host("while connected");
+
+    // IPv6, on purpose: the AP's router adverts autoconfigure the box's WiFi interface (and only
+    // it); wifi_status reports the SLAAC address and the RA default route; ping goes over ICMPv6.
+    let wifi = st["interface"].as_str().unwrap_or_default().to_string();
+    let v6_prefix = "fd00:77:";
+    let has_v6 = |st: &Value| {
+        st["addresses"].as_array().is_some_and(|a| {
+            a.iter().any(|a| {
+                a["family"] == "ipv6"
+                    && a["scope"] == "global"
+                    && a["dev"] == wifi.as_str()
+                    && a["cidr"].as_str().is_some_and(|c| c.starts_with(v6_prefix))
+            })
+        }) && st["routes"].as_array().is_some_and(|rs| {
+            rs.iter().any(|r| {
+                r["family"] == "ipv6" && r["destination"] == "default" && r["protocol"] == "ra"
+            })
+        })
+    };
+    let t = Instant::now();
+    let mut st6 = st.clone();
+    while !has_v6(&st6) && t.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        st6 = r.call_raw("wifi_status", json!({})).await.1;
+    }
+    r.check(
+        "IPv6: a SLAAC address on the WiFi interface and an RA default route, in wifi_status",
+        has_v6(&st6),
+        format!("after {:?}: {st6}", t.elapsed()),
+    );
+    let p6 = r
+        .ok(
+            "ping the AP over IPv6",
+            "network_ping",
+            json!({"host": env("AP_WPA2_IPV6"), "count": 2}),
+        )
+        .await;
+    r.check(
+        "ICMPv6 echo answered",
+        p6["received"].as_u64().unwrap_or(0) >= 1,
+        &p6,
+    );
+    r.check_host("with IPv6 in the box");
     let p = r
         .ok(
             "ping the AP",
@@ -349,8 +392,14 @@ async fn full_suite(r: &mut Run) {
         .ok("status after disconnect", "wifi_status", json!({}))
         .await;
     r.check(
-        "disconnect removed address and routes",
-        st["ip"].is_null() && st["routes"].as_array().is_some_and(|a| a.is_empty()),
+        "disconnect removed addresses and routes, IPv4 and IPv6 (the link-local stays)",
+        st["ip"].is_null()
+            && st["routes"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|r| r["destination"] == "fe80::/64"))
+            && st["addresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|a| a["scope"] != "global")),
         &st,
     );
     let rc = r.ok("reconnect", "wifi_reconnect", json!({})).await;

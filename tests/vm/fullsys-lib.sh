@@ -52,9 +52,12 @@ box_pid() {   # a process in the box: the container's, else the netns box's (fro
   [ -n "$p" ] && [ "$p" != 0 ] && echo "$p"
 }
 containers() { podman ps -a --filter "name=^wifi-isolate-$1\$" -q | wc -l; }
-box_routes() {   # the box's IPv4 routes, "(none)", or "(no box)"
+routes46() {     # IPv4 then IPv6 main-table routes, one line, without loopback's ::1
+  { ip -4 route; ip -6 route | grep -v '^::1 dev lo'; } 2>/dev/null | paste -sd ';' -
+}
+box_routes() {   # the box's IPv4 and IPv6 routes, "(none)", or "(no box)"
   local p r; p=$(box_pid "$1") || { echo "(no box)"; return; }
-  r=$(nsenter -t "$p" -n ip -4 route 2>/dev/null | paste -sd ';' -)
+  r=$(nsenter -t "$p" -n sh -c "$(declare -f routes46); routes46")
   echo "${r:-(none)}"
 }
 nm_state() { nmcli -g GENERAL.STATE device show "$1" 2>/dev/null | head -1; }
@@ -62,10 +65,10 @@ nm_lists() { nmcli -t -f DEVICE device | grep -qx "$1"; }
 phy_in_box() { local p; p=$(box_pid "$1") && [ -n "$p" ] && nsenter -t "$p" -n iw dev 2>/dev/null | grep -q Interface; }
 mounts_of_ours() { grep -c 'wifi-isolate' /proc/self/mountinfo || true; }
 
-# A row of the route trace: host vs box routes at each event.
+# A row of the route trace: host vs box routes (IPv4 and IPv6) at each event.
 trace() {
   local host box
-  host=$(ip -4 route | paste -sd ';' -); box=$(box_routes "${2:-${STA[0]}}")
+  host=$(routes46); box=$(box_routes "${2:-${STA[0]}}")
   printf 'TRACE | %-40s | host: %-60s | box: %s\n' "$1" "${host:-(none)}" "$box" | tee -a /tmp/trace
 }
 
