@@ -28,6 +28,158 @@ fn first_existing<'a>(paths: &[&'a str]) -> Option<&'a str> {
     paths.iter().copied().find(|p| Path::new(p).exists())
 }
 
+/// The oldest bubblewrap the netns box is built for (`--add-seccomp-fd`, `--info-fd`,
+/// `--as-pid-1`, `--remount-ro`; Debian 12 ships 0.8.0).
+const BWRAP_MIN: (u32, u32) = (0, 8);
+
+/// `bubblewrap 0.8.0` → `(0, 8)`.
+fn bwrap_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.split_whitespace().nth(1)?;
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Who else already uses `uid` on this host: a user in /etc/passwd, a range in /etc/subuid.
+fn box_uid_users(uid: u32, passwd: &str, subuid: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for l in passwd.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() > 2 && f[2].parse() == Ok(uid) {
+            found.push(format!("user {} (/etc/passwd)", f[0]));
+        }
+    }
+    for l in subuid.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if let (Some(name), Some(Ok(start)), Some(Ok(count))) = (
+            f.first(),
+            f.get(1).map(|v| v.parse::<u64>()),
+            f.get(2).map(|v| v.parse::<u64>()),
+        ) && (start..start + count).contains(&u64::from(uid))
+        {
+            found.push(format!("{name}'s subordinate uids (/etc/subuid)"));
+        }
+    }
+    found
+}
+
+/// The netns engine's sandbox: bubblewrap, a user namespace root can create, an unused box uid.
+/// Failures count only when the configuration picks the netns engine (with `auto` it is the
+/// fallback without podman/docker): otherwise they are warnings.
+async fn netns_sandbox(r: &mut Report, settings: &Settings) {
+    use crate::host::config::EngineChoice;
+    let needed = settings.engine.kind == EngineChoice::Netns;
+    let problem = |r: &mut Report, what: &str, detail: String, fix: &str| {
+        if needed {
+            r.fail(what, detail, fix)
+        } else {
+            r.warn(
+                what,
+                format!("{detail} (needed by the netns engine only)"),
+                fix,
+            )
+        }
+    };
+    let install = "apt-get install bubblewrap (Debian/Ubuntu) or dnf install bubblewrap";
+    match crate::host::engine::sandbox::find_bwrap() {
+        Err(e) => problem(r, "bubblewrap", e.to_string(), install),
+        Ok(bwrap) => {
+            let out = tokio::process::Command::new(&bwrap)
+                .arg("--version")
+                .output()
+                .await;
+            let text = out
+                .as_ref()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            match bwrap_version(&text) {
+                Some(v) if v >= BWRAP_MIN => r.ok(
+                    "bubblewrap",
+                    format!("{} ({text}): the netns box runs in it", bwrap.display()),
+                ),
+                Some(_) => problem(
+                    r,
+                    "bubblewrap",
+                    format!(
+                        "{} is {text}; the netns box needs {}.{} or newer",
+                        bwrap.display(),
+                        BWRAP_MIN.0,
+                        BWRAP_MIN.1
+                    ),
+                    install,
+                ),
+                None => problem(
+                    r,
+                    "bubblewrap",
+                    format!(
+                        "{} --version said {text:?} ({:?})",
+                        bwrap.display(),
+                        out.err()
+                    ),
+                    install,
+                ),
+            }
+        }
+    }
+    let uid = settings.engine.box_uid;
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let sysctl_fix = "sysctl -w user.max_user_namespaces=15000 (and set it in /etc/sysctl.d/)";
+    if max == Some(0) {
+        problem(
+            r,
+            "user namespaces",
+            "user.max_user_namespaces is 0: the netns box gets its own user namespace".into(),
+            sysctl_fix,
+        );
+    } else if nix::unistd::Uid::effective().is_root() {
+        // The real thing: the namespace the engine makes, box root mapped to the box uid.
+        match tokio::task::spawn_blocking(move || crate::host::engine::sandbox::UserNs::create(uid))
+            .await
+        {
+            Ok(Ok(_)) => r.ok(
+                "user namespaces",
+                format!(
+                    "root can create the box's (box root = host uid {uid}, engine.box_uid); \
+                     max_user_namespaces {}",
+                    max.map_or("?".into(), |m| m.to_string())
+                ),
+            ),
+            Ok(Err(e)) => problem(r, "user namespaces", e.to_string(), sysctl_fix),
+            Err(e) => problem(r, "user namespaces", e.to_string(), sysctl_fix),
+        }
+    } else {
+        r.warn(
+            "user namespaces",
+            format!(
+                "not checked (not root); max_user_namespaces {}",
+                max.map_or("?".into(), |m| m.to_string())
+            ),
+            "sudo wifi-isolate doctor",
+        );
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+    let users = box_uid_users(uid, &passwd, &subuid);
+    if users.is_empty() {
+        r.ok(
+            "box uid",
+            format!("{uid} (engine.box_uid) belongs to no user or subordinate range"),
+        );
+    } else {
+        r.warn(
+            "box uid",
+            format!(
+                "{uid} (engine.box_uid) is also {}: a box could touch that user's files and processes",
+                users.join(", ")
+            ),
+            "set engine.box_uid to an unused uid in /etc/wifi-isolate/config.toml",
+        );
+    }
+}
+
 /// Run every check; exit 1 if any failed.
 pub async fn exec() -> ExitCode {
     let mut r = Report { failures: 0 };
@@ -169,6 +321,7 @@ pub async fn exec() -> ExitCode {
             "reinstall the wifi-isolate package",
         );
     }
+    netns_sandbox(&mut r, &settings).await;
     for w in ["wpa_supplicant", "busybox"] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(w).is_file()))
@@ -245,5 +398,39 @@ pub async fn exec() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bwrap_versions() {
+        assert_eq!(bwrap_version("bubblewrap 0.8.0"), Some((0, 8)));
+        assert_eq!(bwrap_version("bubblewrap 0.11.0\n"), Some((0, 11)));
+        assert!(bwrap_version("bubblewrap 0.4.1").unwrap() < BWRAP_MIN);
+        assert!(bwrap_version("bubblewrap 0.11.0").unwrap() >= BWRAP_MIN);
+        assert_eq!(bwrap_version(""), None);
+        assert_eq!(bwrap_version("bwrap: unknown option"), None);
+    }
+
+    #[test]
+    fn finds_who_else_has_the_box_uid() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nodd:x:1878982656:100::/:/bin/sh\n";
+        let subuid = "alice:100000:65536\nbig:1878900000:100000\n";
+        let found = box_uid_users(1_878_982_656, passwd, subuid);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("user odd"), "{found:?}");
+        assert!(found[1].contains("big"), "{found:?}");
+        assert!(
+            box_uid_users(
+                1_878_982_656,
+                "root:x:0:0::/root:/bin/sh\n",
+                "alice:100000:65536\n"
+            )
+            .is_empty()
+        );
+        assert!(box_uid_users(5, "garbage\n::\n", "x:y:z\n").is_empty());
     }
 }
