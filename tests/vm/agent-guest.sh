@@ -1,20 +1,15 @@
 # Guest script for the agent's hwsim suite (run by tests/hwsim/run-vm.sh, busybox sh, env sourced).
-# Moves one station radio into a fresh netns "box", runs wifi-isolate-agent there, and drives it
-# with the real MCP client (tests/vm/agent_client.rs): first over the agent's Unix socket, then
-# over stdio. Finally checks that no secret reached the agent's own logs.
+# Drives wifi-isolate-agent with the real MCP client (tests/vm/agent_client.rs) twice: first in
+# the hardened box the real daemon builds (`wifi-isolate run STA --engine netns`: bubblewrap, its
+# own user/pid/mount/net namespaces, seccomp) over the agent's Unix socket — every tool, on real
+# radios — then over stdio in a plain `ip netns` box. Finally checks that no secret reached the
+# agent's own logs.
 set -eu
 IP=${HWSIM_IP:-/usr/bin/ip}
 STA=${STATIONS%% *}
 PHY=${STATION_PHYS%% *}
 LOGS=/share/logs
 export WIFI_ISOLATE_LOG=debug
-
-$IP netns add box
-mkdir -p /etc/netns/box /run/box
-echo "# box resolv.conf" > /etc/netns/box/resolv.conf
-iw phy "$PHY" set netns name box
-echo "moved $PHY ($STA) into netns box"
-$IP netns exec box $IP link set lo up
 
 # IPv6 behind the WPA2 AP: router advertisements (dnsmasq, RA only) for a ULA prefix, with a
 # default route, so the kernel autoconfigures the box's WiFi interface (accept_ra=1 in a fresh
@@ -27,34 +22,58 @@ $IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/nu
   --dhcp-range="::,constructor:$AP_WPA2_IFACE,ra-only,64,1h" --ra-param="$AP_WPA2_IFACE,10,600" \
   --pid-file=/run/dnsmasq-ra.pid --log-facility=$LOGS/dnsmasq-ra.log </dev/null >/dev/null 2>&1 &
 
-# EAP certificate paths are accepted only from the box's certificates directory (the agent's
-# default, /etc/wifi-isolate/certs, where the host mounts the per-instance dir read-only):
-# the lab's certs are copied there. PEM text goes to the agent's private upload dir.
+# EAP certificate paths are accepted only from the box's certificates directory
+# (/etc/wifi-isolate/certs in the box): the daemon mounts its certs_dir there read-only. With
+# certs_dir = that same path, the plain netns box of the stdio half sees the same files.
 export AP_EAP_CERTS_DIR=/etc/wifi-isolate/certs
-export AGENT_UPLOAD_DIR=/run/box-agent/certs
-export AGENT_SHARED_DIR=/run/box
 mkdir -p "$AP_EAP_CERTS_DIR"
 cp "$AP_EAP_CA_CERT" "$AP_EAP_CERTS_DIR/ca.pem"
 cp "$AP_EAP_CLIENT_CERT" "$AP_EAP_CERTS_DIR/client.pem"
 cp "$AP_EAP_CLIENT_KEY" "$AP_EAP_CERTS_DIR/client.key"
+# The netns box reads them as its own unprivileged uid (engine.box_uid): the key stays 0600.
+chown 1878982656:1878982656 "$AP_EAP_CERTS_DIR"/*
+chmod 0600 "$AP_EAP_CERTS_DIR/client.key"
+printf '[engine]\nkind = "netns"\ncerts_dir = "%s"\n[agent]\nlog = "debug"\n' "$AP_EAP_CERTS_DIR" \
+  > /etc/wifi-isolate/config.toml
 
-$IP netns exec box wifi-isolate-agent --listen unix:/run/box/mcp.sock \
-  --runtime-dir /run/box-agent > $LOGS/agent.log 2>&1 &
-AGENT=$!
+# --- 1. the daemon's netns box ----------------------------------------------------------------
+mkdir -p /run/wifi-isolate
+wifi-isolate run "$STA" --engine netns > $LOGS/agent.log 2>&1 &
+DAEMON=$!
+SOCK=/run/wifi-isolate/box/$STA/mcp.sock
 i=0
-while [ ! -S /run/box/mcp.sock ]; do
-  i=$((i+1)); [ $i -lt 200 ] || { echo "agent socket never appeared"; cat $LOGS/agent.log; exit 1; }
+while ! grep -q "agent ready" $LOGS/agent.log 2>/dev/null || [ ! -S "$SOCK" ]; do
+  i=$((i+1)); [ $i -lt 600 ] || { echo "FAIL the daemon's box never got ready"; cat $LOGS/agent.log; exit 1; }
+  kill -0 $DAEMON 2>/dev/null || { echo "FAIL the daemon exited"; cat $LOGS/agent.log; exit 1; }
   sleep 0.05
 done
+BOXPID=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' /run/wifi-isolate/.netns/$STA.json)
+echo "daemon $DAEMON isolated $PHY ($STA) in its netns box (agent pid $BOXPID)"
+# The agent's private upload dir, as the host sees it through the box's root.
+export AGENT_UPLOAD_DIR=/proc/$BOXPID/root/run/wifi-isolate-agent/certs
+export AGENT_SHARED_DIR=/run/wifi-isolate/box/$STA
 rc=0
-hwsim-agent-client unix /run/box/mcp.sock || rc=1
-kill -TERM $AGENT; wait $AGENT || true
-[ ! -e /run/box/mcp.sock ] || { echo "FAIL agent left its socket behind"; rc=1; }
-[ ! -e "$AGENT_UPLOAD_DIR" ] || { echo "FAIL agent left its PEM uploads behind: $(ls -A "$AGENT_UPLOAD_DIR")"; rc=1; }
-$IP netns exec box $IP -4 addr show dev "$STA" | grep -q inet && { echo "FAIL address left after agent exit"; rc=1; }
-$IP netns exec box $IP -6 addr show dev "$STA" scope global | grep -q inet6 && { echo "FAIL global IPv6 address left after agent exit"; rc=1; }
-$IP netns exec box $IP -6 route show dev "$STA" | grep -v '^fe80::/64' | grep -q . && { echo "FAIL IPv6 route left after agent exit: $($IP netns exec box $IP -6 route show dev "$STA")"; rc=1; }
+hwsim-agent-client unix "$SOCK" || rc=1
+kill -TERM $DAEMON; wait $DAEMON || { echo "FAIL the daemon's release failed"; rc=1; }
+[ ! -e "$SOCK" ] || { echo "FAIL agent left its socket behind"; rc=1; }
+[ ! -d /proc/$BOXPID ] || { echo "FAIL the box's agent outlived the release"; rc=1; }
+i=0
+while ! iw dev | grep -q "Interface $STA\$"; do
+  i=$((i+1)); [ $i -lt 100 ] || { echo "FAIL $STA did not come home after release"; rc=1; break; }
+  sleep 0.05
+done
+$IP -4 addr show dev "$STA" 2>/dev/null | grep -q inet && { echo "FAIL address left after release"; rc=1; }
+$IP -6 addr show dev "$STA" scope global 2>/dev/null | grep -q inet6 && { echo "FAIL global IPv6 address left after release"; rc=1; }
 
+# --- 2. stdio, in a plain netns -----------------------------------------------------------------
+$IP netns add box
+mkdir -p /etc/netns/box
+echo "# box resolv.conf" > /etc/netns/box/resolv.conf
+iw phy "$PHY" set netns name box
+echo "moved $PHY ($STA) into netns box"
+$IP netns exec box $IP link set lo up
+export AGENT_UPLOAD_DIR=/run/box-agent2/certs
+export AGENT_SHARED_DIR=/run/box-agent2
 hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
   --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1
 

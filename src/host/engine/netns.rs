@@ -178,6 +178,9 @@ impl Engine for NetnsEngine {
         }
         let bwrap = sandbox::find_bwrap()?;
         let uid = spec.box_uid;
+        if let Some(dir) = &spec.certs_dir {
+            warn_unreadable_certs(dir, uid);
+        }
         // The box's root owns its runtime dir (its socket and resolv.conf), nothing else.
         for p in [runtime_dir.clone(), spec.resolv_conf_path()] {
             std::os::unix::fs::lchown(&p, Some(uid), Some(uid)).map_err(|e| {
@@ -407,6 +410,28 @@ impl Engine for NetnsEngine {
         parse_id(&h.id).is_some_and(|(pid, start)| {
             proc_starttime(pid) == Some(start) && proc_state(pid).is_some_and(|s| s != 'Z')
         })
+    }
+}
+
+/// The box reads its certificates as `uid`: say which files of `dir` it cannot read, and how to
+/// fix it (the files are the admin's; they are not changed here).
+fn warn_unreadable_certs(dir: &Path, uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(md) = e.metadata() else { continue };
+        let readable = (md.uid() == uid && md.mode() & 0o400 != 0)
+            || (md.gid() == uid && md.mode() & 0o040 != 0)
+            || md.mode() & 0o004 != 0;
+        if md.is_file() && !readable {
+            warn!(
+                engine = "netns",
+                file = %e.path().display(),
+                "the box (uid {uid}) cannot read this certificate file: chown {uid} it (keys: keep 0600)"
+            );
+        }
     }
 }
 
