@@ -126,7 +126,7 @@ pub enum ValidationError {
 }
 
 /// Shorten user input for an error message so a hostile megabyte does not end up in logs.
-fn shorten(input: &str) -> String {
+pub(crate) fn shorten(input: &str) -> String {
     const MAX: usize = 64;
     if input.len() <= MAX {
         return input.to_owned();

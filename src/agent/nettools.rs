@@ -151,6 +151,8 @@ impl Dns {
         opts.timeout = Duration::from_secs(2);
         opts.attempts = 2;
         opts.cache_size = 0;
+        // The WiFi's DNS only: no /etc/hosts (the box's /etc is a short allow-list of the host's).
+        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
         let resolver: TokioResolver =
             TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
                 .with_options(opts)

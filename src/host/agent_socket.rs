@@ -130,7 +130,7 @@ impl AgentSocket {
         let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
         if kind == SFlag::S_IFLNK {
             let target = nix::fcntl::readlinkat(&fd, "")
-                .map(|t| shorten(&format!("{:?}", t)))
+                .map(|t| crate::validate::shorten(&format!("{t:?}")))
                 .unwrap_or_else(|_| "?".into());
             return Err(AgentSocketError::Symlink {
                 path: path.into(),
@@ -227,15 +227,6 @@ impl AgentSocket {
 /// Open, check and connect in one go: what the proxy does for each new upstream connection.
 pub async fn connect(path: &Path, uid: u32) -> Result<UnixStream, AgentSocketError> {
     AgentSocket::open(path, uid)?.connect().await
-}
-
-/// Box-controlled text in an error: at most 64 characters.
-fn shorten(s: &str) -> String {
-    if s.chars().count() <= 64 {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(64).collect::<String>())
-    }
 }
 
 #[cfg(test)]
