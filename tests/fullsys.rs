@@ -58,10 +58,14 @@ pub mod fullsys {
                 }
                 let repo = crate::common::repo();
                 let deb = build_deb(&repo)?;
+                // The hostile-agent image (issue 12) is built from the probe example.
+                let probe = crate::common::example("hostile-probe");
                 let o = Command::new("bash")
                     .arg(repo.join("tests/fullsys/build-image.sh"))
                     .arg("--deb")
                     .arg(&deb)
+                    .arg("--probe")
+                    .arg(&probe)
                     .stderr(Stdio::inherit())
                     .output()
                     .map_err(|e| format!("running tests/fullsys/build-image.sh: {e}"))?;
@@ -145,7 +149,10 @@ const SCENARIO_FILES: [(&str, &str); 2] = [
 ];
 
 /// Issue 6, scenarios 1, 2, 3, 5 (+ the udev rule check of issue 5): enable --now, stop,
-/// cold start through the socket with the MCP story, a second adapter started by udev, disable.
+/// cold start through the socket with the MCP story, a second adapter started by udev, disable;
+/// then issue 12's podman half: the hostile probe as the podman box's entrypoint, started by the
+/// real daemon on a real radio (`hostile_podman` in tests/vm/fullsys-lib.sh checks the VM host
+/// on its own side; the report it copies out is re-checked here).
 #[test]
 fn fullsys_story() {
     if let Err(e) = fullsys::run_with(
@@ -153,11 +160,71 @@ fn fullsys_story() {
         "tests/vm/fullsys-story-guest.sh",
         "wpa2,sae",
         2,
-        420,
+        480,
         &SCENARIO_FILES,
         "",
     ) {
         panic!("{e}");
+    }
+    let report = common::repo().join("target/fullsys/story/hostile-report.json");
+    check_hostile_report(&report, "podman");
+}
+
+/// The probe's report from a box on a real radio: complete, nothing escaped, every attempt
+/// refused with an errno or provably contained, the wiphy moves tried (not skipped), every
+/// positive control ok. Prints the attempts (the issue's "which attempt, refused by what").
+fn check_hostile_report(path: &std::path::Path, engine: &str) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the guest copies it out)", path.display()));
+    let r: serde_json::Value = serde_json::from_str(&text).expect("the report parses");
+    for a in r["attempts"].as_array().expect("attempts") {
+        println!(
+            "HOSTILE {engine} | {:<9} | {:<7} | {:<15} | {} | {}",
+            a["outcome"].as_str().unwrap_or(""),
+            a["errno"].as_str().unwrap_or(""),
+            a["class"].as_str().unwrap_or(""),
+            a["name"].as_str().unwrap_or(""),
+            a["detail"].as_str().unwrap_or("")
+        );
+    }
+    assert_eq!(r["version"], 1);
+    assert_eq!(r["complete"], true, "the probe did not finish");
+    assert_eq!(
+        r["escaped"],
+        serde_json::json!([]),
+        "escaped: {}",
+        r["escaped"]
+    );
+    assert_eq!(r["all_refused"], true);
+    assert_eq!(r["positive_ok"], true, "positive: {}", r["positive"]);
+    let attempts = r["attempts"].as_array().unwrap();
+    assert!(attempts.len() >= 40, "only {} attempts", attempts.len());
+    for a in attempts {
+        match a["outcome"].as_str() {
+            Some("refused") => assert!(
+                a["errno"].as_str().is_some_and(|e| !e.is_empty()),
+                "refused without an errno: {a}"
+            ),
+            Some("contained") => {}
+            _ => panic!("not refused or contained: {a}"),
+        }
+    }
+    let wiphy: Vec<_> = attempts.iter().filter(|a| a["class"] == "wiphy").collect();
+    assert!(!wiphy.is_empty(), "no wiphy attempt");
+    for class in [
+        "read-host-file",
+        "write-host-file",
+        "host-run",
+        "signal",
+        "link",
+        "namespace",
+        "device",
+        "syscall",
+    ] {
+        assert!(
+            attempts.iter().any(|a| a["class"] == class),
+            "no {class} attempt in the report"
+        );
     }
 }
 

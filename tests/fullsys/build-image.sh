@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-image.sh — the full-system VM's disk image for one wifi-isolate .deb.
 #
-#   build-image.sh --deb PATH [--out IMG]      prints the image path as its last stdout line
+#   build-image.sh --deb PATH [--probe BIN] [--out IMG]   prints the image path as its last stdout line
 #
 # = the cached bookworm rootfs (build-rootfs.sh) + the .deb installed the way a user would
 # (`apt-get install ./x.deb` in a chroot: maintainer scripts run, no network) + the hwsim kernel's
@@ -10,22 +10,29 @@
 # agent) + the guest test plumbing (wi-lab.service, wi-test.service), packed with mkfs.ext4 -d into
 # a sparse raw image. Cached as $WI_FULLSYS_CACHE/images/IMAGE-KEY.img, KEY = hash of the .deb and
 # of every input: booting it again costs nothing (run-vm.sh never writes to it: -snapshot).
+# --probe BIN: also the hostile-agent image localhost/wifi-isolate-hostile:latest (the same agent,
+# with BIN = the hostile-probe example as the entrypoint, which execs the agent; issue 12).
 # --out IMG: also copy (sparse) the image there.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DEB="" OUT=""
+DEB="" OUT="" PROBE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --deb) DEB="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --probe) PROBE="$2"; shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (build-image.sh --deb PATH [--out IMG])" ;;
+    *) die "unknown argument: $1 (build-image.sh --deb PATH [--probe BIN] [--out IMG])" ;;
   esac
 done
 [ -n "$DEB" ] || die "--deb PATH is required"
 [ -f "$DEB" ] || die "no such .deb: $DEB"
 DEB="$(readlink -f "$DEB")"
+if [ -n "$PROBE" ]; then
+  [ -f "$PROBE" ] || die "no such probe binary: $PROBE (cargo build --example hostile-probe)"
+  PROBE="$(readlink -f "$PROBE")"
+fi
 [ "$(id -u)" -eq 0 ] || die "needs root (chroot, mkfs of a root-owned tree)"
 for c in mmdebstrap mkfs.ext4 podman depmod dpkg-deb unshare; do
   command -v "$c" >/dev/null || die "$c missing: run tests/fullsys/deps.sh"
@@ -37,12 +44,13 @@ KDIR="$("$HWSIM_DIR/kernel.sh")"
 KVER="$(basename "$KDIR")"
 KMODS="$KDIR/root/lib/modules/$KVER"
 AGENT_TAG=localhost/wifi-isolate-agent:latest   # src/host/config.rs: the engine's default image
+HOSTILE_TAG=localhost/wifi-isolate-hostile:latest
 
 BUILD_VERSION=1
 GUEST=("$FULLSYS_DIR/guest/wi-lab" "$FULLSYS_DIR/guest/wi-test" "$FULLSYS_DIR/guest/wi-lab.service"
        "$FULLSYS_DIR/guest/wi-test.service" "$HWSIM_DIR/guest/lab-setup.sh" "$HWSIM_DIR/guest/http.sh")
 KEY="$( { echo "v$BUILD_VERSION $KVER $(basename "$ROOTFS_TAR")"
-          sha256sum "$DEB" "$0" "${GUEST[@]}" "$REPO_ROOT/tests/support/image.sh" /bin/busybox \
+          sha256sum "$DEB" "$0" "${GUEST[@]}" "$REPO_ROOT/tests/support/image.sh" /bin/busybox ${PROBE:+"$PROBE"} \
             "$(command -v wpa_supplicant || echo /usr/sbin/wpa_supplicant)" | awk '{print $1}'
         } | sha256sum | cut -c1-16)"
 IMGDIR="$WI_FULLSYS_CACHE/images"
@@ -121,10 +129,16 @@ ENGINE_CMD="podman --root $R/var/lib/containers/storage --runroot $RUNROOT --sto
   "$REPO_ROOT/tests/support/image.sh" podman "$AGENT_TAG" "$R/usr/bin/wifi-isolate-agent" >&2
 podman --root "$R/var/lib/containers/storage" --runroot "$RUNROOT" --storage-driver overlay \
   --cgroup-manager cgroupfs --events-backend none image exists "$AGENT_TAG" || die "agent image not in the storage"
+if [ -n "$PROBE" ]; then
+  ENGINE_CMD="podman --root $R/var/lib/containers/storage --runroot $RUNROOT --storage-driver overlay --cgroup-manager cgroupfs --events-backend none" \
+    "$REPO_ROOT/tests/support/image.sh" podman "$HOSTILE_TAG" "$R/usr/bin/wifi-isolate-agent" "$PROBE" >&2
+  podman --root "$R/var/lib/containers/storage" --runroot "$RUNROOT" --storage-driver overlay \
+    --cgroup-manager cgroupfs --events-backend none image exists "$HOSTILE_TAG" || die "hostile image not in the storage"
+fi
 umount "$R/var/lib/containers/storage/overlay" 2>/dev/null || true
 rm -rf "$R/var/lib/containers/storage/libpod" "$R/var/lib/containers/storage/defaultNetworkBackend" \
   "$R/var/lib/containers/storage/db.sql"
-log "agent image $AGENT_TAG imported in $(secs_since "$t") s"
+log "agent image $AGENT_TAG${PROBE:+ and $HOSTILE_TAG} imported in $(secs_since "$t") s"
 
 # --- guest plumbing --------------------------------------------------------------------------
 install -D -m 0755 "$FULLSYS_DIR/guest/wi-lab" "$R/usr/lib/wi-fullsys/wi-lab"

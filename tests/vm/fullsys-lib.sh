@@ -104,3 +104,77 @@ dump_on_fail() {
   for s in "${STA[@]}"; do systemctl status --no-pager "$(unit "$s")" 2>&1 | tail -20; done
   podman ps -a 2>&1 | tail -5
 }
+
+# hostile_podman IFACE: the hostile probe (tests/vm/hostile_probe.rs) as the podman box's
+# entrypoint (image localhost/wifi-isolate-hostile:latest, build-image.sh --probe), started by the
+# real daemon on IFACE's real radio (issue 12). The probe attacks the host from inside, writes its
+# report into the box dir and execs the real agent; the host is checked on its own side, the report
+# is copied to /share/hostile-report.json (tests/fullsys.rs re-checks it). Leaves IFACE stopped,
+# disabled and home. Needs the lib's baseline (take_baseline) and the MCP probe.
+hostile_podman() {
+  local S=$1 canary canary_hex canary_atime canary_pid vital0 links0 t0 box rep nonce
+  local HOSTILE_IMAGE=localhost/wifi-isolate-hostile:latest
+  check "hostile: the probe image is in podman's storage" podman image exists "$HOSTILE_IMAGE"
+  mkdir -p /etc/wifi-isolate/instance.d
+  printf '[engine]\nkind = "podman"\nimage = "%s"\n' "$HOSTILE_IMAGE" >"/etc/wifi-isolate/instance.d/$S.toml"
+  # The host before: a root-only canary file whose atime any read would move (the root is mounted
+  # noatime: strictatime for this phase), a canary root process, the system daemons, links.
+  check "hostile: / remounted strictatime (reads move atime)" mount -o remount,strictatime /
+  canary=$(head -c 48 /dev/urandom | base64 -w0)   # never read back from the file before the atime check
+  canary_hex=$(printf %s "$canary" | head -c 16 | od -An -tx1 | tr -d ' \n')
+  (umask 077 && printf '%s\n' "$canary" >/root/wi-canary)
+  touch -a -d '3 days ago' /root/wi-canary
+  canary_atime=$(stat -c %X /root/wi-canary)
+  sleep 100000 </dev/null >/dev/null 2>&1 &
+  canary_pid=$!
+  vital() { for u in systemd-journald systemd-udevd NetworkManager dbus; do printf '%s=%s ' "$u" "$(systemctl show -p MainPID --value "$u")"; done; }
+  vital0=$(vital)
+  links() { ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | sort | paste -sd' ' -; }
+  wihost_anywhere() { { ip -o link; for n in $(ip netns list | cut -d' ' -f1); do ip -n "$n" -o link; done; } | grep wihost; }
+  links0=$(links)
+  t0=$(ms)
+  check "hostile: enable $S --now (the daemon reaches READY through the probe)" wifi-isolate enable "$S" --now
+  echo "HOSTILE: READY $(($(ms) - t0)) ms after enable --now (probe included)"
+  echo "STATUS=$(prop "$S" StatusText)"
+  box=/run/wifi-isolate/box/$S
+  [ -d "$box" ] || box=/run/wifi-isolate/$S
+  rep=$box/hostile-report.json
+  check "hostile: the report is complete" grep -q '"complete": true' "$rep"
+  cp "$rep" /share/hostile-report.json 2>/dev/null
+  podman logs "wifi-isolate-$S" 2>&1 | grep 'hostile-probe:' | tail -3
+  check "hostile report: nothing escaped" grep -q '"escaped": \[\]' "$rep"
+  check "hostile report: all_refused" grep -q '"all_refused": true' "$rep"
+  check "hostile report: positive controls ok (veth, raw ICMP, AF_PACKET, nl80211)" grep -q '"positive_ok": true' "$rep"
+  check "hostile report: the wiphy arrived, its moves were tried" bash -c '! grep -q "skipped: no wiphy" "$0"' "$rep"
+  check "hostile report: uid 0 is the host's root (rootful box)" grep -q '"uid_map": "0 0 4294967295"' "$rep"
+  nonce=$(sed -n 's/.*"nonce": "\([0-9a-f]*\)".*/\1/p' "$rep" | head -1)
+  check "hostile report: a nonce" test -n "$nonce"
+  # The host, on its own side.
+  check "host: the canary process is alive" kill -0 "$canary_pid"
+  check "host: journald, udevd, NetworkManager, dbus: same pids ($vital0)" test "$(vital)" = "$vital0"
+  check "host: the daemon is active" test "$(prop "$S" ActiveState)" = active
+  check "host: the canary file was not read (atime)" test "$(stat -c %X /root/wi-canary)" = "$canary_atime"
+  check "host: the canary file is unchanged" test "$(cat /root/wi-canary)" = "$canary"
+  check "host: the canary's bytes are not in the report" bash -c '! grep -qi "$0" "$1"' "$canary_hex" "$rep"
+  check "host: no new link in the host netns (only $S gone, into the box)" test "$(links)" = "$(tr ' ' '\n' <<<"$links0" | grep -vx "$S" | paste -sd' ' -)"
+  no_wihost() { ! wihost_anywhere; }
+  check "host: no wihost link in any netns" no_wihost
+  check "host: addresses and routes (IPv4, IPv6) unchanged" same_host
+  check "host: no wi-hostile-$nonce file" test -z "$(find / /etc /usr /var/tmp /root /run /tmp -maxdepth 2 -xdev -name "wi-hostile-$nonce*" 2>/dev/null)"
+  check "hostile: active, the phy in the box, not in the host" active_isolated "$S"
+  check "hostile: MCP through the daemon's socket (wifi_status)" "$PROBE" call "/run/wifi-isolate/$S.sock" wifi_status
+  check "hostile: MCP through the daemon's socket (wifi_scan)" "$PROBE" call "/run/wifi-isolate/$S.sock" wifi_scan
+  trace "hostile probe ran, agent serving" "$S"
+  t0=$(ms)
+  systemctl stop "$(unit "$S")"
+  echo "HOSTILE: stopped in $(($(ms) - t0)) ms"
+  check "hostile: after release the phy is home" wait_for 10 in_host "$S"
+  check "hostile: no container left" test "$(containers "$S")" = 0
+  check "hostile: the canary process is still alive" kill -0 "$canary_pid"
+  check "hostile: host routes/addresses unchanged after release" same_host
+  check "hostile: no new link after release" test "$(links)" = "$links0"
+  kill "$canary_pid"
+  rm -f "/etc/wifi-isolate/instance.d/$S.toml" /root/wi-canary
+  mount -o remount,noatime /
+  check "hostile: disable $S" wifi-isolate disable "$S"
+}

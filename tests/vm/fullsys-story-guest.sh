@@ -3,7 +3,8 @@
 # installed (issue 6, scenarios 1, 2, 3 and 5; the udev rule check of issue 5):
 #   enable --now → READY, NM off, card gone from the host → stop: home fast, not re-grabbed,
 #   not undone by udev → cold start through the socket + MCP story (WPA2, SAE, ping, DNS),
-#   journal audit, no PSK anywhere → a second adapter started by udev alone → disable --now.
+#   journal audit, no PSK anywhere → a second adapter started by udev alone → disable --now →
+#   a hostile agent (the probe) in the podman box on a real radio (issue 12) → apt-get remove.
 set -u
 . /share/fullsys-lib.sh
 S1=${STA[0]} S2=${STA[1]}
@@ -137,6 +138,13 @@ for s in "$S1" "$S2"; do
 done
 check "no mounts of ours left" test "$(mounts_of_ours)" = "$mounts0"
 check "host routes/addresses unchanged at the end" same_host
+# ---- 6. a hostile agent in the podman box (issue 12) ---------------------------------------------
+# The box's entrypoint is the hostile probe (tests/vm/hostile_probe.rs; image
+# localhost/wifi-isolate-hostile:latest, build-image.sh --probe): started by the REAL daemon on a
+# real radio, it attacks the host from inside the box, writes its report into the box dir and then
+# execs the real agent. The host is checked on its own side; tests/fullsys.rs re-checks the report.
+hostile_podman "$S1"
+
 # ---- removing the package leaves nothing running ----------------------------------------------
 check "enable $S1 --now once more" wifi-isolate enable "$S1" --now
 t0=$(ms)
