@@ -39,12 +39,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shared::{IP, host_view};
+use shared::{IP, LOGS, ROOT, WI, host_view};
 
-const WI: &str = "/usr/local/bin/wifi-isolate";
 const PROBE: &str = "/usr/local/bin/hostile-probe";
-const ROOT: &str = "/run/wifi-isolate";
-const LOGS: &str = "/share/logs";
 /// Real and saved uid of this process while it watches (see the module doc).
 const WATCHER_UID: u32 = 65534;
 /// The whole phase, at most (the guest's own deadline cannot kill this process).
@@ -215,24 +212,9 @@ fn hostile_files() -> Vec<String> {
     out
 }
 
-/// Run a command inside the netns at `ns` (a thread `setns`es; the child inherits it).
+/// Run a command (as root) inside the netns at `ns`.
 fn run_in(ns: &Path, prog: &str, args: &[&str]) -> (bool, String) {
-    let ns = ns.to_owned();
-    let prog = prog.to_string();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    std::thread::spawn(move || {
-        let file = match fs::File::open(&ns) {
-            Ok(f) => f,
-            Err(e) => return (false, format!("{}: {e}", ns.display())),
-        };
-        if let Err(e) = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET) {
-            return (false, format!("setns: {e}"));
-        }
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_out(&prog, &a)
-    })
-    .join()
-    .unwrap_or((false, "thread panicked".into()))
+    shared::run_in_netns(ns, run_out, prog, args)
 }
 
 fn box_pid(sta: &str) -> Option<u32> {

@@ -203,6 +203,14 @@ fn foreign_pids(me: i32) -> Vec<i32> {
         .collect()
 }
 
+/// 0 for a libc call that returned 0, else its errno.
+fn errno_of(r: libc::c_int) -> i32 {
+    if r == 0 { 0 } else { last_errno() }
+}
+
+/// The detail of an attempt that worked in a forked child.
+const FORKED: &str = "succeeded (in a forked child)";
+
 /// Run `f` in a forked child (the probe is single-threaded), bounded: its result (0 or an
 /// errno), or `Err` on timeout (the child is then killed).
 fn in_child(timeout: Duration, f: impl FnOnce() -> i32) -> Result<i32, String> {
@@ -690,6 +698,59 @@ impl Probe {
         self.record(name, class, Outcome::Refused, errno_name(e), detail);
     }
 
+    /// An attempt that worked where it must not have.
+    fn escaped(&mut self, name: impl Into<String>, class: &'static str, detail: impl Into<String>) {
+        self.record(name, class, Outcome::Escaped, "", detail);
+    }
+
+    /// An attempt that worked, but only on what is the box's own.
+    fn contained(
+        &mut self,
+        name: impl Into<String>,
+        class: &'static str,
+        detail: impl Into<String>,
+    ) {
+        self.record(name, class, Outcome::Contained, "", detail);
+    }
+
+    /// An attempt on other processes when the box shows none.
+    fn none_visible(&mut self, name: impl Into<String>, class: &'static str) {
+        self.refused(
+            name,
+            class,
+            libc::ESRCH,
+            "no process outside the probe is visible",
+        );
+    }
+
+    /// The wiphy attacks cannot be made (no radio, no nl80211): skipped, with why.
+    fn no_wiphy(&mut self, errno: impl Into<String>, detail: impl Into<String>) {
+        self.record("SET_WIPHY_NETNS", "wiphy", Outcome::Skipped, errno, detail);
+    }
+
+    /// An attempt made several times (one per target), refused every time with `errs`.
+    fn refused_all(&mut self, name: impl Into<String>, class: &'static str, errs: &[i32]) {
+        self.record(name, class, Outcome::Refused, main_errno(errs), tally(errs));
+    }
+
+    /// Run `f` (0 or an errno) in a forked child, bounded by `t`: escaped (with `worked` as the
+    /// detail) on 0, refused with its errno otherwise, or with ETIMEDOUT if it never answered.
+    fn attempt_in_child(
+        &mut self,
+        name: impl Into<String>,
+        class: &'static str,
+        t: Duration,
+        worked: &str,
+        f: impl FnOnce() -> i32,
+    ) {
+        let name = name.into();
+        match in_child(t, f) {
+            Ok(0) => self.escaped(name, class, worked),
+            Ok(e) => self.refused(name, class, e, ""),
+            Err(m) => self.refused(name, class, libc::ETIMEDOUT, m),
+        }
+    }
+
     fn positive(&mut self, name: &str, ok: bool, detail: impl Into<String>) {
         self.positive.push((name.to_string(), ok, detail.into()));
     }
@@ -864,11 +925,9 @@ impl Probe {
 
     fn read_one(&mut self, name: String, path: &str) {
         match Self::read_head(path) {
-            Ok(h) => self.record(
+            Ok(h) => self.escaped(
                 name,
                 "read-host-file",
-                Outcome::Escaped,
-                "",
                 format!("read {path}: first bytes (hex) {h}"),
             ),
             Err(e) => self.refused(name, "read-host-file", e, path.to_string()),
@@ -907,12 +966,7 @@ impl Probe {
                 others.len()
             );
             if others.is_empty() {
-                self.refused(
-                    name,
-                    "read-host-file",
-                    libc::ESRCH,
-                    "no process outside the probe is visible",
-                );
+                self.none_visible(name, "read-host-file");
                 continue;
             }
             let mut errs = Vec::new();
@@ -937,20 +991,12 @@ impl Probe {
                 }
             }
             match hit {
-                Some((path, h)) => self.record(
+                Some((path, h)) => self.escaped(
                     name,
                     "read-host-file",
-                    Outcome::Escaped,
-                    "",
                     format!("read {path}: first bytes (hex) {h}"),
                 ),
-                None => self.record(
-                    name,
-                    "read-host-file",
-                    Outcome::Refused,
-                    main_errno(&errs),
-                    tally(&errs),
-                ),
+                None => self.refused_all(name, "read-host-file", &errs),
             }
         }
         let name = format!(
@@ -958,12 +1004,7 @@ impl Probe {
             foreign.len()
         );
         if foreign.is_empty() {
-            self.refused(
-                name,
-                "read-host-file",
-                libc::ESRCH,
-                "no process outside the probe is visible",
-            );
+            self.none_visible(name, "read-host-file");
         } else {
             let mut errs = Vec::new();
             let mut hit = None;
@@ -977,14 +1018,8 @@ impl Probe {
                 }
             }
             match hit {
-                Some(d) => self.record(name, "read-host-file", Outcome::Escaped, "", d),
-                None => self.record(
-                    name,
-                    "read-host-file",
-                    Outcome::Refused,
-                    main_errno(&errs),
-                    tally(&errs),
-                ),
+                Some(d) => self.escaped(name, "read-host-file", d),
+                None => self.refused_all(name, "read-host-file", &errs),
             }
         }
     }
@@ -1021,22 +1056,18 @@ impl Probe {
             }
             if self.private_tmpfs(dir) {
                 let _ = fs::remove_file(&path);
-                self.record(
+                self.contained(
                     name,
                     "write-host-file",
-                    Outcome::Contained,
-                    "",
                     format!("{dir} is a tmpfs of the box's own (removed again)"),
                 );
             } else {
                 let dev = dev_of(dir)
                     .map(|d| format!("{}:{}", libc::major(d), libc::minor(d)))
                     .unwrap_or_default();
-                self.record(
+                self.escaped(
                     name,
                     "write-host-file",
-                    Outcome::Escaped,
-                    "",
                     format!(
                         "created (left in place); {dir} on dev {dev}, tmpfs={}",
                         is_tmpfs(dir)
@@ -1089,21 +1120,13 @@ impl Probe {
                 Ok(rd) => {
                     let n = rd.count();
                     if pid1_is_in_box() {
-                        self.record(
+                        self.contained(
                             format!("list {dir}"),
                             "host-run",
-                            Outcome::Contained,
-                            "",
                             format!("{n} entries: pid 1's root is the box's own root, so this is the box's own {}", dir.trim_start_matches("/proc/1/root")),
                         );
                     } else {
-                        self.record(
-                            format!("list {dir}"),
-                            "host-run",
-                            Outcome::Escaped,
-                            "",
-                            format!("{n} entries"),
-                        );
+                        self.escaped(format!("list {dir}"), "host-run", format!("{n} entries"));
                     }
                 }
                 Err(e) => self.refused(format!("list {dir}"), "host-run", io_errno(&e), dir),
@@ -1134,7 +1157,7 @@ impl Probe {
                 continue;
             }
             match Self::connect_unix(&p, ty) {
-                Ok(()) => self.record(name, "host-run", Outcome::Escaped, "", "connected"),
+                Ok(()) => self.escaped(name, "host-run", "connected"),
                 Err(e) => self.refused(name, "host-run", e, ""),
             }
         }
@@ -1171,13 +1194,7 @@ impl Probe {
         ] {
             let name = format!("open {p} ({how})");
             match Self::open_dev(p, fl) {
-                Ok(()) => self.record(
-                    name,
-                    "device",
-                    Outcome::Escaped,
-                    "",
-                    "opened (nothing read or written)",
-                ),
+                Ok(()) => self.escaped(name, "device", "opened (nothing read or written)"),
                 Err(e) => self.refused(name, "device", e, ""),
             }
         }
@@ -1208,13 +1225,9 @@ impl Probe {
                     let opened = Self::open_dev(&path, libc::O_RDONLY);
                     let _ = fs::remove_file(&path);
                     match opened {
-                        Ok(()) => self.record(
-                            name,
-                            "device",
-                            Outcome::Escaped,
-                            "",
-                            format!("mknod {path} and open worked"),
-                        ),
+                        Ok(()) => {
+                            self.escaped(name, "device", format!("mknod {path} and open worked"))
+                        }
                         Err(e) => self.record(
                             name,
                             "device",
@@ -1239,13 +1252,7 @@ impl Probe {
     fn privileged(&mut self, name: &str, class: &'static str, r: i64, detail: &str) {
         let e = last_errno();
         if r >= 0 {
-            self.record(
-                name,
-                class,
-                Outcome::Escaped,
-                "",
-                format!("succeeded ({detail})"),
-            );
+            self.escaped(name, class, format!("succeeded ({detail})"));
         } else if matches!(e, libc::EPERM | libc::EACCES | libc::ENOSYS) {
             self.refused(name, class, e, detail);
         } else {
@@ -1266,12 +1273,7 @@ impl Probe {
             foreign.len()
         );
         if foreign.is_empty() {
-            self.refused(
-                name,
-                "syscall",
-                libc::ESRCH,
-                "no process outside the probe is visible",
-            );
+            self.none_visible(name, "syscall");
         } else {
             let mut errs = Vec::new();
             let mut hits = Vec::new();
@@ -1313,21 +1315,9 @@ impl Probe {
                 }
             }
             if hits.is_empty() {
-                self.record(
-                    name,
-                    "syscall",
-                    Outcome::Refused,
-                    main_errno(&errs),
-                    tally(&errs),
-                );
+                self.refused_all(name, "syscall", &errs);
             } else {
-                self.record(
-                    name,
-                    "syscall",
-                    Outcome::Escaped,
-                    "",
-                    format!("attached to {}", hits.join(", ")),
-                );
+                self.escaped(name, "syscall", format!("attached to {}", hits.join(", ")));
             }
         }
         // mount a tmpfs
@@ -1348,11 +1338,9 @@ impl Probe {
         if r == 0 {
             // SAFETY: undo the mount.
             unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-            self.record(
+            self.escaped(
                 "mount tmpfs",
                 "syscall",
-                Outcome::Escaped,
-                "",
                 format!("mounted on {dir} (unmounted again)"),
             );
         } else {
@@ -1459,11 +1447,9 @@ impl Probe {
         };
         let e = last_errno();
         if r >= 0 {
-            self.record(
+            self.escaped(
                 "keyctl(KEYCTL_GET_KEYRING_ID, user keyring)",
                 "syscall",
-                Outcome::Escaped,
-                "",
                 "got the uid's user keyring",
             );
         } else {
@@ -1488,19 +1474,11 @@ impl Probe {
             unsafe { libc::sethostname(old.as_ptr().cast(), old_len) };
             let own = self.own_ns.get("uts").copied().unwrap_or(0);
             if own != 0 && own != PROC_UTS_INIT_INO {
-                self.record(
-                    "sethostname",
-                    "syscall",
-                    Outcome::Contained,
-                    "",
-                    "own UTS namespace (restored)",
-                );
+                self.contained("sethostname", "syscall", "own UTS namespace (restored)");
             } else {
-                self.record(
+                self.escaped(
                     "sethostname",
                     "syscall",
-                    Outcome::Escaped,
-                    "",
                     "the host's UTS namespace (restored)",
                 );
             }
@@ -1521,26 +1499,10 @@ impl Probe {
             ),
         ] {
             // SAFETY (in the child): unshare(2).
-            let r = in_child(t, || {
-                if unsafe { libc::unshare(flags) } == 0 {
-                    0
-                } else {
-                    last_errno()
-                }
-            });
-            match r {
-                Ok(0) => self.record(
-                    name,
-                    "namespace",
-                    Outcome::Escaped,
-                    "",
-                    "succeeded (in a forked child)",
-                ),
-                Ok(e) => self.refused(name, "namespace", e, ""),
-                Err(m) => self.refused(name, "namespace", libc::ETIMEDOUT, m),
-            }
+            let f = || errno_of(unsafe { libc::unshare(flags) });
+            self.attempt_in_child(name, "namespace", t, FORKED, f);
         }
-        let r = in_child(t, || {
+        let clone_newuser = || {
             // SAFETY: raw clone(2) without CLONE_VM (fork-like); the new child exits at once.
             let pid = unsafe {
                 libc::syscall(
@@ -1563,18 +1525,14 @@ impl Probe {
             // SAFETY: reap it.
             unsafe { libc::waitpid(pid as i32, &mut st, 0) };
             0
-        });
-        match r {
-            Ok(0) => self.record(
-                "clone(CLONE_NEWUSER)",
-                "namespace",
-                Outcome::Escaped,
-                "",
-                "a child in a new user namespace",
-            ),
-            Ok(e) => self.refused("clone(CLONE_NEWUSER)", "namespace", e, ""),
-            Err(m) => self.refused("clone(CLONE_NEWUSER)", "namespace", libc::ETIMEDOUT, m),
-        }
+        };
+        self.attempt_in_child(
+            "clone(CLONE_NEWUSER)",
+            "namespace",
+            t,
+            "a child in a new user namespace",
+            clone_newuser,
+        );
         // Foreign namespace fds: pid 1 and every other visible process.
         let mut pids = vec![1];
         pids.extend(foreign.iter().copied().filter(|p| *p != 1 && *p != self.me));
@@ -1609,13 +1567,7 @@ impl Probe {
                 .collect();
             let name = format!("open a foreign /proc/<pid>/ns/{ty}");
             if !got.is_empty() {
-                self.record(
-                    name,
-                    "namespace",
-                    Outcome::Escaped,
-                    "",
-                    format!("opened {}", got.join(", ")),
-                );
+                self.escaped(name, "namespace", format!("opened {}", got.join(", ")));
             } else if errs.is_empty() {
                 let d = if pids.len() <= 1 {
                     "pid 1 is the probe; nothing else visible"
@@ -1650,24 +1602,8 @@ impl Probe {
         for (ty, label, fd) in fds {
             let name = format!("setns into {label}'s {ty} ns");
             // SAFETY (in the child): setns(2) on an fd we hold.
-            let r = in_child(t, || {
-                if unsafe { libc::setns(fd, 0) } == 0 {
-                    0
-                } else {
-                    last_errno()
-                }
-            });
-            match r {
-                Ok(0) => self.record(
-                    name,
-                    "namespace",
-                    Outcome::Escaped,
-                    "",
-                    "succeeded (in a forked child)",
-                ),
-                Ok(e) => self.refused(name, "namespace", e, ""),
-                Err(m) => self.refused(name, "namespace", libc::ETIMEDOUT, m),
-            }
+            let f = || errno_of(unsafe { libc::setns(fd, 0) });
+            self.attempt_in_child(name, "namespace", t, FORKED, f);
         }
     }
 
@@ -1710,19 +1646,15 @@ impl Probe {
             Ok(()) => {
                 if link_here(nl, &l) {
                     let _ = dellink(nl, &l);
-                    self.record(
+                    self.contained(
                         name,
                         "link",
-                        Outcome::Contained,
-                        "",
                         format!("veth {l} landed in the box's own netns (deleted)"),
                     );
                 } else {
-                    self.record(
+                    self.escaped(
                         name,
                         "link",
-                        Outcome::Escaped,
-                        "",
                         format!("veth {l} created outside the box (peer {peer} left in the box)"),
                     );
                 }
@@ -1799,19 +1731,15 @@ impl Probe {
                 Ok(()) => {
                     if link_here(&mut nl, &l) {
                         let _ = dellink(&mut nl, &l);
-                        self.record(
+                        self.contained(
                             format!("RTM_NEWLINK veth IFLA_TARGET_NETNSID={id}"),
                             "link",
-                            Outcome::Contained,
-                            "",
                             format!("{l} in own netns (deleted)"),
                         );
                     } else {
-                        self.record(
+                        self.escaped(
                             format!("RTM_NEWLINK veth IFLA_TARGET_NETNSID={id}"),
                             "link",
-                            Outcome::Escaped,
-                            "",
                             format!("veth {l} created outside the box"),
                         );
                     }
@@ -1819,15 +1747,13 @@ impl Probe {
             }
         }
         if !errs.is_empty() {
-            self.record(
+            self.refused_all(
                 format!(
                     "RTM_NEWLINK veth IFLA_TARGET_NETNSID (the {} other ids)",
                     errs.len()
                 ),
                 "link",
-                Outcome::Refused,
-                main_errno(&errs),
-                tally(&errs),
+                &errs,
             );
         }
     }
@@ -1871,11 +1797,9 @@ impl Probe {
             .map(|(p, _)| p.to_string())
             .collect();
         if !killed.is_empty() {
-            self.record(
+            self.escaped(
                 name,
                 "signal",
-                Outcome::Escaped,
-                "",
                 format!(
                     "SIGKILLed pids that were not in the box's /proc when the scan began: {}",
                     killed.join(",")
@@ -1896,13 +1820,7 @@ impl Probe {
                 format!("hidden pids exist (kill 0 said EPERM): {}", d.join(" ")),
             );
         } else {
-            self.record(
-                name,
-                "signal",
-                Outcome::Refused,
-                main_errno(&errs),
-                tally(&errs),
-            );
+            self.refused_all(name, "signal", &errs);
         }
         // kill(-1, SIGKILL): the probe itself is spared by the kernel.
         let before: Vec<(i32, String)> = foreign_pids(self.me)
@@ -1923,11 +1841,9 @@ impl Probe {
             .collect();
         let name = "kill(-1, SIGKILL)";
         if !died.is_empty() {
-            self.record(
+            self.escaped(
                 name,
                 "signal",
-                Outcome::Escaped,
-                "",
                 format!(
                     "killed {} of {} outside processes: {}",
                     died.len(),
@@ -1936,11 +1852,9 @@ impl Probe {
                 ),
             );
         } else if r == 0 {
-            self.record(
+            self.contained(
                 name,
                 "signal",
-                Outcome::Contained,
-                "",
                 format!(
                     "only the probe's own processes were hit ({} others visible, all alive)",
                     before.len()
@@ -1962,26 +1876,14 @@ impl Probe {
         let mut nl = match Nl::open(libc::NETLINK_GENERIC) {
             Ok(n) => n,
             Err(e) => {
-                self.record(
-                    "SET_WIPHY_NETNS",
-                    "wiphy",
-                    Outcome::Skipped,
-                    errno_name(e),
-                    "no generic netlink socket",
-                );
+                self.no_wiphy(errno_name(e), "no generic netlink socket");
                 return;
             }
         };
         let family = match genl_family(&mut nl, "nl80211") {
             Ok(f) => f,
             Err(e) => {
-                self.record(
-                    "SET_WIPHY_NETNS",
-                    "wiphy",
-                    Outcome::Skipped,
-                    errno_name(e),
-                    "skipped: no wiphy (no nl80211 family)",
-                );
+                self.no_wiphy(errno_name(e), "skipped: no wiphy (no nl80211 family)");
                 return;
             }
         };
@@ -1995,10 +1897,7 @@ impl Probe {
             std::thread::sleep(Duration::from_millis(200));
         }
         let Some((idx, phy)) = phys.iter().next().map(|(i, n)| (*i, n.clone())) else {
-            self.record(
-                "SET_WIPHY_NETNS",
-                "wiphy",
-                Outcome::Skipped,
+            self.no_wiphy(
                 "",
                 format!(
                     "skipped: no wiphy arrived within {} s",
@@ -2068,22 +1967,14 @@ impl Probe {
                         .map(|m| m.contains_key(&idx))
                         .unwrap_or(false);
                     if still {
-                        self.record(
+                        self.contained(
                             name,
                             "wiphy",
-                            Outcome::Contained,
-                            "",
                             format!("{phy} stayed in the box's own netns"),
                         );
                     } else {
                         gone = true;
-                        self.record(
-                            name,
-                            "wiphy",
-                            Outcome::Escaped,
-                            "",
-                            format!("{phy} left the box"),
-                        );
+                        self.escaped(name, "wiphy", format!("{phy} left the box"));
                     }
                 }
             }

@@ -30,10 +30,7 @@ use serde_json::{Value, json};
 use tokio::net::UnixDatagram;
 use tokio::sync::mpsc;
 
-use shared::IP;
-const WI: &str = "/usr/local/bin/wifi-isolate";
-const ROOT: &str = "/run/wifi-isolate";
-const LOGS: &str = "/share/logs";
+use shared::{IP, LOGS, ROOT, WI};
 const DAEMON_LOG_FILTER: &str = "info,wifi_isolate=debug";
 
 // ---- checks ---------------------------------------------------------------------------------
@@ -228,26 +225,9 @@ fn box_pid(instance: &str) -> Option<u32> {
     state(instance)?["box_pid"].as_u64().map(|p| p as u32)
 }
 
-/// Run a command inside the netns at `ns`: a dedicated OS thread `setns`es, the forked child
-/// inherits the thread's namespace. (`/sys` of the child would still be the root netns's sysfs
-/// mount, so the checks use netlink tools, not sysfs.)
+/// Run a command inside the netns at `ns` (see [`shared::run_in_netns`]).
 fn run_in(ns: &Path, cmd: &str, args: &[&str]) -> (bool, String) {
-    let ns = ns.to_owned();
-    let cmd = cmd.to_string();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    std::thread::spawn(move || {
-        let file = match fs::File::open(&ns) {
-            Ok(f) => f,
-            Err(e) => return (false, format!("{}: {e}", ns.display())),
-        };
-        if let Err(e) = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET) {
-            return (false, format!("setns: {e}"));
-        }
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_out(&cmd, &a)
-    })
-    .join()
-    .unwrap_or((false, "thread panicked".into()))
+    shared::run_in_netns(ns, run_out, cmd, args)
 }
 
 /// Is `iface` (of `phy`) in the netns of `pid`? Returns (yes, what was seen).

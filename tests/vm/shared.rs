@@ -1,9 +1,22 @@
 //! Shared by the hwsim VM probes (included with `#[path]`): the VM root netns's view, tool results.
 
+use std::path::Path;
 use std::process::Command;
 
 /// iproute2 in the guest (busybox's `ip` applet has no netns support).
 pub const IP: &str = "/usr/bin/ip";
+
+/// The daemon binary installed in the guest image.
+#[allow(dead_code)]
+pub const WI: &str = "/usr/local/bin/wifi-isolate";
+
+/// The daemon's runtime root (`state/`, the per-box runtime dirs).
+#[allow(dead_code)]
+pub const ROOT: &str = "/run/wifi-isolate";
+
+/// The guest's log directory (shared with the host, kept after the run).
+#[allow(dead_code)]
+pub const LOGS: &str = "/share/logs";
 
 /// The VM root netns's routes and addresses, without the counters that change on their own
 /// (`valid_lft`, `expires`): equal strings mean the host's networking did not change.
@@ -28,6 +41,34 @@ pub fn host_view() -> String {
         run(&["-4", "-o", "addr"]),
         run(&["-6", "-o", "addr"])
     )
+}
+
+/// Run `run(prog, args)` inside the netns at `ns`: a dedicated OS thread `setns`es, the forked
+/// child inherits the thread's namespace. (`/sys` of the child would still be the root netns's
+/// sysfs mount, so the checks use netlink tools, not sysfs.)
+#[allow(dead_code)]
+pub fn run_in_netns(
+    ns: &Path,
+    run: fn(&str, &[&str]) -> (bool, String),
+    prog: &str,
+    args: &[&str],
+) -> (bool, String) {
+    let ns = ns.to_owned();
+    let prog = prog.to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    std::thread::spawn(move || {
+        let file = match std::fs::File::open(&ns) {
+            Ok(f) => f,
+            Err(e) => return (false, format!("{}: {e}", ns.display())),
+        };
+        if let Err(e) = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET) {
+            return (false, format!("setns: {e}"));
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&prog, &a)
+    })
+    .join()
+    .unwrap_or((false, "thread panicked".into()))
 }
 
 /// A tool call's outcome as (succeeded, structured content, text content).
