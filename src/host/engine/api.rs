@@ -30,6 +30,14 @@
 //! box is the host's root for them. Both engines therefore get [`SECCOMP_PROFILE`]: Docker's
 //! default allow-list minus those calls.
 //!
+//! One hole is left to the caller's order of release: when a netdev leaves the box's netns for
+//! the host's (the phy's interface going home), the kernel gives the box's netns an nsid for the
+//! host's netns, and a rootful box may then create links IN THE HOST with
+//! `IFLA_TARGET_NETNSID` (CAP_NET_ADMIN over the initial user namespace) until it is stopped —
+//! seen on the build host: a veth moved out of such a podman box, then the probe run in the box
+//! (`podman exec`) made `wihost3` in the host netns. The box must therefore be stopped (its netns
+//! kept alive by the daemon's fd) before the phy is moved home, or frozen while it is.
+//!
 //! User namespaces were not taken: podman's `UsernsMode=auto` needs `/etc/subuid` and
 //! `/etc/subgid` ranges for the `containers` user (a system-wide change the package would make on
 //! every host), the compat API has no per-container uid map, and the range is picked at create,
