@@ -572,45 +572,20 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     pub async fn release(&self, iso: &Isolation) -> Vec<String> {
         let mut errors = Vec::new();
         let h = iso.handle();
-        if iso.moved {
-            let netns = iso.netns_path();
-            match super::wiphy::current_netns() {
-                Ok(host) => {
-                    let t0 = Instant::now();
-                    match self
-                        .wiphys
-                        .move_back(iso.phy_index, &netns, host.as_fd(), Some(&iso.iface))
-                        .await
-                    {
-                        Ok(name) => {
-                            info!(MESSAGE_ID = msgid::MOVE_OUT, IFACE = %name, PHY = %iso.phy_name, ms = t0.elapsed().as_millis() as u64, "phy brought home");
-                            if name != iso.iface {
-                                errors.push(format!(
-                                    "{} came home as {name} (its name was taken)",
-                                    iso.phy_name
-                                ));
-                            }
-                        }
-                        Err(e) if matches!(e, WiphyError::PhyGone { .. }) || !netns.exists() => {
-                            // Not in the box and not in the host: unplugged, or on its way home
-                            // (the box's netns is gone: the kernel hands the phy back itself).
-                            if !self.wait_home(iso.phy_index).await {
-                                warn!(PHY = %iso.phy_name, "phy not found anywhere (unplugged?)");
-                            }
-                        }
-                        Err(e) => errors.push(format!("moving {} home: {e}", iso.phy_name)),
-                    }
-                }
-                Err(e) => errors.push(format!("opening the host netns: {e}")),
-            }
+        // A rootful box (podman/docker: CAP_NET_ADMIN over the host's user namespace) must be
+        // gone before the phy leaves it: the move gives the box's netns an id for the host's
+        // netns, through which such a box could create links in the host (IFLA_TARGET_NETNSID).
+        // Our handle keeps the box's netns, and the phy in it, alive meanwhile. The netns box
+        // has no capability outside its own user namespace: it keeps the fast order.
+        let rootful = h.as_ref().is_some_and(|h| h.uid == 0);
+        if rootful && let Some(h) = &h {
+            self.remove_box(h, &mut errors).await;
         }
-        if let Some(h) = &h {
-            let t = Duration::from_secs(self.settings.timeouts.box_stop + 10);
-            match tokio::time::timeout(t, self.engine.stop_remove(h)).await {
-                Ok(Ok(())) => info!(BOX = %h.name, "box removed"),
-                Ok(Err(e)) => errors.push(format!("removing box {}: {e}", h.name)),
-                Err(_) => errors.push(format!("removing box {} timed out", h.name)),
-            }
+        if iso.moved {
+            self.move_home(iso, &mut errors).await;
+        }
+        if !rootful && let Some(h) = &h {
+            self.remove_box(h, &mut errors).await;
         }
         if let Some(prev) = iso.nm_previous {
             if prev && self.paths.enabled(&iso.iface) {
@@ -639,6 +614,49 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             self.save(iso);
         }
         errors
+    }
+
+    /// Release step: stop and remove the box.
+    async fn remove_box(&self, h: &BoxHandle, errors: &mut Vec<String>) {
+        let t = Duration::from_secs(self.settings.timeouts.box_stop + 10);
+        match tokio::time::timeout(t, self.engine.stop_remove(h)).await {
+            Ok(Ok(())) => info!(BOX = %h.name, "box removed"),
+            Ok(Err(e)) => errors.push(format!("removing box {}: {e}", h.name)),
+            Err(_) => errors.push(format!("removing box {} timed out", h.name)),
+        }
+    }
+
+    /// Release step: bring the phy home explicitly, under its name.
+    async fn move_home(&self, iso: &Isolation, errors: &mut Vec<String>) {
+        let netns = iso.netns_path();
+        let host = match super::wiphy::current_netns() {
+            Ok(host) => host,
+            Err(e) => return errors.push(format!("opening the host netns: {e}")),
+        };
+        let t0 = Instant::now();
+        match self
+            .wiphys
+            .move_back(iso.phy_index, &netns, host.as_fd(), Some(&iso.iface))
+            .await
+        {
+            Ok(name) => {
+                info!(MESSAGE_ID = msgid::MOVE_OUT, IFACE = %name, PHY = %iso.phy_name, ms = t0.elapsed().as_millis() as u64, "phy brought home");
+                if name != iso.iface {
+                    errors.push(format!(
+                        "{} came home as {name} (its name was taken)",
+                        iso.phy_name
+                    ));
+                }
+            }
+            Err(e) if matches!(e, WiphyError::PhyGone { .. }) || !netns.exists() => {
+                // Not in the box and not in the host: unplugged, or on its way home
+                // (the box's netns is gone: the kernel hands the phy back itself).
+                if !self.wait_home(iso.phy_index).await {
+                    warn!(PHY = %iso.phy_name, "phy not found anywhere (unplugged?)");
+                }
+            }
+            Err(e) => errors.push(format!("moving {} home: {e}", iso.phy_name)),
+        }
     }
 
     /// After a box dies, its netns hands the phy back on its own within ~0.5 s.
@@ -774,6 +792,11 @@ mod tests {
         calls: Arc<Mutex<Vec<String>>>,
         fail_start: Arc<Mutex<bool>>,
         running: Arc<Mutex<Vec<String>>>,
+        /// The uid of the boxes it starts (0: a rootful container).
+        uid: u32,
+        /// Where phy 3 was each time a box was stopped.
+        watch: Option<FakeWiphys>,
+        phy_at_stop: Arc<Mutex<Vec<Option<Place>>>>,
     }
 
     impl Engine for FakeEngine {
@@ -806,7 +829,7 @@ mod tests {
                 name: spec.box_name(),
                 pid: std::process::id(),
                 netns_path: "/proc/self/ns/net".into(),
-                uid: 0,
+                uid: self.uid,
             })
         }
         async fn wait(&self, _h: &BoxHandle) -> EResult<BoxExit> {
@@ -817,6 +840,9 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("stop_remove {}", h.name));
+            if let Some(w) = &self.watch {
+                self.phy_at_stop.lock().unwrap().push(w.place(3));
+            }
             self.running.lock().unwrap().retain(|n| n != &h.name);
             Ok(())
         }
@@ -916,6 +942,26 @@ mod tests {
             *e.calls.lock().unwrap(),
             ["start wlan1", "stop_remove wifi-isolate-wlan1"]
         );
+    }
+
+    /// A rootful box (uid 0) is removed before the phy leaves it (the move would give it a
+    /// netns id for the host's netns); a netns box (its own uid) after, for a fast return.
+    #[tokio::test]
+    async fn release_removes_a_rootful_box_before_the_phy_leaves_it() {
+        for (uid, want) in [
+            (0, Place::Boxed),
+            (crate::host::engine::DEFAULT_BOX_UID, Place::Host),
+        ] {
+            let (dir, w, nm, mut e) = lab();
+            e.watch = Some(w.clone());
+            let d = daemon(dir.path(), w.clone(), nm, e.clone());
+            let (mut iso, _h) = d.isolate("wlan1").await.expect("isolate");
+            // (The fake agent listens as root: the box's uid is set for release only.)
+            iso.box_uid = Some(uid);
+            assert!(d.release(&iso).await.is_empty());
+            assert_eq!(w.place(3), Some(Place::Host), "uid {uid}: phy home");
+            assert_eq!(*e.phy_at_stop.lock().unwrap(), [Some(want)], "uid {uid}");
+        }
     }
 
     #[tokio::test]
