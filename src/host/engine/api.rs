@@ -35,8 +35,9 @@
 //! host's netns, and a rootful box may then create links IN THE HOST with
 //! `IFLA_TARGET_NETNSID` (CAP_NET_ADMIN over the initial user namespace) until it is stopped —
 //! seen on the build host: a veth moved out of such a podman box, then the probe run in the box
-//! (`podman exec`) made `wihost3` in the host netns. The box must therefore be stopped (its netns
-//! kept alive by the daemon's fd) before the phy is moved home, or frozen while it is.
+//! (`podman exec`) made `wihost3` in the host netns. So `Daemon::release` removes a rootful box
+//! (`BoxHandle::uid == 0`) *before* it moves the phy home, the box's netns kept alive by the
+//! daemon's fd meanwhile.
 //!
 //! User namespaces were not taken: podman's `UsernsMode=auto` needs `/etc/subuid` and
 //! `/etc/subgid` ranges for the `containers` user (a system-wide change the package would make on
