@@ -260,3 +260,29 @@ async fn netns_bad_agent_fails_cleanly() {
         "state left behind"
     );
 }
+
+/// Under the unit, `/proc` is covered (ProtectKernelTunables= binds /proc/sys read-only,
+/// ProtectKernelLogs= masks /proc/kmsg), and newer kernels then refuse bwrap's fresh /proc in its
+/// user namespace ("Can't mount proc") unless the engine gives it a fully visible one: the
+/// isolation test again, in a mount namespace whose /proc is covered that way.
+#[test]
+fn netns_box_starts_under_a_covered_proc_like_the_units() {
+    require_root();
+    let me = std::env::current_exe().unwrap();
+    let script = format!(
+        "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && \
+         mount --bind /dev/null /proc/kmsg && exec {} --exact netns_box_is_isolated_and_stops \
+         --test-threads=1",
+        me.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "slave", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the box did not start under a covered /proc:\n{text}"
+    );
+}

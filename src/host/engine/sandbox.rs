@@ -268,6 +268,29 @@ pub fn enter_in_child(
                 libc::write(fd, b"0".as_ptr().cast(), 1) as i32,
             )?;
         }
+        // bwrap mounts a fresh /proc from inside a user namespace, which the kernel allows only
+        // while a fully visible proc is mounted in its mount namespace; the unit's /proc is not
+        // (ProtectKernelTunables= and ProtectKernelLogs= cover parts of it, and newer kernels
+        // then refuse: "Can't mount proc"). So, still root of the host here: a mount namespace
+        // of this child's own, nothing propagating back, and a plain proc on /proc in it.
+        // Best effort: where it fails, bwrap says so itself.
+        if libc::unshare(libc::CLONE_NEWNS) == 0
+            && libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_SLAVE,
+                std::ptr::null(),
+            ) == 0
+        {
+            libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            );
+        }
         step(
             b"enter the user namespace",
             libc::setns(userns, libc::CLONE_NEWUSER),
