@@ -124,6 +124,15 @@ check "stopped: no container, no netns box state, no agent left" \
 mounts_home=$(mounts_of_ours)
 systemctl start "$U1"
 check "netns box: active" active_isolated "$S1"
+# Under the unit (Delegate=) the netns box has a cgroup of its own with the engine's limits, the
+# agent in it, the daemon beside it in supervisor/ (cgroup v2: processes only in leaves).
+unit_cg=$(systemctl show -P ControlGroup "$U1")
+box_agent=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "/run/wifi-isolate/.netns/$S1.json" || true)
+box_cg="$(cat "/sys/fs/cgroup$unit_cg/box/memory.max" 2>&1 || true)/$(cat "/sys/fs/cgroup$unit_cg/box/pids.max" 2>&1 || true)"
+echo "netns box cgroup: $unit_cg/box memory.max/pids.max = $box_cg; agent $box_agent in $(sed -n 's/^0:://p' "/proc/$box_agent/cgroup")"
+check "netns box: its own cgroup with limits ($box_cg), the agent in it, the daemon in supervisor/" \
+  test "$(sed -n 's/^0:://p' "/proc/$box_agent/cgroup")|$(sed -n 's/^0:://p' "/proc/$(systemctl show -P MainPID "$U1")/cgroup")|$box_cg" = \
+       "$unit_cg/box|$unit_cg/supervisor|$((256 * 1024 * 1024))/128"
 cycles "$CYCLES" netns
 systemctl stop --quiet "$U1"
 check "after the netns cycles, stopped: no netns box state, no agent, no extra mounts" \
