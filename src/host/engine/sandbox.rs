@@ -326,13 +326,7 @@ fn step(what: &[u8], rc: libc::c_int) -> io::Result<()> {
 
 /// A pipe, both ends close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills two fds we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh fds from the kernel.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
 /// System calls the box may never make: they fail with `EPERM`.
@@ -404,13 +398,23 @@ const CLONE_NS_FLAGS: &[libc::c_int] = &[
 
 /// The box's seccomp programs, as bwrap reads them (`struct sock_filter` arrays): the deny
 /// list above (`EPERM`, also `clone` with a namespace flag), and `clone3` → `ENOSYS` (its flags
-/// live in memory a filter cannot read; the C library then falls back to `clone`).
-pub fn seccomp_programs() -> Result<Vec<Vec<u8>>> {
+/// live in memory a filter cannot read; the C library then falls back to `clone`). Compiled
+/// once per process: every box start uses the same programs.
+pub fn seccomp_programs() -> Result<&'static [Vec<u8>]> {
+    static PROGRAMS: std::sync::OnceLock<std::result::Result<Vec<Vec<u8>>, String>> =
+        std::sync::OnceLock::new();
+    PROGRAMS
+        .get_or_init(compile_seccomp)
+        .as_deref()
+        .map_err(|e| EngineError::Spawn(e.clone()))
+}
+
+fn compile_seccomp() -> std::result::Result<Vec<Vec<u8>>, String> {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
         SeccompRule, TargetArch,
     };
-    let bad = |e: &dyn std::fmt::Display| EngineError::Spawn(format!("seccomp filter: {e}"));
+    let bad = |e: &dyn std::fmt::Display| format!("seccomp filter: {e}");
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| bad(&e))?;
     let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
