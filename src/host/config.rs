@@ -146,6 +146,15 @@ pub struct Timeouts {
     pub agent_ready: u64,
     /// Box stop before it is killed.
     pub box_stop: u64,
+    /// While serving, the agent is probed this often.
+    pub probe_interval: u64,
+    /// A probe the agent does not answer within this long has failed.
+    pub probe_timeout: u64,
+    /// This many failed probes in a row: the agent is hung; release and exit 1 (the unit restarts).
+    pub probe_failures: u32,
+    /// A held instance (stopped by a user, started again by its socket) exits after this long
+    /// without a client.
+    pub held_idle: u64,
 }
 
 impl Default for Timeouts {
@@ -154,6 +163,10 @@ impl Default for Timeouts {
             box_start: 60,
             agent_ready: 30,
             box_stop: 5,
+            probe_interval: 5,
+            probe_timeout: 3,
+            probe_failures: 3,
+            held_idle: 10,
         }
     }
 }
@@ -298,6 +311,21 @@ impl Settings {
         }
         if self.engine.pids_limit < 16 {
             return bad("engine.pids_limit must be at least 16".into());
+        }
+        let t = &self.timeouts;
+        if t.probe_interval == 0 || t.probe_timeout == 0 || t.probe_failures == 0 {
+            return bad(
+                "timeouts.probe_interval, probe_timeout and probe_failures must be at least 1"
+                    .into(),
+            );
+        }
+        if u64::from(t.probe_failures) * (t.probe_interval + t.probe_timeout) >= 30 {
+            // The unit's WatchdogSec=30s: a hung agent must be noticed by us before systemd
+            // kills the daemon mid-release.
+            return bad(format!(
+                "timeouts.probe_failures × (probe_interval + probe_timeout) must stay under the unit's 30 s watchdog, got {} s",
+                u64::from(t.probe_failures) * (t.probe_interval + t.probe_timeout)
+            ));
         }
         if self.proxy.max_connections == 0 {
             return bad("proxy.max_connections must be at least 1".into());
