@@ -177,10 +177,24 @@ impl Default for Timeouts {
 pub struct ProxySettings {
     /// How long a request that arrives before the agent is ready may wait, seconds.
     pub ready_wait: u64,
-    /// Concurrent connections served; more wait in the accept queue.
+    /// Concurrent Unix-socket connections served; more wait in the accept queue.
     pub max_connections: usize,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
+    /// A request head must be complete within this long (from the accept, or from its first
+    /// byte on a keep-alive connection), milliseconds.
+    pub header_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight closes after this long, seconds.
+    pub idle_timeout_s: u64,
+    /// A request body must have arrived this long after its head, seconds (else 408).
+    pub body_timeout_s: u64,
+    /// TCP connections that presented a valid bearer token; more get 503.
+    pub max_tcp_connections: usize,
+    /// TCP connections that have not presented a token yet; the oldest is closed for a new one.
+    pub max_tcp_pending: usize,
+    /// Request bodies buffered at once across all connections, bytes (well inside the unit's
+    /// `MemoryMax=512M`); over it: 503 + `Retry-After`.
+    pub body_budget_bytes: usize,
     /// Bearer token file for TCP listeners (root-only). A systemd credential `token` wins.
     pub token_file: PathBuf,
 }
@@ -191,6 +205,12 @@ impl Default for ProxySettings {
             ready_wait: 30,
             max_connections: 256,
             max_body_bytes: 4 * 1024 * 1024,
+            header_timeout_ms: 5000,
+            idle_timeout_s: 60,
+            body_timeout_s: 30,
+            max_tcp_connections: 64,
+            max_tcp_pending: 32,
+            body_budget_bytes: 64 * 1024 * 1024,
             token_file: "/etc/wifi-isolate/token".into(),
         }
     }
@@ -327,8 +347,24 @@ impl Settings {
                 u64::from(t.probe_failures) * (t.probe_interval + t.probe_timeout)
             ));
         }
-        if self.proxy.max_connections == 0 {
-            return bad("proxy.max_connections must be at least 1".into());
+        let p = &self.proxy;
+        if p.max_connections == 0 || p.max_tcp_connections == 0 || p.max_tcp_pending == 0 {
+            return bad(
+                "proxy.max_connections, max_tcp_connections and max_tcp_pending must be at least 1"
+                    .into(),
+            );
+        }
+        if p.header_timeout_ms < 100 || p.idle_timeout_s == 0 || p.body_timeout_s == 0 {
+            return bad(
+                "proxy.header_timeout_ms must be at least 100, idle_timeout_s and body_timeout_s at least 1"
+                    .into(),
+            );
+        }
+        if p.body_budget_bytes < p.max_body_bytes || p.body_budget_bytes > 256 << 20 {
+            return bad(format!(
+                "proxy.body_budget_bytes must hold one max_body_bytes ({}) and stay well inside the unit's MemoryMax=512M (at most 268435456), got {}",
+                p.max_body_bytes, p.body_budget_bytes
+            ));
         }
         if self.engine.image.trim().is_empty() {
             return bad("engine.image must not be empty".into());

@@ -1,13 +1,36 @@
 //! The MCP endpoint on the host: HTTP/1.1 on the listeners systemd hands us (or our own), proxied
 //! into the box's agent socket.
 //!
-//! - Requests that arrive before the agent is ready wait (bounded), then get 503 + `Retry-After`.
+//! - What a request gets follows the daemon's [`Phase`]: before the agent is ready it waits
+//!   (bounded), then 503 + `Retry-After`; held by a user's stop or stopping: 503 at once, saying so.
 //! - `Origin` present and not local → 403 (MCP 2025-11-25 DNS-rebinding rule).
 //! - TCP listeners need `Authorization: Bearer TOKEN` (constant-time compare) → 401 without it;
 //!   the Unix socket relies on its mode and group, and logs the peer's uid/pid (`SO_PEERCRED`).
+//!   Every TCP listener, systemd's too, must be loopback ([`require_loopback`]).
+//! - Under load and abuse ([`limits`]): header-read, idle keep-alive and body deadlines; separate
+//!   caps for the Unix socket, for authenticated TCP and for not-yet-authenticated TCP; a byte
+//!   budget for buffered bodies; refusals counted into rate-limited summary lines.
 //! - Hop-by-hop headers are stripped, `Host` is rewritten to `localhost` for the agent, response
-//!   bodies stream through unbuffered (SSE), and no timeout can cut a running tool call.
-//! - Every `tools/call` is audited: peer, tool, outcome, duration — never the arguments.
+//!   bodies stream through unbuffered (SSE), and no timeout can cut a running tool call. A client
+//!   that goes away mid-request drops the upstream request: the agent sees its connection close.
+//! - Every `tools/call` is audited: peer, tool, outcome, duration — never the arguments; one
+//!   INFO record per call, never rate-limited.
+//!
+//! # Layout
+//! - this file — [`Proxy`]: one request's way (checks, phase, body, forwarding, audit).
+//! - [`limits`] — deadlines, caps, the body budget, refusal counters.
+//! - `listen` — [`Listener`]s: [`bind`], [`from_systemd`], [`require_loopback`], [`load_token`].
+//! - `serve` — [`serve`], [`serve_dedicated`]: accept loops and connection tasks.
+
+pub mod limits;
+mod listen;
+mod serve;
+
+pub use limits::{Limits, Refusal};
+pub use listen::{ListenSpec, Listener, bind, from_systemd, load_token, require_loopback};
+pub use serve::{serve, serve_dedicated};
+
+use limits::{Budget, PendingTcp, Refusals, Reserved};
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -15,19 +38,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use crate::logging::msgid;
 
@@ -57,14 +79,6 @@ impl std::fmt::Display for Peer {
             Peer::Tcp(a) => write!(f, "tcp:{a}"),
         }
     }
-}
-
-/// A listener to serve.
-pub enum Listener {
-    /// A Unix stream socket (trusted by its permissions).
-    Unix(UnixListener),
-    /// A TCP socket (bearer token required).
-    Tcp(TcpListener),
 }
 
 /// How the proxy behaves.
@@ -364,28 +378,176 @@ impl Pool {
     }
 }
 
+/// What the daemon's lifecycle says the endpoint does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// The agent is not ready yet: requests wait (up to [`ProxyConfig::ready_wait`]), then 503.
+    Starting,
+    /// Forward to the agent whose socket (never a symlink) belongs to `uid`, the box's host uid.
+    Ready {
+        /// The box's host uid ([`crate::host::agent_socket`] checks the socket's owner).
+        uid: u32,
+    },
+    /// A user's stop holds the instance: 503 at once, saying so (`message`) and how to start it.
+    Held {
+        /// Shown to the client as the JSON-RPC error's message (or the text/plain body).
+        message: String,
+    },
+    /// The instance is going down: 503 at once.
+    Stopping,
+}
+
+/// A client connection, as a request sees it.
+pub(crate) struct Conn {
+    pub(crate) peer: Peer,
+    /// TCP only: where the connection stands with the caps (see [`limits`]).
+    pub(crate) tcp: Option<TcpSlot>,
+}
+
+/// A TCP connection's place: pending (in [`limits::PendingTcp`], by `id`) until its first
+/// authenticated request, then holding a slot of the authenticated cap.
+pub(crate) struct TcpSlot {
+    pub(crate) id: u64,
+    pub(crate) auth: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
 /// The proxy: shared by every connection.
 pub struct Proxy {
     cfg: ProxyConfig,
-    ready: watch::Receiver<Option<u32>>,
+    limits: Limits,
+    phase: watch::Receiver<Phase>,
     pool: Arc<Pool>,
+    pub(crate) refusals: Refusals,
+    budget: Arc<Budget>,
+    pub(crate) pending: Arc<PendingTcp>,
+    tcp_permits: Arc<Semaphore>,
+    born: Instant,
+    open: AtomicUsize,
+    last_close_ms: AtomicU64,
+}
+
+/// An open client connection, counted for [`Proxy::idle_for`] until dropped.
+pub(crate) struct OpenConn(Arc<Proxy>);
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        let p = &self.0;
+        p.last_close_ms
+            .store(p.born.elapsed().as_millis() as u64, Ordering::Release);
+        p.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn close(mut r: Response<ProxyBody>) -> Response<ProxyBody> {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+fn retry_after(mut r: Response<ProxyBody>, secs: &'static str) -> Response<ProxyBody> {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+    r
+}
+
+/// 503 with `message`: a JSON-RPC error (id null: the request was not read) for clients that
+/// accept JSON or SSE — MCP clients do — else text/plain.
+fn unavailable(accept: Option<&HeaderValue>, message: &str) -> Response<ProxyBody> {
+    let wants_json = accept
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("json") || a.contains("event-stream"));
+    if !wants_json {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, message);
+    }
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": -32000, "message": message },
+    });
+    Response::builder()
+        .status(StatusCode::SERVICE_UNAVAILABLE)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|never: Infallible| match never {})
+                .boxed(),
+        )
+        .expect("static response")
 }
 
 impl Proxy {
-    /// A proxy forwarding to `cfg.upstream` once `ready` says so: `None` while the agent is not
-    /// ready, then `Some(uid)` — the box's host uid. Every upstream connection is checked
-    /// ([`crate::host::agent_socket`]): the socket, never a symlink, belongs to that uid and
-    /// its listener runs as it.
-    pub fn new(cfg: ProxyConfig, ready: watch::Receiver<Option<u32>>) -> Arc<Self> {
+    /// A proxy forwarding to `cfg.upstream` as `phase` says (see [`Phase`]), within `limits`.
+    /// Every upstream connection is checked ([`crate::host::agent_socket`]): the socket, never
+    /// a symlink, belongs to the ready uid and its listener runs as it.
+    pub fn with_phase(
+        cfg: ProxyConfig,
+        limits: Limits,
+        phase: watch::Receiver<Phase>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            refusals: Refusals::new(&cfg.instance, limits.refusal_log_interval),
+            budget: Budget::new(limits.body_budget_bytes),
+            pending: PendingTcp::new(limits.max_tcp_pending),
+            tcp_permits: Arc::new(Semaphore::new(limits.max_tcp_connections)),
             cfg,
-            ready,
+            limits,
+            phase,
             pool: Arc::default(),
+            born: Instant::now(),
+            open: AtomicUsize::new(0),
+            last_close_ms: AtomicU64::new(0),
         })
     }
 
+    /// Compatibility constructor (until `run` passes a [`Phase`]): `None` is
+    /// [`Phase::Starting`], `Some(uid)` is [`Phase::Ready`]; default [`Limits`]. Must be called
+    /// within a Tokio runtime (a task there translates `ready` into phases).
+    pub fn new(cfg: ProxyConfig, mut ready: watch::Receiver<Option<u32>>) -> Arc<Self> {
+        fn phase(r: Option<u32>) -> Phase {
+            r.map_or(Phase::Starting, |uid| Phase::Ready { uid })
+        }
+        let (tx, rx) = watch::channel(phase(*ready.borrow_and_update()));
+        tokio::spawn(async move {
+            while ready.changed().await.is_ok() {
+                let p = phase(*ready.borrow_and_update());
+                tx.send_replace(p);
+            }
+        });
+        Self::with_phase(cfg, Limits::default(), rx)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Requests and connections refused so far (each is in a rate-limited summary line).
+    pub fn refused(&self) -> u64 {
+        self.refusals.total()
+    }
+
+    /// How long the endpoint has been without clients: zero while a connection is open, else the
+    /// time since the last one closed (or since the proxy was made). A held daemon exits after
+    /// this reaches its idle limit.
+    pub fn idle_for(&self) -> Duration {
+        if self.open.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.last_close_ms.load(Ordering::Acquire));
+        self.born.elapsed().saturating_sub(since)
+    }
+
+    /// A client connection opened; its [`OpenConn`] counts it until dropped.
+    pub(crate) fn opened(self: &Arc<Self>) -> OpenConn {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        OpenConn(self.clone())
+    }
+
     async fn connect(&self) -> anyhow::Result<Upstream> {
-        let uid = (*self.ready.borrow()).ok_or_else(|| anyhow::anyhow!("the agent went away"))?;
+        let uid = match &*self.phase.borrow() {
+            Phase::Ready { uid } => *uid,
+            _ => anyhow::bail!("the agent went away"),
+        };
         let stream = crate::host::agent_socket::connect(&self.cfg.upstream, uid).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
@@ -417,24 +579,67 @@ impl Proxy {
         Ok((resp, c))
     }
 
-    async fn wait_ready(&self) -> bool {
-        let mut rx = self.ready.clone();
-        matches!(
-            tokio::time::timeout(self.cfg.ready_wait, rx.wait_for(Option::is_some)).await,
-            Ok(Ok(_))
-        )
+    /// The phase once it is not [`Phase::Starting`], waiting up to `ready_wait` for that.
+    async fn settled_phase(&self) -> Phase {
+        if let p @ Phase::Ready { .. } = &*self.phase.borrow() {
+            return p.clone();
+        }
+        let mut rx = self.phase.clone();
+        if let Ok(Ok(p)) =
+            tokio::time::timeout(self.cfg.ready_wait, rx.wait_for(|p| *p != Phase::Starting)).await
+        {
+            return p.clone();
+        }
+        self.phase.borrow().clone()
     }
 
-    /// Handle one request from `peer`.
+    /// A TCP connection's first authenticated request takes a slot of the authenticated cap
+    /// (without waiting) and leaves the pending pool; `false`: the cap is full.
+    fn promote(&self, slot: &TcpSlot) -> bool {
+        let mut auth = slot.auth.lock().unwrap_or_else(|p| p.into_inner());
+        if auth.is_some() {
+            return true;
+        }
+        match self.tcp_permits.clone().try_acquire_owned() {
+            Ok(p) => {
+                *auth = Some(p);
+                self.pending.leave(slot.id);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Handle one request from `peer`, outside any connection's caps.
     pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
+        let conn = Conn {
+            peer: peer.clone(),
+            tcp: None,
+        };
+        self.handle_on(req, &conn).await
+    }
+
+    /// Handle one request on `conn`.
+    pub(crate) async fn handle_on(
+        &self,
+        req: Request<Incoming>,
+        conn: &Conn,
+    ) -> Response<ProxyBody> {
+        let peer = &conn.peer;
+        let tcp = matches!(peer, Peer::Tcp(_));
+        // A refused TCP client's connection closes: it holds no slot while it tries again.
+        let refused = |r| if tcp { close(r) } else { r };
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = origin.to_str().unwrap_or("");
             if !origin_is_local(o) {
-                warn!(IFACE = %self.cfg.instance, %peer, origin = o, "refused: non-local Origin");
-                return plain(StatusCode::FORBIDDEN, "forbidden: Origin is not local");
+                self.refusals.count(Refusal::Origin, peer, Some(&o));
+                return refused(plain(
+                    StatusCode::FORBIDDEN,
+                    "forbidden: Origin is not local",
+                ));
             }
         }
-        if let Peer::Tcp(_) = peer {
+        if tcp {
             let presented = req
                 .headers()
                 .get(header::AUTHORIZATION)
@@ -446,14 +651,26 @@ impl Proxy {
                 _ => false,
             };
             if !ok {
-                warn!(IFACE = %self.cfg.instance, %peer, "refused: missing or wrong bearer token");
+                self.refusals.count(Refusal::BadToken, peer, None);
                 let mut r = plain(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized: bearer token required",
                 );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return r;
+                return close(r);
+            }
+            if let Some(slot) = &conn.tcp
+                && !self.promote(slot)
+            {
+                self.refusals.count(Refusal::TcpCap, peer, None);
+                return close(retry_after(
+                    plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many TCP clients; retry shortly",
+                    ),
+                    "1",
+                ));
             }
         }
         if req
@@ -462,31 +679,115 @@ impl Proxy {
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .is_some_and(|n| n > self.cfg.max_body_bytes)
         {
+            self.refusals.count(Refusal::TooLarge, peer, None);
             linger(req.into_body());
-            let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            return close(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
         }
-        if !self.wait_ready().await {
-            let mut r = plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the WiFi agent is not ready yet; retry shortly",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return r;
+        match self.settled_phase().await {
+            Phase::Ready { .. } => {}
+            Phase::Starting => {
+                self.refusals.count(Refusal::NotReady, peer, None);
+                return retry_after(
+                    plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the WiFi agent is not ready yet; retry shortly",
+                    ),
+                    "5",
+                );
+            }
+            Phase::Held { message } => {
+                self.refusals.count(Refusal::Held, peer, None);
+                return unavailable(req.headers().get(header::ACCEPT), &message);
+            }
+            Phase::Stopping => {
+                self.refusals.count(Refusal::Stopping, peer, None);
+                return retry_after(
+                    unavailable(req.headers().get(header::ACCEPT), "stopping"),
+                    "5",
+                );
+            }
         }
         match self.forward(req, peer).await {
             Ok(r) => r,
             Err(e) => {
-                warn!(IFACE = %self.cfg.instance, %peer, cause = %e, "agent unreachable");
-                let mut r = plain(StatusCode::BAD_GATEWAY, "the WiFi agent is unreachable");
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                r
+                self.refusals.count(Refusal::Unreachable, peer, Some(&e));
+                retry_after(
+                    plain(StatusCode::BAD_GATEWAY, "the WiFi agent is unreachable"),
+                    "5",
+                )
             }
         }
+    }
+
+    /// Read a request body: bounded in size, in time (`body_timeout` after the head) and by the
+    /// shared byte budget. `Err`: the answer to send instead.
+    async fn read_body(
+        &self,
+        mut body: Incoming,
+        peer: &Peer,
+        held: &mut Reserved,
+    ) -> Result<Bytes, Response<ProxyBody>> {
+        let deadline = tokio::time::sleep(self.limits.body_timeout);
+        tokio::pin!(deadline);
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut len = 0usize;
+        loop {
+            let frame = tokio::select! {
+                f = body.frame() => f,
+                _ = &mut deadline => {
+                    self.refusals.count(Refusal::BodyTimeout, peer, None);
+                    return Err(close(plain(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time",
+                    )));
+                }
+            };
+            let data = match frame {
+                None => break,
+                Some(Err(_)) => {
+                    return Err(close(plain(StatusCode::BAD_REQUEST, "bad request body")));
+                }
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                },
+            };
+            if len + data.len() > self.cfg.max_body_bytes {
+                self.refusals.count(Refusal::TooLarge, peer, None);
+                linger(body);
+                return Err(close(plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                )));
+            }
+            if !held.grow(data.len()) {
+                self.refusals.count(Refusal::Budget, peer, None);
+                linger(body);
+                return Err(close(retry_after(
+                    plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many request bodies in flight; retry shortly",
+                    ),
+                    "1",
+                )));
+            }
+            len += data.len();
+            chunks.push(data);
+        }
+        Ok(match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.pop().unwrap_or_default(),
+            _ => {
+                let mut all = bytes::BytesMut::with_capacity(len);
+                for c in chunks {
+                    all.extend_from_slice(&c);
+                }
+                all.freeze()
+            }
+        })
     }
 
     async fn forward(
@@ -495,15 +796,12 @@ impl Proxy {
         peer: &Peer,
     ) -> anyhow::Result<Response<ProxyBody>> {
         let (mut parts, body) = req.into_parts();
-        // Requests are small JSON-RPC messages: read them (bounded) to audit tool calls.
-        let body = match Limited::new(body, self.cfg.max_body_bytes).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Ok(plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                ));
-            }
+        // Requests are small JSON-RPC messages: read them (bounded) to audit tool calls. The
+        // bytes count against the budget until the agent has answered the request's head.
+        let mut held = Reserved::new(&self.budget);
+        let body = match self.read_body(body, peer, &mut held).await {
+            Ok(b) => b,
+            Err(answer) => return Ok(answer),
         };
         let tools = if parts.method == http::Method::POST {
             tool_calls(&body)
@@ -536,316 +834,6 @@ impl Proxy {
         .boxed();
         Ok(Response::from_parts(rparts, body))
     }
-}
-
-/// Serve `listeners` on a thread of their own with a single-threaded runtime, until `ct` is
-/// cancelled; the receiver resolves when the last connection has been let go.
-///
-/// A request's path (accept, read, upstream round trip, write back) then never crosses threads:
-/// measured under TCG with 64 clients, the multi-threaded runtime's wakeups cost the proxy
-/// 1.2–1.5× the CPU per request of this (tests/bench/proxy_cpu.rs). The daemon's own runtime
-/// stays free for the engine, netlink and D-Bus; `ready` and `ct` work across both.
-pub fn serve_dedicated(
-    proxy: Arc<Proxy>,
-    listeners: Vec<Listener>,
-    ct: CancellationToken,
-) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
-    // The listeners move to the new runtime's reactor: deregister them here first.
-    let detached = listeners
-        .into_iter()
-        .map(|l| match l {
-            Listener::Unix(u) => u.into_std().map(Detached::Unix),
-            Listener::Tcp(t) => t.into_std().map(Detached::Tcp),
-        })
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("mcp-proxy".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let mut listeners = Vec::with_capacity(detached.len());
-                for d in detached {
-                    match d.attach() {
-                        Ok(l) => listeners.push(l),
-                        Err(e) => warn!(cause = %e, "a listener could not be served"),
-                    }
-                }
-                serve(proxy, listeners, ct).await;
-            });
-            let _ = done_tx.send(());
-        })?;
-    Ok(done_rx)
-}
-
-enum Detached {
-    Unix(std::os::unix::net::UnixListener),
-    Tcp(std::net::TcpListener),
-}
-
-impl Detached {
-    fn attach(self) -> std::io::Result<Listener> {
-        Ok(match self {
-            Detached::Unix(u) => Listener::Unix(UnixListener::from_std(u)?),
-            Detached::Tcp(t) => Listener::Tcp(TcpListener::from_std(t)?),
-        })
-    }
-}
-
-/// Serve `listeners` until `ct` is cancelled; connections beyond the cap wait in the backlog.
-pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, ct: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(proxy.cfg.max_connections));
-    let mut tasks = tokio::task::JoinSet::new();
-    for l in listeners {
-        let (proxy, permits, ct) = (proxy.clone(), permits.clone(), ct.clone());
-        tasks.spawn(async move { accept_loop(proxy, l, permits, ct).await });
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn accept_loop(
-    proxy: Arc<Proxy>,
-    l: Listener,
-    permits: Arc<Semaphore>,
-    ct: CancellationToken,
-) {
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = ct.cancelled() => return,
-        };
-        let accepted = tokio::select! {
-            a = accept(&l) => a,
-            _ = ct.cancelled() => return,
-        };
-        let (io, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(cause = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if let Peer::Unix { .. } = &peer {
-            // Debug only: clients such as rmcp's open one connection per request.
-            debug!(IFACE = %proxy.cfg.instance, %peer, "MCP client connected");
-        }
-        let proxy = proxy.clone();
-        let ct = ct.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let svc = hyper::service::service_fn(move |req| {
-                let proxy = proxy.clone();
-                let peer = peer.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(64 * 1024)
-                .serve_connection(io, svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = ct.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-                }
-            }
-        });
-    }
-}
-
-enum Io {
-    Unix(TokioIo<tokio::net::UnixStream>),
-    Tcp(TokioIo<tokio::net::TcpStream>),
-}
-
-async fn accept(l: &Listener) -> std::io::Result<(Io, Peer)> {
-    match l {
-        Listener::Unix(u) => {
-            let (s, _) = u.accept().await?;
-            let c = s.peer_cred()?;
-            Ok((
-                Io::Unix(TokioIo::new(s)),
-                Peer::Unix {
-                    uid: c.uid(),
-                    gid: c.gid(),
-                    pid: c.pid(),
-                },
-            ))
-        }
-        Listener::Tcp(t) => {
-            let (s, a) = t.accept().await?;
-            let _ = s.set_nodelay(true);
-            Ok((Io::Tcp(TokioIo::new(s)), Peer::Tcp(a)))
-        }
-    }
-}
-
-impl hyper::rt::Read for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl hyper::rt::Write for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Unix(s) => Pin::new(s).poll_flush(cx),
-            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
-/// Where listeners come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenSpec {
-    /// `unix:PATH`.
-    Unix(PathBuf),
-    /// `tcp:ADDR:PORT` (loopback only).
-    Tcp(SocketAddr),
-}
-
-impl std::str::FromStr for ListenSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if let Some(p) = s.strip_prefix("unix:") {
-            if !p.starts_with('/') {
-                return Err(format!("unix socket path must be absolute: {p:?}"));
-            }
-            return Ok(ListenSpec::Unix(p.into()));
-        }
-        if let Some(a) = s.strip_prefix("tcp:") {
-            let addr: SocketAddr = a
-                .parse()
-                .map_err(|_| format!("tcp listener must be ADDR:PORT, got {a:?}"))?;
-            if !addr.ip().is_loopback() {
-                return Err(format!(
-                    "tcp listener {addr} is not loopback: the MCP endpoint is never published beyond this machine"
-                ));
-            }
-            return Ok(ListenSpec::Tcp(addr));
-        }
-        Err(format!(
-            "listener must be unix:PATH or tcp:127.0.0.1:PORT, got {s:?}"
-        ))
-    }
-}
-
-/// Listeners passed by systemd (`LISTEN_FDS`), with their `FileDescriptorName=`s.
-pub fn from_systemd() -> std::io::Result<Vec<(String, Listener)>> {
-    use std::os::fd::FromRawFd;
-    // Names first: listenfd clears the environment and does not read LISTEN_FDNAMES.
-    let named: Vec<(i32, String)> = sd_notify::listen_fds_with_names()
-        .map(|it| it.collect())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for (fd, name) in named {
-        let sock = unsafe { socket2::Socket::from_raw_fd(fd) };
-        sock.set_nonblocking(true)?;
-        if sock.local_addr()?.domain() == socket2::Domain::UNIX {
-            let std_l: std::os::unix::net::UnixListener = sock.into();
-            out.push((name, Listener::Unix(UnixListener::from_std(std_l)?)));
-        } else {
-            let std_l: std::net::TcpListener = sock.into();
-            out.push((name, Listener::Tcp(TcpListener::from_std(std_l)?)));
-        }
-    }
-    Ok(out)
-}
-
-/// Bind our own listener (manual runs and tests). Unix sockets get mode 0660 and, when the
-/// `wifi-isolate` group exists, that group.
-pub fn bind(spec: &ListenSpec) -> std::io::Result<Listener> {
-    match spec {
-        ListenSpec::Unix(p) => {
-            if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            match std::fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            let l = UnixListener::bind(p)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o660))?;
-            if let Ok(Some(g)) = nix::unistd::Group::from_name("wifi-isolate") {
-                let _ = nix::unistd::chown(p, None, Some(g.gid));
-            }
-            Ok(Listener::Unix(l))
-        }
-        ListenSpec::Tcp(a) => {
-            let s = socket2::Socket::new(
-                socket2::Domain::for_address(*a),
-                socket2::Type::STREAM,
-                None,
-            )?;
-            s.set_reuse_address(true)?;
-            s.set_nonblocking(true)?;
-            s.bind(&(*a).into())?;
-            s.listen(1024)?;
-            Ok(Listener::Tcp(TcpListener::from_std(s.into())?))
-        }
-    }
-}
-
-/// Read the bearer token: the systemd credential `token` wins, else `file` (which must not be
-/// readable by group or others). Empty or missing → `None`.
-pub fn load_token(file: &std::path::Path) -> Result<Option<Arc<str>>, String> {
-    let cred = std::env::var_os("CREDENTIALS_DIRECTORY").map(|d| PathBuf::from(d).join("token"));
-    let (path, check_mode) = match cred {
-        Some(c) if c.is_file() => (c, false),
-        _ => (file.to_path_buf(), true),
-    };
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    if check_mode && (meta.permissions().mode() & 0o077 != 0 || meta.uid() != 0) {
-        return Err(format!(
-            "{} must be owned by root and not readable by others: chown root: {0} && chmod 600 {0}",
-            path.display()
-        ));
-    }
-    let t = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let t = t.trim();
-    if t.is_empty() {
-        return Ok(None);
-    }
-    if t.len() < 16 {
-        return Err(format!(
-            "{}: the token must be at least 16 characters",
-            path.display()
-        ));
-    }
-    Ok(Some(Arc::from(t)))
 }
 
 #[cfg(test)]
