@@ -11,6 +11,18 @@
 //!                                 milliseconds from connect to the first answer (cold activation)
 //!   fullsys-probe del-radio NETNS_PATH PHY
 //!                                 unplug hwsim radio PHY, which lives in the netns at NETNS_PATH
+//!   fullsys-probe http ADDR [TOKEN]
+//!                                 one raw HTTP POST /mcp (an MCP initialize) to ADDR (a Unix
+//!                                 socket path or tcp:HOST:PORT), with a bearer TOKEN if given:
+//!                                 prints the status code, then the body (first 400 bytes).
+//!   fullsys-probe idle tcp:HOST:PORT N SECS
+//!                                 open N TCP connections, send nothing, hold them SECS seconds:
+//!                                 prints `opened N` once all are open, at the end how many the
+//!                                 server closed.
+//!   fullsys-probe flood tcp:HOST:PORT N TOKEN [CONNS]
+//!                                 N requests with the (wrong) bearer TOKEN over CONNS (8)
+//!                                 keep-alive connections, pipelined: prints a JSON summary
+//!                                 (answered, by status, errors, ms); exit 1 unless all N answered.
 
 #[path = "shared.rs"]
 mod shared;
@@ -165,9 +177,288 @@ async fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        "http" => match raw::once(
+            arg(2),
+            args.get(3).map(String::as_str).filter(|t| !t.is_empty()),
+        )
+        .await
+        {
+            Ok((status, body)) => {
+                println!("{status}");
+                println!("{}", body.chars().take(400).collect::<String>());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("http: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        "idle" => {
+            raw::idle(
+                arg(2),
+                arg(3).parse().unwrap_or(1),
+                arg(4).parse().unwrap_or(10),
+            )
+            .await
+        }
+        "flood" => {
+            raw::flood(
+                arg(2),
+                arg(3).parse().unwrap_or(1),
+                arg(4),
+                args.get(5).and_then(|c| c.parse().ok()).unwrap_or(8),
+            )
+            .await
+        }
         _ => {
-            eprintln!("usage: fullsys-probe story|call|first-reply SOCKET …");
+            eprintln!("usage: fullsys-probe story|call|first-reply|http|idle|flood …");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// Raw HTTP/1.1 against the daemon's endpoint: what an MCP SDK would never send (no session,
+/// wrong tokens, idle sockets), for the endpoint's deadlines, caps and held-mode answers.
+mod raw {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+    impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+    const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"fullsys-probe","version":"0"}}}"#;
+
+    async fn dial(addr: &str) -> std::io::Result<Box<dyn Io>> {
+        Ok(match addr.strip_prefix("tcp:") {
+            Some(hp) => Box::new(tokio::net::TcpStream::connect(hp).await?),
+            None => Box::new(tokio::net::UnixStream::connect(addr).await?),
+        })
+    }
+
+    fn request(token: Option<&str>, close: bool) -> String {
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\n{auth}{}Content-Length: {}\r\n\r\n{INIT}",
+            if close { "Connection: close\r\n" } else { "" },
+            INIT.len()
+        )
+    }
+
+    /// One request with `Connection: close`: (status, body as read within 10 s).
+    pub async fn once(addr: &str, token: Option<&str>) -> Result<(u16, String), String> {
+        let mut s = tokio::time::timeout(Duration::from_secs(10), dial(addr))
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.write_all(request(token, true).as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, s.read(&mut chunk)).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) if buf.is_empty() => return Err(format!("read: {e}")),
+                Ok(Err(_)) => break,
+            }
+            // A complete plain answer (Content-Length) ends the wait early.
+            if let Some((head, body)) = split(&buf)
+                && content_length(head).is_some_and(|n| body.len() >= n)
+            {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = status_of(&text).ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        Ok((status, body))
+    }
+
+    fn split(buf: &[u8]) -> Option<(&str, &[u8])> {
+        let i = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+        Some((std::str::from_utf8(&buf[..i]).ok()?, &buf[i + 4..]))
+    }
+
+    fn content_length(head: &str) -> Option<usize> {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+    }
+
+    fn status_of(text: &str) -> Option<u16> {
+        text.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+    }
+
+    /// Open `n` connections, hold them `secs` seconds without sending a byte.
+    pub async fn idle(addr: &str, n: usize, secs: u64) -> std::process::ExitCode {
+        let mut conns = Vec::with_capacity(n);
+        for i in 0..n {
+            match tokio::time::timeout(Duration::from_secs(10), dial(addr)).await {
+                Ok(Ok(c)) => conns.push(c),
+                Ok(Err(e)) => {
+                    eprintln!("idle: connection {i}: {e}");
+                    break;
+                }
+                Err(_) => {
+                    eprintln!("idle: connection {i}: connect timed out");
+                    break;
+                }
+            }
+        }
+        println!("opened {}", conns.len());
+        let t0 = Instant::now();
+        // Watch each connection for the server closing it (read → 0 or an error).
+        let closed = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for mut c in conns.drain(..) {
+            let closed = closed.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut b = [0u8; 512];
+                loop {
+                    match c.read(&mut b).await {
+                        Ok(0) | Err(_) => {
+                            closed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }));
+        }
+        let opened = tasks.len();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        println!(
+            "held {opened} idle connections {} ms: {} closed by the server",
+            t0.elapsed().as_millis(),
+            closed.load(Ordering::Relaxed)
+        );
+        for t in tasks {
+            t.abort();
+        }
+        std::process::ExitCode::from(u8::from(opened < n))
+    }
+
+    /// `n` requests with `token`, pipelined in batches over `conns` keep-alive connections.
+    pub async fn flood(addr: &str, n: usize, token: &str, conns: usize) -> std::process::ExitCode {
+        let next = Arc::new(AtomicUsize::new(0));
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(120);
+        let mut tasks = Vec::new();
+        for _ in 0..conns.max(1) {
+            let (next, addr, token) = (next.clone(), addr.to_string(), token.to_string());
+            tasks.push(tokio::spawn(async move {
+                let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+                let mut errors = 0usize;
+                let req = request(Some(&token), false);
+                let mut conn: Option<Box<dyn Io>> = None;
+                let mut pending = 0usize; // taken from `next`, not answered yet
+                let mut buf: Vec<u8> = Vec::new();
+                // Pipelined while the server keeps the connection; one at a time once it closes
+                // connections after an answer (the rest of a batch would be lost each time).
+                let mut batch = 32usize;
+                'outer: while Instant::now() < deadline {
+                    if pending == 0 {
+                        let start = next.fetch_add(batch, Ordering::Relaxed);
+                        if start >= n {
+                            break;
+                        }
+                        pending = batch.min(n - start);
+                    }
+                    let c = match conn.as_mut() {
+                        Some(c) => c,
+                        None => match dial(&addr).await {
+                            Ok(c) => {
+                                buf.clear();
+                                conn.insert(c)
+                            }
+                            Err(_) => {
+                                errors += 1;
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                continue;
+                            }
+                        },
+                    };
+                    let mut inflight = pending.min(batch);
+                    if c.write_all(req.repeat(inflight).as_bytes()).await.is_err() {
+                        errors += 1;
+                        conn = None;
+                        continue;
+                    }
+                    let mut chunk = [0u8; 16384];
+                    while inflight > 0 {
+                        // Parse every complete answer in the buffer.
+                        while let Some((head, body)) = split(&buf) {
+                            let len = content_length(head).unwrap_or(0);
+                            if body.len() < len {
+                                break;
+                            }
+                            let status = status_of(head).unwrap_or(0);
+                            let close = head.to_ascii_lowercase().contains("connection: close");
+                            let used = head.len() + 4 + len;
+                            *by_status.entry(status).or_default() += 1;
+                            buf.drain(..used);
+                            pending -= 1;
+                            inflight -= 1;
+                            if close {
+                                batch = 1;
+                                conn = None;
+                                continue 'outer;
+                            }
+                            if inflight == 0 {
+                                continue 'outer;
+                            }
+                        }
+                        match tokio::time::timeout(Duration::from_secs(10), c.read(&mut chunk))
+                            .await
+                        {
+                            Ok(Ok(k)) if k > 0 => buf.extend_from_slice(&chunk[..k]),
+                            _ => {
+                                // Closed with answers outstanding: resend them, one at a time.
+                                errors += 1;
+                                batch = 1;
+                                conn = None;
+                                continue 'outer;
+                            }
+                        }
+                    }
+                }
+                (by_status, errors)
+            }));
+        }
+        let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+        let mut errors = 0;
+        for t in tasks {
+            if let Ok((b, e)) = t.await {
+                for (k, v) in b {
+                    *by_status.entry(k).or_default() += v;
+                }
+                errors += e;
+            }
+        }
+        let answered: usize = by_status.values().sum();
+        let statuses: serde_json::Map<String, serde_json::Value> = by_status
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"requests": n, "answered": answered, "by_status": statuses,
+                "errors": errors, "ms": t0.elapsed().as_millis() as u64})
+        );
+        std::process::ExitCode::from(u8::from(answered < n))
     }
 }
