@@ -2,11 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tracing::{error, info, warn};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
 
 use crate::host::config::{EngineChoice, Settings};
-use crate::host::daemon::{Daemon, EXIT_NEVER_WORKS, Ending, Lock, Paths, SdNotify, status_line};
+use crate::host::daemon::{
+    Control, Daemon, EXIT_NEVER_WORKS, Endpoint, Lock, Paths, SdNotify, Trigger,
+};
 use crate::host::engine;
 use crate::host::nm::{NetworkManager, NmDbus, NmError};
 use crate::host::wiphy::Nl80211;
@@ -24,7 +30,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "/run/wifi-isolate", value_name = "DIR")]
     pub runtime_root: PathBuf,
     /// Serve MCP here when systemd passes no sockets: `unix:PATH` or `tcp:127.0.0.1:PORT`
-    /// (repeatable; TCP needs a bearer token). Default: unix:RUNTIME_ROOT/IFACE.sock.
+    /// (repeatable; TCP needs a bearer token). Replaces the default unix:RUNTIME_ROOT/IFACE.sock:
+    /// name it too to keep it.
     #[arg(long, value_name = "SPEC")]
     pub listen: Vec<ListenSpec>,
     /// Serve no MCP endpoint of our own (the agent's socket is still there).
@@ -63,34 +70,48 @@ impl NetworkManager for MaybeNm {
     }
 }
 
-async fn stop_signal() {
+/// The signals, armed before anything else: SIGTERM/SIGINT cancel `stop` (a second one is
+/// logged, the first already unwinds), SIGHUP notifies `reload`.
+fn arm_signals(stop: CancellationToken, reload: Arc<Notify>) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: releasing"),
-        _ = int.recv() => info!("SIGINT: releasing"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = hup.recv() => {
+                    info!("SIGHUP: a held instance isolates; otherwise nothing to reload");
+                    reload.notify_one();
+                    continue;
+                }
+            };
+            if stop.is_cancelled() {
+                info!("{name}: already releasing");
+            } else {
+                info!("{name}: releasing");
+                stop.cancel();
+            }
+        }
+    });
+    Ok(())
 }
 
-/// A live instance whose isolated phy or interface is called `name` (`wlan1 (pid N)`).
-fn held_by_other_instance(paths: &Paths, name: &str) -> Option<String> {
-    let rd = std::fs::read_dir(paths.root.join("state")).ok()?;
-    rd.filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<crate::host::daemon::Isolation>(&b).ok())
-        .find(|i| {
-            (i.phy_name == name || i.iface == name)
-                && i.instance != name
-                && std::path::Path::new(&format!("/proc/{}", i.daemon_pid)).exists()
+/// Whether a client is waiting on one of the listeners systemd passed: that connection is what
+/// started us (socket activation). A `systemctl start` finds them empty.
+fn client_waiting(listeners: &[Listener]) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds: Vec<PollFd> = listeners
+        .iter()
+        .map(|l| match l {
+            Listener::Unix(u) => PollFd::new(u.as_fd(), PollFlags::POLLIN),
+            Listener::Tcp(t) => PollFd::new(t.as_fd(), PollFlags::POLLIN),
         })
-        .map(|i| format!("{} (pid {})", i.instance, i.daemon_pid))
+        .collect();
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
 /// Unix sockets we bound ourselves are removed when we exit (systemd's are systemd's).
@@ -104,27 +125,29 @@ impl Drop for OwnSockets {
     }
 }
 
-/// The listeners: systemd's if it passed any, else ours.
+/// The listeners: systemd's if it passed any (`true`), else ours.
 /// Unix sockets we bind ourselves are recorded in `own`, so they go away with us.
-fn listeners(args: &RunArgs, own: &mut OwnSockets) -> Result<Vec<Listener>, String> {
+fn listeners(
+    args: &RunArgs,
+    paths: &Paths,
+    own: &mut OwnSockets,
+) -> Result<(Vec<Listener>, bool), String> {
     let from_systemd = proxy::from_systemd().map_err(|e| format!("listeners from systemd: {e}"))?;
     if !from_systemd.is_empty() {
         for (name, _) in &from_systemd {
             info!(IFACE = %args.iface, name = %name, "listener from systemd");
         }
-        return Ok(from_systemd.into_iter().map(|(_, l)| l).collect());
+        return Ok((from_systemd.into_iter().map(|(_, l)| l).collect(), true));
     }
     if args.no_listen {
-        return Ok(vec![]);
+        return Ok((vec![], false));
     }
     let specs = if args.listen.is_empty() {
-        vec![ListenSpec::Unix(
-            args.runtime_root.join(format!("{}.sock", args.iface)),
-        )]
+        vec![ListenSpec::Unix(paths.endpoint(&args.iface))]
     } else {
         args.listen.clone()
     };
-    specs
+    let bound = specs
         .iter()
         .map(|s| {
             if let ListenSpec::Unix(p) = s {
@@ -132,11 +155,42 @@ fn listeners(args: &RunArgs, own: &mut OwnSockets) -> Result<Vec<Listener>, Stri
             }
             proxy::bind(s).map_err(|e| format!("binding {s:?}: {e}"))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((bound, false))
+}
+
+/// The proxy as the lifecycle drives it.
+struct ProxyEndpoint {
+    phase: tokio::sync::watch::Sender<Option<u32>>,
+}
+
+impl Endpoint for ProxyEndpoint {
+    fn starting(&self) {
+        self.phase.send_replace(None);
+    }
+    fn ready(&self, uid: u32) {
+        self.phase.send_replace(Some(uid));
+    }
+    fn held(&self, _message: &str) {
+        self.phase.send_replace(None);
+    }
+    fn stopping(&self) {
+        self.phase.send_replace(None);
+    }
+    fn idle_for(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Run the daemon until stopped. The exit code follows the unit's restart policy.
 pub async fn exec(args: RunArgs) -> ExitCode {
+    // The signals first: a stop during start-up (systemctl stop, its start timeout, a package
+    // removal) unwinds through the same inverses as one while serving.
+    let (stop, reload) = (CancellationToken::new(), Arc::new(Notify::new()));
+    if let Err(e) = arm_signals(stop.clone(), reload.clone()) {
+        error!("cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = crate::validate::IfaceName::parse(&args.iface) {
         error!("{e}");
         return ExitCode::from(EXIT_NEVER_WORKS);
@@ -160,6 +214,16 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             }
         };
     }
+    let pause = match std::env::var("WIFI_ISOLATE_PAUSE_AT") {
+        Ok(spec) => match Control::parse_pause(&spec) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(EXIT_NEVER_WORKS);
+            }
+        },
+        Err(_) => None,
+    };
     info!(IFACE = %args.iface, files = ?files, engine = %settings.engine.kind, "starting");
     let paths = Paths::new(&args.runtime_root);
     // The lock first: a second instance must not touch the first one's sockets.
@@ -170,16 +234,20 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // This start was asked for: udev may start the instance again when the phy comes home.
-    paths.unhold(&args.iface);
     let mut _own_sockets = OwnSockets(Vec::new());
     // The MCP endpoint comes up next: early clients wait (bounded) until the agent is ready.
-    let listeners = match listeners(&args, &mut _own_sockets) {
+    let (listeners, from_systemd) = match listeners(&args, &paths, &mut _own_sockets) {
         Ok(l) => l,
         Err(e) => {
             error!(IFACE = %args.iface, "{e}");
             return ExitCode::from(EXIT_NEVER_WORKS);
         }
+    };
+    let trigger = if from_systemd && client_waiting(&listeners) {
+        info!(IFACE = %args.iface, "started by a client on the socket");
+        Trigger::Socket
+    } else {
+        Trigger::User
     };
     let token = if listeners.iter().any(|l| matches!(l, Listener::Tcp(_))) {
         match proxy::load_token(&settings.proxy.token_file) {
@@ -202,12 +270,12 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         None
     };
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
-    let proxy_ct = tokio_util::sync::CancellationToken::new();
+    let proxy_ct = CancellationToken::new();
     let proxy_task = {
         let proxy = Proxy::new(
             ProxyConfig {
                 upstream: paths.agent_socket(&args.iface),
-                ready_wait: std::time::Duration::from_secs(settings.proxy.ready_wait),
+                ready_wait: Duration::from_secs(settings.proxy.ready_wait),
                 max_connections: settings.proxy.max_connections,
                 max_body_bytes: settings.proxy.max_body_bytes,
                 token,
@@ -223,13 +291,17 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             }
         }
     };
-    let engine = match engine::select(
-        &settings.engine.kind.to_string(),
-        &settings.engine.podman_socket,
-        &settings.engine.docker_socket,
-    )
-    .await
-    {
+    // The engine's check (its API, the image) and NetworkManager's bus, side by side.
+    let kind = settings.engine.kind.to_string();
+    let (engine, nm) = tokio::join!(
+        engine::select(
+            &kind,
+            &settings.engine.podman_socket,
+            &settings.engine.docker_socket,
+        ),
+        MaybeNm::system()
+    );
+    let engine = match engine {
         Ok(e) => e,
         Err(e) => {
             error!(IFACE = %args.iface, "{e}");
@@ -238,93 +310,22 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     };
     let daemon = Daemon {
         wiphys: Nl80211::new(),
-        nm: MaybeNm::system().await,
+        nm,
         engine,
         notify: SdNotify,
         settings,
         paths,
     };
-    for note in daemon.recover(&args.iface).await {
-        warn!(IFACE = %args.iface, "{note}");
-    }
-    // Two instances never fight over one phy (an interface name and a phy name may both name it).
-    let (phy, iface) = match daemon.resolve(&args.iface).await {
-        Ok(x) => x,
-        Err(e) => {
-            if let Some(holder) = held_by_other_instance(&daemon.paths, &args.iface) {
-                error!(IFACE = %args.iface, "{} is isolated by instance {holder}; stop that one first", args.iface);
-                return ExitCode::FAILURE;
-            }
-            error!(IFACE = %args.iface, "{e}");
-            return ExitCode::from(if e.never_works() { EXIT_NEVER_WORKS } else { 1 });
-        }
+    let ctl = Control {
+        stop,
+        reload,
+        trigger,
+        pause,
     };
-    // Two instances never fight over one phy (an interface name and a phy name may both name it).
-    let _phy_lock = match Lock::take(&daemon.paths.wiphy_lock(phy.index), &phy.name) {
-        Ok(l) => l,
-        Err(e) => {
-            error!(IFACE = %args.iface, "{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if iface != args.iface {
-        daemon.paths.unhold(&iface);
-    }
-    let (iso, h) = match daemon
-        .isolate_resolved(&args.iface, phy, iface.clone())
-        .await
-    {
-        Ok(x) => x,
-        Err(e) => {
-            error!(IFACE = %args.iface, "{e}");
-            // The phy may have gone into the box and come back (an add event): whether this
-            // starts again is the unit's restart policy, not udev's.
-            daemon.paths.hold(&iface);
-            return ExitCode::from(if e.never_works() { EXIT_NEVER_WORKS } else { 1 });
-        }
-    };
-    use crate::host::daemon::Notifier;
-    let line = status_line(&iso, &h, "agent ready");
-    info!(IFACE = %iso.iface, PHY = %iso.phy_name, BOX = %h.name, "{line}");
-    daemon.notify.ready(&line);
-    ready_tx.send_replace(Some(h.uid));
-    let ending = daemon.supervise(&iso, &h, stop_signal()).await;
-    daemon.notify.stopping();
-    ready_tx.send_replace(None);
+    let finished = daemon
+        .run(&args.iface, &ctl, &ProxyEndpoint { phase: ready_tx })
+        .await;
     proxy_ct.cancel();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(6), proxy_task).await;
-    let code = match &ending {
-        Ok(Ending::Stopped) => 0,
-        Ok(Ending::Unplugged) => {
-            info!(IFACE = %iso.iface, PHY = %iso.phy_name, "the adapter was removed; exiting");
-            0
-        }
-        Err(e) => {
-            error!(IFACE = %iso.iface, "{e}");
-            1
-        }
-    };
-    daemon.notify.status(&format!("{}: releasing", iso.iface));
-    let mut iso = iso;
-    if !matches!(ending, Ok(Ending::Unplugged)) {
-        // Written before the phy comes home, so the add event it causes finds it: a stop the
-        // user asked for stays a stop, and after a failure the unit's restart policy alone
-        // decides (an udev start on top would count against the start limit twice). Only an
-        // unplugged adapter is left unheld, so plugging it in again isolates it.
-        daemon.paths.hold(&iso.iface);
-    }
-    if matches!(ending, Ok(Ending::Unplugged)) {
-        // Nothing to bring home; the box and NetworkManager still get their inverse steps.
-        iso.moved = false;
-    }
-    let errors = daemon.release(&iso).await;
-    for e in &errors {
-        error!(IFACE = %iso.iface, "release: {e}");
-    }
-    if errors.is_empty() && code == 0 {
-        info!(IFACE = %iso.iface, "released");
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(6), proxy_task).await;
+    ExitCode::from(finished.exit_code())
 }

@@ -93,27 +93,12 @@ fn host_routes_via(iface: &str) -> (bool, Vec<String>) {
 /// Collect the status of one or all instances.
 pub async fn collect(paths: &Paths, only: Option<&str>) -> Vec<InstanceStatus> {
     let mut out = Vec::new();
-    let dir = paths.root.join("state");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".json"))
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n)) {
-        let Ok(text) = std::fs::read(paths.state_file(&name)) else {
-            continue;
-        };
-        let Ok(iso) = serde_json::from_slice::<Isolation>(&text) else {
-            continue;
-        };
+    for iso in paths
+        .states()
+        .into_iter()
+        .filter(|i| only.is_none_or(|o| o == i.instance))
+    {
+        let name = iso.instance.clone();
         let checked = AgentSocket::open(&paths.agent_socket(&name), iso.box_uid.unwrap_or(0));
         let (wifi, agent_error) = match &checked {
             Ok(s) => match s.answers().await {

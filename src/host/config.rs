@@ -146,10 +146,10 @@ pub struct Timeouts {
     pub agent_ready: u64,
     /// Box stop before it is killed.
     pub box_stop: u64,
-    /// While serving, the agent is probed this often.
-    pub probe_interval: u64,
-    /// A probe the agent does not answer within this long has failed.
-    pub probe_timeout: u64,
+    /// While serving, the agent is probed this often, milliseconds.
+    pub probe_interval_ms: u64,
+    /// A probe the agent does not answer within this long has failed, milliseconds.
+    pub probe_timeout_ms: u64,
     /// This many failed probes in a row: the agent is hung; release and exit 1 (the unit restarts).
     pub probe_failures: u32,
     /// A held instance (stopped by a user, started again by its socket) exits after this long
@@ -163,8 +163,8 @@ impl Default for Timeouts {
             box_start: 60,
             agent_ready: 30,
             box_stop: 5,
-            probe_interval: 5,
-            probe_timeout: 3,
+            probe_interval_ms: 5000,
+            probe_timeout_ms: 3000,
             probe_failures: 3,
             held_idle: 10,
         }
@@ -333,18 +333,15 @@ impl Settings {
             return bad("engine.pids_limit must be at least 16".into());
         }
         let t = &self.timeouts;
-        if t.probe_interval == 0 || t.probe_timeout == 0 || t.probe_failures == 0 {
-            return bad(
-                "timeouts.probe_interval, probe_timeout and probe_failures must be at least 1"
-                    .into(),
-            );
+        if t.probe_interval_ms < 100 || t.probe_timeout_ms < 100 || t.probe_failures == 0 {
+            return bad("timeouts.probe_interval_ms and probe_timeout_ms must be at least 100, probe_failures at least 1".into());
         }
-        if u64::from(t.probe_failures) * (t.probe_interval + t.probe_timeout) >= 30 {
+        let noticed_ms = u64::from(t.probe_failures) * (t.probe_interval_ms + t.probe_timeout_ms);
+        if noticed_ms >= 30_000 {
             // The unit's WatchdogSec=30s: a hung agent must be noticed by us before systemd
             // kills the daemon mid-release.
             return bad(format!(
-                "timeouts.probe_failures × (probe_interval + probe_timeout) must stay under the unit's 30 s watchdog, got {} s",
-                u64::from(t.probe_failures) * (t.probe_interval + t.probe_timeout)
+                "timeouts.probe_failures × (probe_interval_ms + probe_timeout_ms) must stay under the unit's 30 s watchdog, got {noticed_ms} ms"
             ));
         }
         let p = &self.proxy;

@@ -1,11 +1,19 @@
 //! `wifi-isolate run IFACE` as a visible state machine:
-//! resolve → unmanage → box → move → ready → serve → release.
+//! resolve → lock → unmanage ‖ box → move → ready → serve → release.
 //!
-//! Each step records what it did in an [`Isolation`]; [`Daemon::release`] walks the inverses
-//! (move the phy home, remove the box, give the device back to NetworkManager) and keeps going
-//! past errors, collecting them. A step that fails releases what the earlier steps did, so a
-//! failed start leaves nothing behind. The record is also written to a state file outside the
-//! box, so a daemon restarted after a crash can clean up what its predecessor left.
+//! [`Daemon::run`] (in `lifecycle`) owns the whole lifecycle: each step records what it did in an
+//! [`Isolation`], a stop (SIGTERM/SIGINT, installed before the first step) cuts any step short,
+//! and every ending — a stop, a failure, a hung agent — walks the same inverses in
+//! [`Daemon::release`] (move the phy home, remove the box, give the device back to
+//! NetworkManager), which keeps going past errors and returns them typed. The record is also
+//! written to a state file outside the box (`layout`), so a daemon restarted after a crash
+//! cleans up what its predecessor left.
+
+mod layout;
+mod lifecycle;
+
+pub use layout::{Lock, Paths, write_atomic};
+pub use lifecycle::{Control, Endpoint, Finished, Step, Trigger};
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -24,97 +32,6 @@ use crate::logging::msgid;
 /// Exit status for "this can never work" (systemd's `RestartPreventExitStatus=`): not wireless,
 /// no such device, driver cannot change namespace, bad configuration. EX_CONFIG from sysexits.h.
 pub const EXIT_NEVER_WORKS: u8 = 78;
-
-/// Where the daemon keeps its files.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// `/run/wifi-isolate` by default.
-    pub root: PathBuf,
-    /// Where `enable` writes the adapters' local udev rules (`/etc/udev/rules.d`).
-    pub rules_dir: PathBuf,
-}
-
-impl Paths {
-    /// The runtime root `root` and the system's udev rules dir.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Paths {
-            root: root.into(),
-            rules_dir: PathBuf::from(super::udev::RULES_DIR),
-        }
-    }
-
-    /// Whether `iface` is enabled for isolation (`wifi-isolate enable`): its udev rule keeps
-    /// NetworkManager off it, also after a stop.
-    pub fn enabled(&self, iface: &str) -> bool {
-        crate::validate::IfaceName::parse(iface)
-            .is_ok_and(|i| super::udev::rule_file(&self.rules_dir, &i).exists())
-    }
-
-    /// The host dir bind-mounted into the box at `/run/wifi-isolate`: only the agent's socket
-    /// (and the box's resolv.conf) live there. Box dirs have a level of their own
-    /// (`<root>/box/INSTANCE`), so no instance name (`state`, `hold`, `config`, `.netns`) can
-    /// collide with the rest of the runtime layout.
-    pub fn box_dir(&self, instance: &str) -> PathBuf {
-        self.root.join("box").join(instance)
-    }
-
-    /// The agent's MCP socket as the host sees it.
-    pub fn agent_socket(&self, instance: &str) -> PathBuf {
-        self.box_dir(instance).join("mcp.sock")
-    }
-
-    /// The state file (outside the box's reach).
-    pub fn state_file(&self, instance: &str) -> PathBuf {
-        self.root.join("state").join(format!("{instance}.json"))
-    }
-
-    /// The per-wiphy lock: two instances never fight over one phy.
-    pub fn wiphy_lock(&self, index: u32) -> PathBuf {
-        self.root.join("state").join(format!("wiphy{index}.lock"))
-    }
-
-    /// The per-instance lock.
-    pub fn instance_lock(&self, instance: &str) -> PathBuf {
-        self.root.join("state").join(format!("{instance}.lock"))
-    }
-
-    /// The hold file the udev rule tests: while it exists, the interface's return to the host
-    /// (an *add* uevent) does not start the instance again.
-    pub fn hold_file(&self, iface: &str) -> PathBuf {
-        self.root.join("hold").join(iface)
-    }
-
-    /// Hold `iface` in the host: a stop the user asked for (or a start that can never work)
-    /// must not be undone by udev when the phy comes home.
-    pub fn hold(&self, iface: &str) {
-        let path = self.hold_file(iface);
-        let done = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&path, b""));
-        if let Err(e) = done {
-            warn!(
-                IFACE = iface,
-                "cannot write the hold file {}: {e}",
-                path.display()
-            );
-        }
-    }
-
-    /// Lift the hold on `iface` (a start the user asked for).
-    pub fn unhold(&self, iface: &str) {
-        let path = self.hold_file(iface);
-        match std::fs::remove_file(&path) {
-            Ok(()) => info!(IFACE = iface, "hold lifted"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => warn!(
-                IFACE = iface,
-                "cannot remove the hold file {}: {e}",
-                path.display()
-            ),
-        }
-    }
-}
 
 /// What `run` has done so far (and what release must undo). Persisted as the state file.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -163,6 +80,16 @@ impl Isolation {
             )),
             None => self.box_netns.clone().unwrap_or_default(),
         }
+    }
+
+    /// Record the box `h` (release removes it).
+    pub fn record_box(&mut self, h: &BoxHandle) {
+        self.box_engine = Some(h.engine.to_string());
+        self.box_id = Some(h.id.clone());
+        self.box_name = Some(h.name.clone());
+        self.box_pid = Some(h.pid);
+        self.box_uid = Some(h.uid);
+        self.box_netns = Some(h.netns_path.clone());
     }
 
     fn handle(&self) -> Option<BoxHandle> {
@@ -216,6 +143,19 @@ pub enum RunError {
         /// The phy name.
         phy: String,
     },
+    /// The agent stopped answering while serving (hung, or stopped with SIGSTOP).
+    #[error(
+        "the agent in {name} did not answer {probes} probes in a row; releasing (the unit restarts it)"
+    )]
+    AgentHung {
+        /// Box name.
+        name: String,
+        /// Failed probes in a row.
+        probes: u32,
+    },
+    /// The adapter is not the one the enable rule names (renamed, or probed in another order).
+    #[error("{0}")]
+    Identity(String),
     /// The phy has no network interface to hand over.
     #[error(
         "{phy} has no network interface; create one with `iw phy {phy} interface add wlan0 type managed`"
@@ -240,17 +180,69 @@ impl RunError {
                     | WiphyError::NoSuchDevice { .. }
             ) | RunError::NoInterface { .. }
                 | RunError::NoWirelessStack(_)
+                | RunError::Identity(_)
         )
     }
 }
 
-/// How serving ended.
+/// A release step that failed (release goes on past it; the state file is kept for a later
+/// cleanup).
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The engine failed to stop or remove the box.
+    #[error("removing box {name}: {cause}")]
+    RemoveBox {
+        /// Box name.
+        name: String,
+        /// The engine's error.
+        cause: EngineError,
+    },
+    /// The engine did not answer in time.
+    #[error("removing box {name} timed out after {secs} s")]
+    RemoveBoxTimeout {
+        /// Box name.
+        name: String,
+        /// The bound.
+        secs: u64,
+    },
+    /// Our own network namespace could not be opened.
+    #[error("opening the host netns: {0}")]
+    HostNetns(std::io::Error),
+    /// nl80211 refused to bring the phy home.
+    #[error("moving {phy} home: {cause}")]
+    MoveHome {
+        /// The phy name.
+        phy: String,
+        /// nl80211's error.
+        cause: WiphyError,
+    },
+    /// The phy is home under another name (its own was taken meanwhile).
+    #[error("{phy} came home as {name} (its name was taken)")]
+    Renamed {
+        /// The phy name.
+        phy: String,
+        /// The name it got.
+        name: String,
+    },
+    /// NetworkManager refused to manage the device again.
+    #[error("restoring NetworkManager management of {iface}: {cause}")]
+    Nm {
+        /// The interface.
+        iface: String,
+        /// NetworkManager's error.
+        cause: NmError,
+    },
+}
+
+/// How a run ended (without an error).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// SIGTERM/SIGINT: a stop the user asked for.
+    /// SIGTERM/SIGINT: a stop the user asked for (during start-up or while serving).
     Stopped,
     /// The wiphy disappeared (unplugged): nothing to bring home.
     Unplugged,
+    /// Held (a user's stop), started by a client: answered 503 and isolated nothing.
+    Held,
 }
 
 /// Progress and readiness reports (sd_notify in production; recorded in tests).
@@ -286,36 +278,6 @@ impl Notifier for SdNotify {
     }
 }
 
-/// An exclusive, non-blocking `flock` held for the daemon's lifetime (released on exit, even
-/// on SIGKILL).
-pub struct Lock {
-    _file: nix::fcntl::Flock<std::fs::File>,
-}
-
-impl Lock {
-    /// Take the lock at `path` or say that another instance holds it.
-    pub fn take(path: &Path, what: &str) -> Result<Self, RunError> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d)
-                .map_err(|e| RunError::Other(format!("{}: {e}", d.display())))?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| RunError::Other(format!("{}: {e}", path.display())))?;
-        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(f) => Ok(Self { _file: f }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(RunError::Busy(format!(
-                "{what} is already isolated by another wifi-isolate instance (lock {})",
-                path.display()
-            ))),
-            Err((_, e)) => Err(RunError::Other(format!("locking {}: {e}", path.display()))),
-        }
-    }
-}
-
 /// The daemon over its OS capabilities.
 pub struct Daemon<W, N, E, S> {
     /// nl80211.
@@ -334,16 +296,7 @@ pub struct Daemon<W, N, E, S> {
 
 impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     fn save(&self, iso: &Isolation) {
-        let path = self.paths.state_file(&iso.instance);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("state dir"))?;
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(iso)?)?;
-            std::fs::rename(&tmp, &path)
-        };
-        if let Err(e) = write() {
-            warn!(path = %path.display(), cause = %e, "cannot write the state file");
-        }
+        self.paths.save_state(iso);
     }
 
     /// Step 1: resolve the name to its wiphy; refuse what can never work.
@@ -374,37 +327,38 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         Ok((phy, iface))
     }
 
-    /// Step 2: unblock rfkill, and tell NetworkManager to leave the device alone (runtime only).
-    pub async fn unmanage(&self, iso: &mut Isolation) -> Result<(), RunError> {
-        match super::rfkill::unblock_phy(&iso.phy_name) {
-            Ok(true) => info!(IFACE = %iso.iface, PHY = %iso.phy_name, "rfkill soft block lifted"),
+    /// Step 3a: unblock rfkill, and tell NetworkManager to leave the device alone (runtime
+    /// only). Returns NetworkManager's `Managed` before, if we asked it (`None`: no NM, or it
+    /// does not know the device).
+    pub async fn unmanage(&self, iface: &str, phy_name: &str) -> Result<Option<bool>, RunError> {
+        match super::rfkill::unblock_phy(phy_name) {
+            Ok(true) => info!(IFACE = %iface, PHY = %phy_name, "rfkill soft block lifted"),
             Ok(false) => {}
-            Err(e) => warn!(PHY = %iso.phy_name, cause = %e, "rfkill"),
+            Err(e) => warn!(PHY = %phy_name, cause = %e, "rfkill"),
         }
-        match self.nm.managed(&iso.iface).await {
+        match self.nm.managed(iface).await {
             Ok(was) => {
                 if was {
-                    self.nm.set_managed(&iso.iface, false).await.map_err(|e| {
-                        RunError::Other(format!(
-                            "NetworkManager refused to unmanage {}: {e}",
-                            iso.iface
-                        ))
+                    self.nm.set_managed(iface, false).await.map_err(|e| {
+                        RunError::Other(format!("NetworkManager refused to unmanage {iface}: {e}"))
                     })?;
                 }
-                iso.nm_previous = Some(was);
-                info!(MESSAGE_ID = msgid::UNMANAGE, IFACE = %iso.iface, was_managed = was, "NetworkManager leaves the device alone");
+                info!(MESSAGE_ID = msgid::UNMANAGE, IFACE = %iface, was_managed = was, "NetworkManager leaves the device alone");
+                Ok(Some(was))
             }
             Err(NmError::NotRunning) => {
-                info!(IFACE = %iso.iface, "NetworkManager is not running; nothing to unmanage")
+                info!(IFACE = %iface, "NetworkManager is not running; nothing to unmanage");
+                Ok(None)
             }
             Err(NmError::NoDevice { .. }) => {
-                info!(IFACE = %iso.iface, "NetworkManager does not know the device")
+                info!(IFACE = %iface, "NetworkManager does not know the device");
+                Ok(None)
             }
             Err(e) => {
-                warn!(IFACE = %iso.iface, cause = %e, "NetworkManager query failed; carrying on")
+                warn!(IFACE = %iface, cause = %e, "NetworkManager query failed; carrying on");
+                Ok(None)
             }
         }
-        Ok(())
     }
 
     /// The box the settings ask for.
@@ -446,27 +400,19 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         }
     }
 
-    /// Step 3: start the box.
-    pub async fn start_box(&self, iso: &mut Isolation) -> Result<BoxHandle, RunError> {
-        let dir = self.paths.box_dir(&iso.instance);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| RunError::Other(format!("{}: {e}", dir.display())))?;
-        let _ = std::fs::remove_file(self.paths.agent_socket(&iso.instance));
-        let spec = self.box_spec(iso);
+    /// Step 3b: start the box `spec` describes (its runtime dir made, a stale agent socket
+    /// removed). The caller records the handle.
+    pub async fn start_box(&self, spec: &BoxSpec) -> Result<BoxHandle, RunError> {
+        std::fs::create_dir_all(&spec.runtime_dir)
+            .map_err(|e| RunError::Other(format!("{}: {e}", spec.runtime_dir.display())))?;
+        let _ = std::fs::remove_file(self.paths.agent_socket(&spec.instance));
         let t = Duration::from_secs(self.settings.timeouts.box_start);
-        let h = tokio::time::timeout(t, self.engine.start(&spec))
+        let h = tokio::time::timeout(t, self.engine.start(spec))
             .await
             .map_err(|_| {
                 RunError::Other(format!("the box did not start within {} s", t.as_secs()))
             })??;
-        iso.box_engine = Some(h.engine.to_string());
-        iso.box_id = Some(h.id.clone());
-        iso.box_name = Some(h.name.clone());
-        iso.box_pid = Some(h.pid);
-        iso.box_uid = Some(h.uid);
-        iso.box_netns = Some(h.netns_path.clone());
-        self.save(iso);
-        info!(IFACE = %iso.iface, BOX = %format!("{}:{}", h.engine, h.name), pid = h.pid, "box started");
+        info!(IFACE = %spec.instance, BOX = %format!("{}:{}", h.engine, h.name), pid = h.pid, "box started");
         Ok(h)
     }
 
@@ -486,12 +432,13 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         Ok(())
     }
 
-    /// Step 5: wait until the agent answers on its socket.
+    /// Step 5: wait until the agent answers on its socket — or the box ends, or the phy leaves
+    /// the box (then at once, not after the whole timeout).
     pub async fn wait_ready(&self, iso: &Isolation, h: &BoxHandle) -> Result<(), RunError> {
         let socket = self.paths.agent_socket(&iso.instance);
         let secs = self.settings.timeouts.agent_ready;
         let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
+        for round in 0u32.. {
             if agent_answers(&socket, h.uid)
                 .await
                 .map_err(|e| RunError::Other(e.to_string()))?
@@ -504,72 +451,44 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                     exit: BoxExit::Vanished,
                 });
             }
+            if round % 5 == 4
+                && self
+                    .wiphys
+                    .exists(iso.phy_index, None)
+                    .await
+                    .unwrap_or(false)
+            {
+                return Err(RunError::LeftTheBox {
+                    phy: iso.phy_name.clone(),
+                });
+            }
             if Instant::now() >= deadline {
                 return Err(RunError::AgentTimeout { socket, secs });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        unreachable!("the loop above only ends by returning")
     }
 
-    /// Steps 1-5. On failure everything done so far is undone before the error returns.
+    /// Steps 1-5 with no stop to watch for (tests, and callers that need no lifecycle). On
+    /// failure everything done so far is undone before the error returns.
     pub async fn isolate(&self, instance: &str) -> Result<(Isolation, BoxHandle), RunError> {
-        self.notify.status(&format!("{instance}: resolving"));
+        let ctl = Control::new(Trigger::User);
         let (phy, iface) = self.resolve(instance).await?;
-        self.isolate_resolved(instance, phy, iface).await
-    }
-
-    /// Steps 2-5 for a wiphy [`Daemon::resolve`] already found (and the caller locked).
-    pub async fn isolate_resolved(
-        &self,
-        instance: &str,
-        phy: Wiphy,
-        iface: String,
-    ) -> Result<(Isolation, BoxHandle), RunError> {
-        let mut iso = Isolation {
-            instance: instance.to_string(),
-            daemon_pid: std::process::id(),
-            phy_index: phy.index,
-            phy_name: phy.name.clone(),
-            iface,
-            ..Default::default()
-        };
-        self.save(&iso);
-        let result = async {
-            self.notify
-                .status(&format!("{} ({}): unmanaging", iso.iface, iso.phy_name));
-            self.unmanage(&mut iso).await?;
-            self.notify.status(&format!(
-                "{} ({}): starting the box",
-                iso.iface, iso.phy_name
-            ));
-            let h = self.start_box(&mut iso).await?;
-            self.notify.status(&format!(
-                "{} ({}): moving into {}",
-                iso.iface, iso.phy_name, h.name
-            ));
-            self.move_in(&mut iso, &h).await?;
-            self.notify.status(&format!(
-                "{} ({}): waiting for the agent",
-                iso.iface, iso.phy_name
-            ));
-            self.wait_ready(&iso, &h).await?;
-            Ok::<_, RunError>(h)
-        }
-        .await;
-        match result {
+        let mut iso = self.begin(instance, &phy, iface);
+        match self.start_steps(&mut iso, &ctl).await {
             Ok(h) => Ok((iso, h)),
-            Err(e) => {
-                error!(IFACE = %iso.iface, cause = %e, "isolation failed; undoing");
+            Err(i) => {
                 for te in self.release(&iso).await {
                     error!(IFACE = %iso.iface, cause = %te, "undo step failed");
                 }
-                Err(e)
+                Err(i.into_error())
             }
         }
     }
 
     /// Step 7: undo everything, in reverse, keeping going past errors. Returns the errors.
-    pub async fn release(&self, iso: &Isolation) -> Vec<String> {
+    pub async fn release(&self, iso: &Isolation) -> Vec<ReleaseError> {
         let mut errors = Vec::new();
         let h = iso.handle();
         // A rootful box (podman/docker: CAP_NET_ADMIN over the host's user namespace) must be
@@ -598,10 +517,10 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                     Err(NmError::NotRunning) => {
                         info!(IFACE = %iso.iface, "NetworkManager gone; nothing to restore")
                     }
-                    Err(e) => errors.push(format!(
-                        "restoring NetworkManager management of {}: {e}",
-                        iso.iface
-                    )),
+                    Err(cause) => errors.push(ReleaseError::Nm {
+                        iface: iso.iface.clone(),
+                        cause,
+                    }),
                 }
             } else {
                 info!(MESSAGE_ID = msgid::RESTORE, IFACE = %iso.iface, "NetworkManager did not manage it before; left unmanaged");
@@ -609,7 +528,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         }
         let _ = std::fs::remove_file(self.paths.agent_socket(&iso.instance));
         if errors.is_empty() {
-            let _ = std::fs::remove_file(self.paths.state_file(&iso.instance));
+            self.paths.remove_state(&iso.instance);
         } else {
             self.save(iso);
         }
@@ -617,21 +536,27 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     }
 
     /// Release step: stop and remove the box.
-    async fn remove_box(&self, h: &BoxHandle, errors: &mut Vec<String>) {
-        let t = Duration::from_secs(self.settings.timeouts.box_stop + 10);
-        match tokio::time::timeout(t, self.engine.stop_remove(h)).await {
+    async fn remove_box(&self, h: &BoxHandle, errors: &mut Vec<ReleaseError>) {
+        let secs = self.settings.timeouts.box_stop + 10;
+        match tokio::time::timeout(Duration::from_secs(secs), self.engine.stop_remove(h)).await {
             Ok(Ok(())) => info!(BOX = %h.name, "box removed"),
-            Ok(Err(e)) => errors.push(format!("removing box {}: {e}", h.name)),
-            Err(_) => errors.push(format!("removing box {} timed out", h.name)),
+            Ok(Err(cause)) => errors.push(ReleaseError::RemoveBox {
+                name: h.name.clone(),
+                cause,
+            }),
+            Err(_) => errors.push(ReleaseError::RemoveBoxTimeout {
+                name: h.name.clone(),
+                secs,
+            }),
         }
     }
 
     /// Release step: bring the phy home explicitly, under its name.
-    async fn move_home(&self, iso: &Isolation, errors: &mut Vec<String>) {
+    async fn move_home(&self, iso: &Isolation, errors: &mut Vec<ReleaseError>) {
         let netns = iso.netns_path();
         let host = match super::wiphy::current_netns() {
             Ok(host) => host,
-            Err(e) => return errors.push(format!("opening the host netns: {e}")),
+            Err(e) => return errors.push(ReleaseError::HostNetns(e)),
         };
         let t0 = Instant::now();
         match self
@@ -642,10 +567,10 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             Ok(name) => {
                 info!(MESSAGE_ID = msgid::MOVE_OUT, IFACE = %name, PHY = %iso.phy_name, ms = t0.elapsed().as_millis() as u64, "phy brought home");
                 if name != iso.iface {
-                    errors.push(format!(
-                        "{} came home as {name} (its name was taken)",
-                        iso.phy_name
-                    ));
+                    errors.push(ReleaseError::Renamed {
+                        phy: iso.phy_name.clone(),
+                        name,
+                    });
                 }
             }
             Err(e) if matches!(e, WiphyError::PhyGone { .. }) || !netns.exists() => {
@@ -655,7 +580,10 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                     warn!(PHY = %iso.phy_name, "phy not found anywhere (unplugged?)");
                 }
             }
-            Err(e) => errors.push(format!("moving {} home: {e}", iso.phy_name)),
+            Err(cause) => errors.push(ReleaseError::MoveHome {
+                phy: iso.phy_name.clone(),
+                cause,
+            }),
         }
     }
 
@@ -674,26 +602,33 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     /// done, for the log.
     pub async fn recover(&self, instance: &str) -> Vec<String> {
         let mut notes = Vec::new();
-        let path = self.paths.state_file(instance);
-        if let Ok(text) = std::fs::read(&path) {
-            match serde_json::from_slice::<Isolation>(&text) {
-                Ok(old) if old.daemon_pid != std::process::id() => {
-                    notes.push(format!(
-                        "found the state of an earlier run (pid {}): cleaning up",
-                        old.daemon_pid
-                    ));
-                    let mut old = old;
-                    // The phy may be in the box or already home; move_back handles both.
-                    old.moved = true;
-                    for e in self.release(&old).await {
-                        notes.push(format!("cleanup: {e}"));
-                    }
+        match self.paths.load_state(instance) {
+            Ok(Some(old)) if old.daemon_pid != std::process::id() => {
+                notes.push(format!(
+                    "found the state of an earlier run (pid {}): cleaning up",
+                    old.daemon_pid
+                ));
+                let mut old = old;
+                // The phy may be in the box or already home; move_back handles both.
+                old.moved = true;
+                for e in self.release(&old).await {
+                    notes.push(format!("cleanup: {e}"));
                 }
-                Ok(_) => {}
-                Err(e) => notes.push(format!("ignoring an unreadable state file: {e}")),
+                self.paths.remove_state(instance);
             }
-            let _ = std::fs::remove_file(&path);
+            Ok(_) => {}
+            Err(e) => {
+                notes.push(format!("ignoring the state file: {e}"));
+                self.paths.remove_state(instance);
+            }
         }
+        self.sweep_boxes(instance, &mut notes).await;
+        notes
+    }
+
+    /// Remove every box of `instance` the engine still has (a predecessor's, or one whose
+    /// start a stop cut short before we had its handle).
+    async fn sweep_boxes(&self, instance: &str, notes: &mut Vec<String>) {
         match self.engine.find_existing(instance).await {
             Ok(boxes) => {
                 for b in boxes {
@@ -705,10 +640,20 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             }
             Err(e) => notes.push(format!("cannot list leftover boxes: {e}")),
         }
-        notes
     }
 
-    /// Step 6: supervise until a stop is asked for, the box ends, or the phy disappears.
+    /// The agent's liveness probe, as the settings ask.
+    fn probe_every(&self) -> (Duration, Duration, u32) {
+        let t = &self.settings.timeouts;
+        (
+            Duration::from_millis(t.probe_interval_ms),
+            Duration::from_millis(t.probe_timeout_ms),
+            t.probe_failures,
+        )
+    }
+
+    /// Step 6: supervise until a stop is asked for, the box ends, the phy disappears, or the
+    /// agent stops answering. `WATCHDOG=1` goes out only while the agent answers.
     pub async fn supervise(
         &self,
         iso: &Isolation,
@@ -719,6 +664,14 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         let mut wd =
             tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600)));
         let mut unplug = tokio::time::interval(Duration::from_millis(500));
+        let (every, within, limit) = self.probe_every();
+        let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Probes run beside the loop, so a hung agent never delays a stop.
+        let (probe_tx, mut probe_rx) = tokio::sync::mpsc::channel::<bool>(1);
+        let mut probing = false;
+        let mut failed = 0u32;
+        let socket = self.paths.agent_socket(&iso.instance);
         let netns = iso.netns_path();
         let mut missing = 0u32;
         tokio::pin!(stop);
@@ -731,7 +684,35 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                     let exit = r.unwrap_or(BoxExit::Vanished);
                     return Err(RunError::BoxExited { name: h.name.clone(), exit });
                 }
-                _ = wd.tick() => if watchdog.is_some() { self.notify.watchdog() },
+                _ = wd.tick() => if watchdog.is_some() && failed == 0 { self.notify.watchdog() },
+                _ = probe.tick(), if !probing => {
+                    probing = true;
+                    let (tx, socket, uid) = (probe_tx.clone(), socket.clone(), h.uid);
+                    tokio::spawn(async move {
+                        let ok = tokio::time::timeout(within, agent_answers(&socket, uid))
+                            .await
+                            .is_ok_and(|r| r.unwrap_or(false));
+                        let _ = tx.send(ok).await;
+                    });
+                }
+                Some(ok) = probe_rx.recv() => {
+                    probing = false;
+                    if ok {
+                        if failed > 0 {
+                            info!(IFACE = %iso.iface, "the agent answers again");
+                            self.notify.status(&status_line(iso, h, "agent ready"));
+                        }
+                        failed = 0;
+                    } else {
+                        failed += 1;
+                        let line = status_line(iso, h, &format!("agent not answering ({failed} of {limit} probes failed)"));
+                        warn!(IFACE = %iso.iface, BOX = %h.name, "{line}");
+                        self.notify.status(&line);
+                        if failed >= limit {
+                            return Err(RunError::AgentHung { name: h.name.clone(), probes: failed });
+                        }
+                    }
+                }
                 _ = unplug.tick() => {
                     // Two separate looks: at home (moved back behind our back), and in the box.
                     let in_host = self.wiphys.exists(iso.phy_index, None).await.unwrap_or(false);
@@ -797,6 +778,8 @@ mod tests {
         /// Where phy 3 was each time a box was stopped.
         watch: Option<FakeWiphys>,
         phy_at_stop: Arc<Mutex<Vec<Option<Place>>>>,
+        /// The fake agent accepts but never answers (hung, or SIGSTOPped).
+        hang: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl Engine for FakeEngine {
@@ -815,9 +798,15 @@ mod tests {
             // Pretend the agent answers: a listener on the agent socket.
             let sock = spec.runtime_dir.join("mcp.sock");
             let l = tokio::net::UnixListener::bind(&sock).expect("bind fake agent");
+            let hang = self.hang.clone();
             tokio::spawn(async move {
                 use tokio::io::AsyncWriteExt;
+                let mut stuck = Vec::new();
                 while let Ok((mut s, _)) = l.accept().await {
+                    if hang.load(std::sync::atomic::Ordering::SeqCst) {
+                        stuck.push(s);
+                        continue;
+                    }
                     let _ = s
                         .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
                         .await;
@@ -984,13 +973,14 @@ mod tests {
     /// Each step failing in turn leaves nothing behind: the inverse steps ran.
     #[tokio::test]
     async fn every_failing_step_leaves_nothing_behind() {
-        // NetworkManager refuses.
+        // NetworkManager refuses (the box started beside it is removed again).
         let (dir, w, nm, e) = lab();
         nm.fail_set_managed(NmFailure::DBus("refused".into()));
         let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
         assert!(d.isolate("wlan1").await.is_err());
-        assert!(e.calls.lock().unwrap().is_empty());
+        assert!(e.running.lock().unwrap().is_empty(), "box removed");
         assert_eq!(w.place(3), Some(Place::Host));
+        assert!(!d.paths.state_file("wlan1").exists());
 
         // The engine fails to start the box: NM restored.
         let (dir, w, nm, e) = lab();
@@ -1064,44 +1054,278 @@ mod tests {
         assert_eq!(r, Ending::Unplugged);
     }
 
-    /// Box dirs live under `box/`: an instance called like a part of the runtime layout
-    /// (`state`, `hold`, `config`, `.netns`) or like a listener (`wlan0.sock`) cannot reach it.
-    #[test]
-    fn box_dirs_have_a_level_of_their_own() {
-        let p = Paths::new("/run/wifi-isolate");
-        assert_eq!(
-            p.agent_socket("wlan0"),
-            Path::new("/run/wifi-isolate/box/wlan0/mcp.sock")
-        );
-        for name in ["state", "hold", "config", ".netns", "wlan0.sock"] {
-            let dir = p.box_dir(name);
-            assert_eq!(dir.parent(), Some(Path::new("/run/wifi-isolate/box")));
-            for other in [
-                p.state_file("wlan0"),
-                p.instance_lock("wlan0"),
-                p.wiphy_lock(0),
-                p.hold_file("wlan0"),
-                p.root.join("wlan0.sock"),
-                p.root.join("config"),
-                p.root.join(".netns"),
-            ] {
-                assert!(
-                    !other.starts_with(&dir) && !dir.starts_with(&other),
-                    "{} vs {}",
-                    dir.display(),
-                    other.display()
-                );
-            }
+    /// The endpoint as the lifecycle drives it, recorded.
+    #[derive(Default)]
+    struct FakeEndpoint {
+        phases: Mutex<Vec<String>>,
+        idle: Duration,
+    }
+
+    impl Endpoint for FakeEndpoint {
+        fn starting(&self) {
+            self.phases.lock().unwrap().push("starting".into());
+        }
+        fn ready(&self, uid: u32) {
+            self.phases.lock().unwrap().push(format!("ready {uid}"));
+        }
+        fn held(&self, message: &str) {
+            self.phases.lock().unwrap().push(format!("held {message}"));
+        }
+        fn stopping(&self) {
+            self.phases.lock().unwrap().push("stopping".into());
+        }
+        fn idle_for(&self) -> Duration {
+            self.idle
         }
     }
 
-    #[test]
-    fn locks_are_exclusive() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.lock");
-        let a = Lock::take(&p, "phy0").unwrap();
-        assert!(matches!(Lock::take(&p, "phy0"), Err(RunError::Busy(_))));
-        drop(a);
-        assert!(Lock::take(&p, "phy0").is_ok());
+    type TestDaemon = Daemon<FakeWiphys, FakeNm, FakeEngine, Notes>;
+
+    /// Wait until a note containing `text` was sent (bounded).
+    async fn noted(d: &TestDaemon, text: &str) {
+        for _ in 0..2000 {
+            if d.notify.0.lock().unwrap().iter().any(|n| n.contains(text)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never noted {text:?}: {:?}", d.notify.0.lock().unwrap());
+    }
+
+    /// Nothing of ours is left: phy home, no box, NM as before, no state file.
+    fn nothing_left(d: &TestDaemon, w: &FakeWiphys, nm: &FakeNm, e: &FakeEngine, what: &str) {
+        assert_eq!(w.place(3), Some(Place::Host), "{what}: phy home");
+        assert!(e.running.lock().unwrap().is_empty(), "{what}: no box");
+        assert_eq!(nm.state_of("wlan1"), Some(true), "{what}: NM as before");
+        assert!(!d.paths.state_file("wlan1").exists(), "{what}: no state");
+    }
+
+    /// The production order, end to end: every step's status in order, READY once the agent
+    /// answers, the endpoint told, and a stop while serving walking every inverse.
+    #[tokio::test]
+    async fn run_walks_the_production_order_and_its_inverses() {
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let ctl = Control::new(Trigger::User);
+        let ep = FakeEndpoint::default();
+        let (fin, ()) = tokio::join!(d.run("wlan1", &ctl, &ep), async {
+            noted(&d, "READY=1").await;
+            assert_eq!(w.place(3), Some(Place::Boxed));
+            assert_eq!(nm.state_of("wlan1"), Some(false));
+            ctl.stop.cancel();
+        });
+        assert_eq!(fin.ending.as_ref().ok(), Some(&Ending::Stopped));
+        assert_eq!(fin.exit_code(), 0);
+        let notes = d.notify.0.lock().unwrap().clone();
+        let order = [
+            "STATUS=wlan1: resolving",
+            "STATUS=wlan1 (phy3): locking",
+            "STATUS=wlan1 (phy3): unmanaging",
+            "STATUS=wlan1 (phy3): starting the box",
+            "STATUS=wlan1 (phy3): moving into wifi-isolate-wlan1",
+            "STATUS=wlan1 (phy3): waiting for the agent",
+            "READY=1 wlan1 (phy3) isolated in netns:wifi-isolate-wlan1 — agent ready",
+            "STOPPING=1",
+            "STATUS=wlan1: releasing",
+        ];
+        assert_eq!(notes, order);
+        assert_eq!(*ep.phases.lock().unwrap(), ["ready 0", "stopping"]);
+        nothing_left(&d, &w, &nm, &e, "after serving");
+        assert!(d.paths.held("wlan1"), "a user's stop holds");
+        assert_eq!(
+            *e.calls.lock().unwrap(),
+            ["start wlan1", "stop_remove wifi-isolate-wlan1"]
+        );
+    }
+
+    /// A stop at each step of start-up (held there by the test pause) ends the run at once and
+    /// leaves nothing behind, with the hold written.
+    #[tokio::test]
+    async fn a_stop_at_each_step_unwinds_everything() {
+        for (step, status) in [
+            (Step::Resolve, "resolving"),
+            (Step::Lock, "locking"),
+            (Step::Unmanage, "unmanaging"),
+            (Step::Box, "starting the box"),
+            (Step::Move, "moving into"),
+            (Step::Ready, "waiting for the agent"),
+        ] {
+            let (dir, w, nm, e) = lab();
+            let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+            let mut ctl = Control::new(Trigger::User);
+            ctl.pause = Some((step, Duration::from_secs(60)));
+            let t0 = Instant::now();
+            let no_ep = FakeEndpoint::default();
+            let (fin, ()) = tokio::join!(d.run("wlan1", &ctl, &no_ep), async {
+                noted(&d, status).await;
+                ctl.stop.cancel();
+            });
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{step:?}: the pause was cut short"
+            );
+            assert_eq!(fin.ending.as_ref().ok(), Some(&Ending::Stopped), "{step:?}");
+            assert_eq!(fin.exit_code(), 0, "{step:?}");
+            assert!(fin.release.is_empty(), "{step:?}: {:?}", fin.release);
+            nothing_left(&d, &w, &nm, &e, &format!("{step:?}"));
+            assert!(d.paths.held("wlan1"), "{step:?}: held");
+            let notes = d.notify.0.lock().unwrap().clone();
+            assert!(
+                !notes.iter().any(|n| n.starts_with("READY=1")),
+                "{step:?}: never ready"
+            );
+        }
+    }
+
+    /// A failure at each step: the error's exit code, nothing left behind.
+    #[tokio::test]
+    async fn a_failure_at_each_step_unwinds_everything() {
+        // Resolve: no such device — can never work, nothing touched, no hold.
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let fin = d
+            .run(
+                "nosuch0",
+                &Control::new(Trigger::User),
+                &FakeEndpoint::default(),
+            )
+            .await;
+        assert_eq!(fin.exit_code(), EXIT_NEVER_WORKS);
+        assert!(e.calls.lock().unwrap().is_empty());
+        assert!(!d.paths.held("nosuch0"));
+
+        // Lock: another daemon holds the phy.
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let _other = Lock::take(&d.paths.wiphy_lock(3), "phy3").unwrap();
+        let fin = d
+            .run(
+                "wlan1",
+                &Control::new(Trigger::User),
+                &FakeEndpoint::default(),
+            )
+            .await;
+        assert!(
+            matches!(fin.ending, Err(RunError::Busy(_))),
+            "{:?}",
+            fin.ending
+        );
+        assert_eq!(fin.exit_code(), 1);
+        assert!(e.calls.lock().unwrap().is_empty());
+        nothing_left(&d, &w, &nm, &e, "lock");
+
+        type Breaker = fn(&FakeWiphys, &FakeNm, &FakeEngine);
+        let breakers: [(&str, Breaker); 4] = [
+            ("unmanage", |_, nm, _| {
+                nm.fail_set_managed(NmFailure::DBus("refused".into()))
+            }),
+            ("box", |_, _, e| *e.fail_start.lock().unwrap() = true),
+            ("move", |w, _, _| {
+                w.fail_on(Op::MoveToNetns, || WiphyError::Netlink("EBUSY".into()));
+            }),
+            ("ready", |_, _, e| {
+                e.hang.store(true, std::sync::atomic::Ordering::SeqCst)
+            }),
+        ];
+        for (what, breaker) in breakers {
+            let (dir, w, nm, e) = lab();
+            breaker(&w, &nm, &e);
+            let mut d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+            d.settings.timeouts.agent_ready = 1;
+            let fin = d
+                .run(
+                    "wlan1",
+                    &Control::new(Trigger::User),
+                    &FakeEndpoint::default(),
+                )
+                .await;
+            assert!(fin.ending.is_err(), "{what}");
+            assert_eq!(fin.exit_code(), 1, "{what}: restartable");
+            nothing_left(&d, &w, &nm, &e, what);
+            assert!(
+                d.paths.held("wlan1"),
+                "{what}: udev leaves it to the restart policy"
+            );
+        }
+    }
+
+    /// Held (a user's stop) and started by a client: nothing isolated, 503 with the way out,
+    /// exit after the idle time; a reload isolates after all; a user's start lifts the hold.
+    #[tokio::test]
+    async fn a_held_adapter_stays_held_until_a_user_starts_it() {
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        d.paths.hold("wlan1");
+        let ep = FakeEndpoint {
+            idle: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let fin = d.run("wlan1", &Control::new(Trigger::Socket), &ep).await;
+        assert_eq!(fin.ending.as_ref().ok(), Some(&Ending::Held));
+        assert_eq!(fin.exit_code(), 0);
+        assert!(e.calls.lock().unwrap().is_empty(), "no box");
+        assert_eq!(w.place(3), Some(Place::Host));
+        assert!(d.paths.held("wlan1"), "still held");
+        let phases = ep.phases.lock().unwrap().clone();
+        assert!(
+            phases[0].contains("is held")
+                && phases[0].contains("systemctl reload wifi-isolate@wlan1"),
+            "{phases:?}"
+        );
+
+        // A reload (SIGHUP) while held: the hold is lifted and the adapter isolated.
+        let ctl = Control::new(Trigger::Socket);
+        let no_ep = FakeEndpoint::default();
+        let (fin, ()) = tokio::join!(d.run("wlan1", &ctl, &no_ep), async {
+            noted(&d, "held (stopped by a user)").await;
+            ctl.reload.notify_one();
+            noted(&d, "agent ready").await;
+            assert_eq!(w.place(3), Some(Place::Boxed));
+            ctl.stop.cancel();
+        });
+        assert_eq!(fin.exit_code(), 0);
+        nothing_left(&d, &w, &nm, &e, "reload");
+
+        // A user's start lifts the hold.
+        assert!(d.paths.held("wlan1"));
+        let ctl = Control::new(Trigger::User);
+        let no_ep = FakeEndpoint::default();
+        let (fin, ()) = tokio::join!(d.run("wlan1", &ctl, &no_ep), async {
+            noted(&d, "agent ready").await;
+            ctl.stop.cancel();
+        });
+        assert_eq!(fin.exit_code(), 0);
+        assert_eq!(e.calls.lock().unwrap().len(), 4, "isolated twice");
+    }
+
+    /// A hung agent: the probes fail, STATUS says so, no watchdog ping, and after the bound
+    /// the run releases and exits 1 for the restart policy.
+    #[tokio::test]
+    async fn a_hung_agent_is_noticed_and_released() {
+        let (dir, w, nm, e) = lab();
+        let mut d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        d.settings.timeouts.probe_interval_ms = 100;
+        d.settings.timeouts.probe_timeout_ms = 100;
+        d.settings.timeouts.probe_failures = 3;
+        let ctl = Control::new(Trigger::User);
+        let no_ep = FakeEndpoint::default();
+        let (fin, ()) = tokio::join!(d.run("wlan1", &ctl, &no_ep), async {
+            noted(&d, "agent ready").await;
+            e.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert!(
+            matches!(fin.ending, Err(RunError::AgentHung { probes: 3, .. })),
+            "{:?}",
+            fin.ending
+        );
+        assert_eq!(fin.exit_code(), 1);
+        let notes = d.notify.0.lock().unwrap().clone();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("agent not answering (1 of 3")),
+            "{notes:?}"
+        );
+        nothing_left(&d, &w, &nm, &e, "hung agent");
     }
 }
