@@ -16,7 +16,7 @@ use crate::host::daemon::{
 use crate::host::engine;
 use crate::host::nm::{NetworkManager, NmDbus, NmError};
 use crate::host::wiphy::Nl80211;
-use crate::proxy::{self, ListenSpec, Listener, Proxy, ProxyConfig};
+use crate::proxy::{self, Limits, ListenSpec, Listener, Phase, Proxy, ProxyConfig};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -161,24 +161,27 @@ fn listeners(
 
 /// The proxy as the lifecycle drives it.
 struct ProxyEndpoint {
-    phase: tokio::sync::watch::Sender<Option<u32>>,
+    phase: tokio::sync::watch::Sender<Phase>,
+    proxy: Arc<Proxy>,
 }
 
 impl Endpoint for ProxyEndpoint {
     fn starting(&self) {
-        self.phase.send_replace(None);
+        self.phase.send_replace(Phase::Starting);
     }
     fn ready(&self, uid: u32) {
-        self.phase.send_replace(Some(uid));
+        self.phase.send_replace(Phase::Ready { uid });
     }
-    fn held(&self, _message: &str) {
-        self.phase.send_replace(None);
+    fn held(&self, message: &str) {
+        self.phase.send_replace(Phase::Held {
+            message: message.to_owned(),
+        });
     }
     fn stopping(&self) {
-        self.phase.send_replace(None);
+        self.phase.send_replace(Phase::Stopping);
     }
     fn idle_for(&self) -> Duration {
-        Duration::ZERO
+        self.proxy.idle_for()
     }
 }
 
@@ -243,6 +246,12 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_NEVER_WORKS);
         }
     };
+    // Also those systemd passes: a drop-in may name any address, and the endpoint is for
+    // local clients only.
+    if let Err(e) = proxy::require_loopback(&listeners) {
+        error!(IFACE = %args.iface, "{e}");
+        return ExitCode::from(EXIT_NEVER_WORKS);
+    }
     let trigger = if from_systemd && client_waiting(&listeners) {
         info!(IFACE = %args.iface, "started by a client on the socket");
         Trigger::Socket
@@ -269,26 +278,25 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     } else {
         None
     };
-    let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
+    let (phase_tx, phase_rx) = tokio::sync::watch::channel(Phase::Starting);
     let proxy_ct = CancellationToken::new();
-    let proxy_task = {
-        let proxy = Proxy::new(
-            ProxyConfig {
-                upstream: paths.agent_socket(&args.iface),
-                ready_wait: Duration::from_secs(settings.proxy.ready_wait),
-                max_connections: settings.proxy.max_connections,
-                max_body_bytes: settings.proxy.max_body_bytes,
-                token,
-                instance: args.iface.clone(),
-            },
-            ready_rx,
-        );
-        match proxy::serve_dedicated(proxy, listeners, proxy_ct.clone()) {
-            Ok(done) => done,
-            Err(e) => {
-                error!(IFACE = %args.iface, "cannot start the MCP endpoint: {e}");
-                return ExitCode::FAILURE;
-            }
+    let proxy = Proxy::with_phase(
+        ProxyConfig {
+            upstream: paths.agent_socket(&args.iface),
+            ready_wait: Duration::from_secs(settings.proxy.ready_wait),
+            max_connections: settings.proxy.max_connections,
+            max_body_bytes: settings.proxy.max_body_bytes,
+            token,
+            instance: args.iface.clone(),
+        },
+        Limits::from(&settings.proxy),
+        phase_rx,
+    );
+    let proxy_task = match proxy::serve_dedicated(proxy.clone(), listeners, proxy_ct.clone()) {
+        Ok(done) => done,
+        Err(e) => {
+            error!(IFACE = %args.iface, "cannot start the MCP endpoint: {e}");
+            return ExitCode::FAILURE;
         }
     };
     // The engine's check (its API, the image) and NetworkManager's bus, side by side.
@@ -323,7 +331,14 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         pause,
     };
     let finished = daemon
-        .run(&args.iface, &ctl, &ProxyEndpoint { phase: ready_tx })
+        .run(
+            &args.iface,
+            &ctl,
+            &ProxyEndpoint {
+                phase: phase_tx,
+                proxy,
+            },
+        )
         .await;
     proxy_ct.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(6), proxy_task).await;
