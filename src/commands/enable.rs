@@ -75,37 +75,16 @@ fn sys_net(iface: &IfaceName) -> PathBuf {
     Path::new("/sys/class/net").join(iface.as_str())
 }
 
-/// The identity of a wireless interface present in the host.
+/// The identity of a wireless interface present in the host (read as
+/// [`udev::current_identity`] does for `run`'s identity check).
 fn identity_of(iface: &IfaceName, paths: &Paths) -> Step<Identity> {
-    let dev = sys_net(iface);
-    if !dev.exists() {
-        let isolated = paths.state_file(iface.as_str()).exists();
-        return Err(if isolated {
-            format!(
-                "{iface} is isolated right now, so the host cannot read its identity: \
-                 stop it (systemctl stop wifi-isolate@{iface}.service) and enable it again"
-            )
-        } else {
-            format!("there is no interface {iface} in the host (see `ip link` or `iw dev`)")
-        });
-    }
-    if !dev.join("phy80211").exists() {
-        return Err(format!(
-            "{iface} is not a wireless interface (it has no phy80211): only WiFi adapters can be isolated"
-        ));
-    }
-    let props = tool(
-        "udevadm",
-        &[
-            "info",
-            "--query=property",
-            &format!("--path={}", dev.display()),
-        ],
-    )?;
-    let id_path = props.lines().find_map(|l| l.strip_prefix("ID_PATH="));
-    let mac = std::fs::read_to_string(dev.join("phy80211/macaddress"))
-        .map_err(|e| format!("cannot read the permanent MAC of {iface}: {e}"))?;
-    Identity::choose(id_path, &mac).map_err(|e| format!("{iface}: {e}"))
+    udev::current_identity(&udev::Adapters::system(), iface).map_err(|e| match e {
+        udev::ReadError::NotInHost { .. } if paths.state_file(iface.as_str()).exists() => format!(
+            "{iface} is isolated right now, so the host cannot read its identity: \
+             stop it (systemctl stop wifi-isolate@{iface}.service) and enable it again"
+        ),
+        e => e.to_string(),
+    })
 }
 
 /// Reload udev's rules and re-run them on the interface, if it is in the host.
