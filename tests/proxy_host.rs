@@ -351,3 +351,677 @@ async fn a_planted_symlink_does_not_redirect_the_proxy() {
     assert_eq!(host_hits.load(Ordering::SeqCst), 0);
     ct.cancel();
 }
+
+// ---- Under load and abuse (issue 13): deadlines, caps, budget, refusal logs, phases. ----
+
+use std::sync::atomic::AtomicBool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wifi_isolate::proxy::{Limits, Phase};
+
+/// A proxy with `limits`, following `phase`; Unix cap 8, bodies up to 1024 bytes, `token`.
+fn limited_proxy(
+    upstream: std::path::PathBuf,
+    limits: Limits,
+    phase: tokio::sync::watch::Receiver<Phase>,
+    token: Option<&str>,
+) -> Arc<Proxy> {
+    Proxy::with_phase(
+        ProxyConfig {
+            upstream,
+            ready_wait: Duration::from_millis(300),
+            max_connections: 8,
+            max_body_bytes: 1024,
+            token: token.map(Arc::from),
+            instance: "test0".into(),
+        },
+        limits,
+        phase,
+    )
+}
+
+/// An echoing upstream, a proxy in front of it on a Unix socket (and more `extra` listeners),
+/// served on its own thread as the daemon does.
+struct Limited {
+    dir: tempfile::TempDir,
+    sock: std::path::PathBuf,
+    proxy: Arc<Proxy>,
+    ct: tokio_util::sync::CancellationToken,
+    phase: tokio::sync::watch::Sender<Phase>,
+    accepted: Arc<AtomicUsize>,
+}
+
+fn limited(limits: Limits, token: Option<&str>, extra: Vec<Listener>) -> Limited {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("agent.sock");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(counting_upstream(
+        UnixListener::bind(&up).unwrap(),
+        accepted.clone(),
+        true,
+    ));
+    let sock = dir.path().join("front.sock");
+    let mut listeners = vec![proxy::bind(&proxy::ListenSpec::Unix(sock.clone())).unwrap()];
+    listeners.extend(extra);
+    let (phase, rx) = tokio::sync::watch::channel(Phase::Ready { uid: me() });
+    let p = limited_proxy(up, limits, rx, token);
+    let ct = tokio_util::sync::CancellationToken::new();
+    drop(proxy::serve_dedicated(p.clone(), listeners, ct.clone()).unwrap());
+    Limited {
+        dir,
+        sock,
+        proxy: p,
+        ct,
+        phase,
+        accepted,
+    }
+}
+
+/// Read from `s` until EOF (or `limit`): what arrived, and whether the peer closed.
+async fn read_until_close(s: &mut (impl AsyncReadExt + Unpin), limit: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(limit, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+/// A request head that never completes is cut at the header deadline; a keep-alive connection
+/// outlives the header deadline while idle and is closed at the idle one; a body that stops
+/// arriving gets 408 at the body deadline. (Without a timer, none of these connections close.)
+#[tokio::test]
+async fn header_idle_and_body_deadlines_close_connections() {
+    let f = limited(
+        Limits {
+            header_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(1200),
+            body_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        },
+        None,
+        vec![],
+    );
+    // 1. A head that stops half-way.
+    let t = Instant::now();
+    let mut s = UnixStream::connect(&f.sock).await.unwrap();
+    s.write_all(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let (_, closed) = read_until_close(&mut s, Duration::from_secs(3)).await;
+    let took = t.elapsed();
+    assert!(closed, "a half-sent head kept its connection open");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "closed after {took:?}, the header deadline is 300 ms"
+    );
+    // 1b. A connection that never sends anything: the first head is due 300 ms after accept.
+    let mut s = UnixStream::connect(&f.sock).await.unwrap();
+    let (_, closed) = read_until_close(&mut s, Duration::from_secs(3)).await;
+    assert!(closed, "a silent connection was kept");
+
+    // 2. Keep-alive: one request, then idle.
+    let s = UnixStream::connect(&f.sock).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let r = tx
+        .send_request(
+            http::Request::post("/mcp")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::from_static(b"ping")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.into_body().collect().await.unwrap();
+    let idle_from = Instant::now();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !conn.is_finished(),
+        "an idle keep-alive connection was closed at the header deadline, not the idle one"
+    );
+    // Still usable after more than the header deadline of idleness.
+    let r = tx
+        .send_request(
+            http::Request::post("/mcp")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::from_static(b"again")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.into_body().collect().await.unwrap();
+    let idle_from2 = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), conn)
+        .await
+        .expect("an idle keep-alive connection was never closed")
+        .unwrap()
+        .ok();
+    let idle = idle_from2.elapsed();
+    assert!(
+        idle >= Duration::from_millis(1000) && idle < Duration::from_millis(2500),
+        "idle close after {idle:?} (first request {:?} ago), the idle deadline is 1.2 s",
+        idle_from.elapsed()
+    );
+
+    // 3. A body that stops arriving.
+    let t = Instant::now();
+    let mut s = UnixStream::connect(&f.sock).await.unwrap();
+    s.write_all(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let (text, closed) = read_until_close(&mut s, Duration::from_secs(3)).await;
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "a stalled body got {text:?}"
+    );
+    assert!(closed, "the connection of a stalled body stayed open");
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "408 too early: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        f.accepted.load(Ordering::SeqCst),
+        1,
+        "only the two full requests went up"
+    );
+    f.ct.cancel();
+}
+
+/// Send `req` on a new TCP connection.
+async fn send_tcp(
+    addr: std::net::SocketAddr,
+    req: http::Request<Full<Bytes>>,
+) -> http::Response<hyper::body::Incoming> {
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    tx.send_request(req).await.unwrap()
+}
+
+const TOKEN: &str = "0123456789abcdef-test-token";
+
+/// 300 idle TCP connections from "any local user" (no token, nothing sent) are held open; a Unix
+/// client and an authenticated TCP client are still served within 2 s. Unauthenticated TCP
+/// connections live in a small pending pool of their own (oldest evicted), never in the Unix
+/// socket's cap nor in the authenticated TCP cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tcp_flood_does_not_block_unix_or_authenticated_clients() {
+    let tcp = proxy::bind(&proxy::ListenSpec::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
+    let Listener::Tcp(t) = &tcp else {
+        unreachable!()
+    };
+    let addr = t.local_addr().unwrap();
+    let f = limited(
+        Limits {
+            max_tcp_connections: 8,
+            max_tcp_pending: 32,
+            ..Limits::default()
+        },
+        Some(TOKEN),
+        vec![tcp],
+    );
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the proxy accept them all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let t = Instant::now();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(2), post_body(&f.sock, "unix"))
+        .await
+        .expect("the Unix client was not served within 2 s");
+    assert_eq!((status, body.as_str()), (200, "unix"));
+    let r = tokio::time::timeout(
+        Duration::from_secs(2),
+        send_tcp(
+            addr,
+            http::Request::post("/mcp")
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Full::new(Bytes::from_static(b"tcp")))
+                .unwrap(),
+        ),
+    )
+    .await
+    .expect("the authenticated TCP client was not served within 2 s");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        &r.into_body().collect().await.unwrap().to_bytes()[..],
+        b"tcp"
+    );
+    eprintln!(
+        "both served {:?} after 300 idle TCP connections",
+        t.elapsed()
+    );
+    assert!(
+        f.proxy.refused() >= 300 - 32,
+        "evictions not counted: {}",
+        f.proxy.refused()
+    );
+
+    // Without a token, TCP clients are refused — and their connection closes.
+    let r = send_tcp(
+        addr,
+        http::Request::post("/mcp")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+    drop(idle);
+    f.ct.cancel();
+}
+
+/// The authenticated TCP cap is a cap: one client over it gets 503 + Retry-After at once.
+#[tokio::test]
+async fn authenticated_tcp_cap_answers_503_when_full() {
+    let tcp = proxy::bind(&proxy::ListenSpec::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
+    let Listener::Tcp(t) = &tcp else {
+        unreachable!()
+    };
+    let addr = t.local_addr().unwrap();
+    let f = limited(
+        Limits {
+            max_tcp_connections: 2,
+            ..Limits::default()
+        },
+        Some(TOKEN),
+        vec![tcp],
+    );
+    let auth = || {
+        http::Request::post("/mcp")
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::new(Bytes::from_static(b"x")))
+            .unwrap()
+    };
+    // Two keep-alive clients hold the two slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let r = tx.send_request(auth()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.into_body().collect().await.unwrap();
+        held.push(tx);
+    }
+    let r = send_tcp(addr, auth()).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    drop(held);
+    f.ct.cancel();
+}
+
+/// Bodies buffered at once are bounded by a byte budget across all connections: over it, 503 +
+/// Retry-After (not unbounded memory); the budget is given back when requests finish.
+#[tokio::test]
+async fn body_budget_over_all_connections_answers_503() {
+    let f = limited(
+        Limits {
+            body_budget_bytes: 2048,
+            ..Limits::default()
+        },
+        None,
+        vec![],
+    );
+    let head = b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n";
+    let part = vec![b'a'; 900];
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = UnixStream::connect(&f.sock).await.unwrap();
+        s.write_all(head).await.unwrap();
+        s.write_all(&part).await.unwrap();
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = UnixStream::connect(&f.sock).await.unwrap();
+    third.write_all(head).await.unwrap();
+    third.write_all(&part).await.unwrap();
+    let (text, _) = read_until_close(&mut third, Duration::from_secs(2)).await;
+    assert!(
+        text.starts_with("HTTP/1.1 503"),
+        "over the budget: {text:?}"
+    );
+    assert!(text.to_ascii_lowercase().contains("retry-after:"), "{text}");
+    // The first two complete and are served; then the budget is free again.
+    for s in &mut slow {
+        s.write_all(&[b'b'; 100]).await.unwrap();
+    }
+    for s in &mut slow {
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
+    drop(slow);
+    let (status, body) = post_body(&f.sock, "after").await;
+    assert_eq!((status, body.as_str()), (200, "after"));
+    f.ct.cancel();
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// 20 000 refused requests (non-local `Origin`) produce a handful of summary lines whose counts
+/// add up to 20 000; a tool call right after still gets its own audit record.
+#[tokio::test]
+async fn a_refusal_flood_logs_a_handful_of_lines_and_the_audit_record_survives() {
+    let logs = Captured::default();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // This thread only (a current-thread runtime: the proxy's tasks run here too).
+    let _guard = tracing::subscriber::set_default(sub);
+
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("agent.sock");
+    tokio::spawn(counting_upstream(
+        UnixListener::bind(&up).unwrap(),
+        Arc::new(AtomicUsize::new(0)),
+        true,
+    ));
+    let sock = dir.path().join("front.sock");
+    let l = proxy::bind(&proxy::ListenSpec::Unix(sock.clone())).unwrap();
+    let (_phase, rx) = tokio::sync::watch::channel(Phase::Ready { uid: me() });
+    let p = limited_proxy(up, Limits::default(), rx, None);
+    let ct = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(proxy::serve(p.clone(), vec![l], ct.clone()));
+
+    const N: usize = 20_000;
+    const CLIENTS: usize = 8;
+    let t = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let sock = sock.clone();
+        clients.push(tokio::spawn(async move {
+            let s = UnixStream::connect(&sock).await.unwrap();
+            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            for _ in 0..N / CLIENTS {
+                let r = tx
+                    .send_request(
+                        http::Request::post("/mcp")
+                            .header("host", "localhost")
+                            .header("origin", "http://evil.example")
+                            .body(Full::new(Bytes::from_static(b"{}")))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 403);
+                r.into_body().collect().await.unwrap();
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let flood = t.elapsed();
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"wifi_scan","arguments":{}}}"#;
+    let (status, _) = post_body(&sock, std::str::from_utf8(call).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(p.refused(), N as u64);
+    ct.cancel();
+    served.await.unwrap();
+    // Give the connection tasks a moment to finish their lines.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warns: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+    let summed: u64 = warns
+        .iter()
+        .filter(|l| l.contains("kind=\"non-local-origin\"") || l.contains("kind=non-local-origin"))
+        .filter_map(|l| {
+            l.split("count=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    eprintln!(
+        "{N} refusals in {flood:?}: {} WARN lines\n{}",
+        warns.len(),
+        warns.join("\n")
+    );
+    assert!(
+        warns.len() <= 2 + flood.as_secs() as usize / 10,
+        "{} WARN lines for {N} refusals in {flood:?}",
+        warns.len()
+    );
+    assert_eq!(
+        summed, N as u64,
+        "the summaries' counts do not add up:\n{text}"
+    );
+    let audits = text.lines().filter(|l| l.contains("MCP tool call")).count();
+    assert_eq!(
+        audits, 1,
+        "the tool call's audit record is missing:\n{text}"
+    );
+    assert!(text.contains("tool=wifi_scan"), "{text}");
+}
+
+/// Every TCP listener must be loopback — systemd's too; Unix sockets pass.
+#[tokio::test]
+async fn require_loopback_refuses_a_non_loopback_tcp_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let unix = proxy::bind(&proxy::ListenSpec::Unix(dir.path().join("s.sock"))).unwrap();
+    let v4 = proxy::bind(&proxy::ListenSpec::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
+    let v6 = proxy::bind(&proxy::ListenSpec::Tcp("[::1]:0".parse().unwrap())).unwrap();
+    let ok = vec![unix, v4, v6];
+    assert_eq!(proxy::require_loopback(&ok), Ok(()));
+    // As a socket systemd could pass (ListenStream=0.0.0.0:PORT): bound, never accepted on.
+    let any = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    any.set_nonblocking(true).unwrap();
+    let mut bad = ok;
+    bad.push(Listener::Tcp(
+        tokio::net::TcpListener::from_std(any).unwrap(),
+    ));
+    let e = proxy::require_loopback(&bad).unwrap_err();
+    assert!(e.contains("0.0.0.0") && e.contains("not loopback"), "{e}");
+}
+
+/// Phases: Starting waits then 503; Ready forwards; Held answers 503 at once with the message
+/// (a JSON-RPC error for MCP clients, text otherwise) and reaches nothing; Stopping says so.
+/// `idle_for` is zero while a client is connected and grows once none is.
+#[tokio::test]
+async fn phases_and_idle_time() {
+    let f = limited(Limits::default(), None, vec![]);
+    let (status, body) = post_body(&f.sock, "ready").await;
+    assert_eq!((status, body.as_str()), (200, "ready"));
+
+    let msg = "wlp6s0 is held: it was stopped with `systemctl stop`; start it with `systemctl start wifi-isolate@wlp6s0`";
+    f.phase.send_replace(Phase::Held {
+        message: msg.into(),
+    });
+    let t = Instant::now();
+    let r = send_fresh(
+        &f.sock,
+        http::Request::post("/mcp")
+            .header("host", "localhost")
+            .header("accept", "application/json, text/event-stream")
+            .body(Full::new(Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#,
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "held did not answer at once"
+    );
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["jsonrpc"], "2.0");
+    assert_eq!(v["error"]["message"], msg);
+    let (status, body) = post_body(&f.sock, "{}").await;
+    assert_eq!(status, 503);
+    assert_eq!(body.trim_end(), msg, "text/plain fallback");
+
+    f.phase.send_replace(Phase::Stopping);
+    let (status, body) = post_body(&f.sock, "{}").await;
+    assert_eq!((status, body.trim_end()), (503, "stopping"));
+
+    // Starting: waits up to ready_wait, and is served when Ready comes in time.
+    f.phase.send_replace(Phase::Starting);
+    let sock = f.sock.clone();
+    let waiting = tokio::spawn(async move { post_body(&sock, "late").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    f.phase.send_replace(Phase::Ready { uid: me() });
+    assert_eq!(waiting.await.unwrap(), (200, "late".to_string()));
+    assert_eq!(
+        f.accepted.load(Ordering::SeqCst),
+        1,
+        "held or stopping reached the agent"
+    );
+
+    // Idle time: zero while a client holds a connection, growing once it is gone.
+    let held = UnixStream::connect(&f.sock).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.proxy.idle_for(), Duration::ZERO);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = f.proxy.idle_for();
+    assert!(
+        idle >= Duration::from_millis(250) && idle < Duration::from_secs(2),
+        "idle_for = {idle:?}"
+    );
+    let _ = &f.dir;
+    f.ct.cancel();
+}
+
+/// Upstream stand-in that records when the proxy closes its side: it reads the request, then
+/// (with `sse`) answers with an event-stream head and one event, and never finishes.
+async fn recording_upstream(l: UnixListener, closed: Arc<AtomicBool>, sse: bool) {
+    loop {
+        let (mut s, _) = l.accept().await.unwrap();
+        let closed = closed.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            if sse {
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+                          d\r\ndata: first\n\n\r\n",
+                    )
+                    .await;
+            }
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            closed.store(true, Ordering::SeqCst);
+        });
+    }
+}
+
+/// A client that goes away mid-request — while the agent works on it, or while its response
+/// streams — takes the upstream request with it: the agent sees its connection close.
+#[tokio::test]
+async fn a_client_going_away_closes_the_upstream_request() {
+    for sse in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let up = dir.path().join("agent.sock");
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(recording_upstream(
+            UnixListener::bind(&up).unwrap(),
+            closed.clone(),
+            sse,
+        ));
+        let sock = dir.path().join("front.sock");
+        let l = proxy::bind(&proxy::ListenSpec::Unix(sock.clone())).unwrap();
+        let (_phase, rx) = tokio::sync::watch::channel(Phase::Ready { uid: me() });
+        let ct = tokio_util::sync::CancellationToken::new();
+        drop(
+            proxy::serve_dedicated(
+                limited_proxy(up, Limits::default(), rx, None),
+                vec![l],
+                ct.clone(),
+            )
+            .unwrap(),
+        );
+
+        let mut s = UnixStream::connect(&sock).await.unwrap();
+        s.write_all(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
+            .await
+            .unwrap();
+        if sse {
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(
+                String::from_utf8_lossy(&buf[..n]).contains("200"),
+                "no streamed response"
+            );
+        } else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(
+            !closed.load(Ordering::SeqCst),
+            "closed before the client left"
+        );
+        drop(s);
+        let t = Instant::now();
+        while !closed.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            closed.load(Ordering::SeqCst),
+            "sse={sse}: the agent's connection stayed open after the client left"
+        );
+        eprintln!(
+            "sse={sse}: upstream closed {:?} after the client left",
+            t.elapsed()
+        );
+        ct.cancel();
+    }
+}

@@ -439,4 +439,27 @@ mod tests {
         write(&d.path().join("config.toml"), "not toml [");
         assert!(Settings::load_from(&[d.path().to_path_buf()], "w").is_err());
     }
+    #[test]
+    fn proxy_limits_have_defaults_and_are_validated() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, _) = Settings::load_from(&[d.path().to_path_buf()], "w").unwrap();
+        let p = &s.proxy;
+        assert_eq!(
+            (p.header_timeout_ms, p.idle_timeout_s, p.body_timeout_s),
+            (5000, 60, 30)
+        );
+        assert!(p.body_budget_bytes >= p.max_body_bytes && p.body_budget_bytes <= 256 << 20);
+        for (bad, says) in [
+            ("max_tcp_pending = 0", "at least 1"),
+            ("header_timeout_ms = 10", "header_timeout_ms"),
+            ("body_budget_bytes = 1024", "body_budget_bytes"),
+            ("body_budget_bytes = 1073741824", "MemoryMax"),
+        ] {
+            write(&d.path().join("config.toml"), &format!("[proxy]\n{bad}\n"));
+            let e = Settings::load_from(&[d.path().to_path_buf()], "w")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 }

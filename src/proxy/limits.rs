@@ -183,7 +183,8 @@ impl Refusals {
         t.pending += 1;
         t.last_peer = Some(peer.clone());
         if let Some(c) = cause {
-            t.last_cause = Some(c.to_string());
+            // Often the client's own words (an Origin): bounded.
+            t.last_cause = Some(c.to_string().chars().take(128).collect());
         }
         if t.logged.is_none_or(|at| at.elapsed() >= self.interval) {
             self.log(kind, &mut t);
@@ -417,7 +418,8 @@ impl Activity {
         if now >= due {
             why
         } else {
-            Deadline::Wait(Duration::from_millis(due - now))
+            // Never past a header deadline that a byte arriving meanwhile would start.
+            Deadline::Wait(Duration::from_millis(due - now).min(l.header_timeout))
         }
     }
 }
