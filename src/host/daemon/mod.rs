@@ -496,14 +496,31 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         // netns, through which such a box could create links in the host (IFLA_TARGET_NETNSID).
         // Our handle keeps the box's netns, and the phy in it, alive meanwhile. The netns box
         // has no capability outside its own user namespace: it keeps the fast order.
+        // The fast way to that: end the box's processes at once (SIGKILL to its PID
+        // namespace's init, verified to live in the netns we hold), bring the phy home, then
+        // let the engine remove the dead container. If that cannot be done safely, the
+        // engine's whole removal comes first.
         let rootful = h.as_ref().is_some_and(|h| h.uid == 0);
+        let mut removed = false;
         if rootful && let Some(h) = &h {
-            self.remove_box(h, &mut errors).await;
+            let killed = iso.moved
+                && super::engine::pidfd::kill_box_init(
+                    h.pid,
+                    &iso.netns_path(),
+                    Duration::from_secs(2),
+                )
+                .await;
+            if killed {
+                info!(BOX = %h.name, pid = h.pid, "box processes ended (SIGKILL to its init)");
+            } else {
+                self.remove_box(h, &mut errors).await;
+                removed = true;
+            }
         }
         if iso.moved {
             self.move_home(iso, &mut errors).await;
         }
-        if !rootful && let Some(h) = &h {
+        if !removed && let Some(h) = &h {
             self.remove_box(h, &mut errors).await;
         }
         if let Some(prev) = iso.nm_previous {

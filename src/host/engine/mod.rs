@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod netns;
+pub(crate) mod pidfd;
 pub mod sandbox;
 
 use std::fmt;

@@ -18,17 +18,19 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::pidfd::{
+    open_verified, pidfd_exited, pidfd_open, pidfd_signal, proc_starttime, proc_state,
+};
 use super::{BoxExit, BoxHandle, BoxSpec, Engine, EngineError, EngineKind, Result, sandbox};
 
 /// Where the netns engine keeps its state files by default.
@@ -452,78 +454,6 @@ fn exit_of(status: ExitStatus) -> BoxExit {
 fn parse_id(id: &str) -> Option<(u32, u64)> {
     let (pid, start) = id.split_once(':')?;
     Some((pid.parse().ok()?, start.parse().ok()?))
-}
-
-/// Fields after `comm` in `/proc/PID/stat` (comm may hold spaces and parentheses).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-/// Field 22 of `/proc/PID/stat`: the start time in clock ticks after boot.
-pub(crate) fn proc_starttime(pid: u32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
-}
-
-fn proc_state(pid: u32) -> Option<char> {
-    stat_fields(pid)?.first()?.chars().next()
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the returned fd is owned by us.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd from the kernel.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// A pidfd for `pid` if that PID still is the process that started at `starttime`.
-fn open_verified(pid: u32, starttime: u64) -> Option<OwnedFd> {
-    let fd = pidfd_open(pid).ok()?;
-    // Opened first, checked second: if the check passes, the fd is that process.
-    (proc_starttime(pid) == Some(starttime) && proc_state(pid).is_some_and(|s| s != 'Z'))
-        .then_some(fd)
-}
-
-fn pidfd_signal(fd: &OwnedFd, sig: libc::c_int) -> io::Result<()> {
-    // SAFETY: plain syscall on a valid fd.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// A pidfd polls readable once its process has exited (also for non-children).
-async fn pidfd_exited(fd: &Arc<OwnedFd>) {
-    // AsyncFd wants ownership: give it a duplicate.
-    let Ok(dup) = fd.try_clone() else {
-        return;
-    };
-    // SAFETY: `dup` is an open fd owned by the AsyncFd until it is dropped.
-    let registered = unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) };
-    let Ok(afd) = registered else {
-        // Not pollable (should not happen): fall back to /proc polling.
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if pidfd_signal(fd, 0).is_err() {
-                return;
-            }
-        }
-    };
-    let _ = afd.readable().await;
 }
 
 #[cfg(test)]
