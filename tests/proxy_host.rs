@@ -614,7 +614,7 @@ async fn idle_tcp_flood_does_not_block_unix_or_authenticated_clients() {
         f.proxy.refused()
     );
 
-    // Without a token, TCP clients are refused — and their connection closes.
+    // Without a token, TCP clients are refused.
     let r = send_tcp(
         addr,
         http::Request::post("/mcp")
@@ -624,15 +624,12 @@ async fn idle_tcp_flood_does_not_block_unix_or_authenticated_clients() {
     )
     .await;
     assert_eq!(r.status(), 401);
-    assert_eq!(
-        r.headers().get("connection").map(|v| v.as_bytes()),
-        Some(&b"close"[..])
-    );
     drop(idle);
     f.ct.cancel();
 }
 
-/// The authenticated TCP cap is a cap: one client over it gets 503 + Retry-After at once.
+/// The authenticated TCP cap is a cap: one client over it gets 503 + Retry-After at once. An
+/// unauthenticated connection is kept alive across refusals, but idle only for a header deadline.
 #[tokio::test]
 async fn authenticated_tcp_cap_answers_503_when_full() {
     let tcp = proxy::bind(&proxy::ListenSpec::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
@@ -643,6 +640,8 @@ async fn authenticated_tcp_cap_answers_503_when_full() {
     let f = limited(
         Limits {
             max_tcp_connections: 2,
+            header_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(5),
             ..Limits::default()
         },
         Some(TOKEN),
@@ -672,6 +671,41 @@ async fn authenticated_tcp_cap_answers_503_when_full() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     drop(held);
+    // Their slots come back once the proxy has seen them close.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Refused requests keep a connection alive but pending: idle, it lasts only as long as a
+    // request head may take (300 ms here), while an authenticated one lasts the idle deadline.
+    let keep = |token: Option<&str>| {
+        let mut b = http::Request::post("/mcp").header("host", "localhost");
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Full::new(Bytes::from_static(b"x"))).unwrap()
+    };
+    let mut lives = Vec::new();
+    for token in [None, Some(TOKEN)] {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        for _ in 0..3 {
+            let r = tx.send_request(keep(token)).await.unwrap();
+            assert_eq!(r.status(), if token.is_some() { 200 } else { 401 });
+            r.into_body().collect().await.unwrap();
+        }
+        lives.push((tx, conn));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        lives[0].1.is_finished(),
+        "an idle unauthenticated connection outlived the header deadline"
+    );
+    assert!(
+        !lives[1].1.is_finished(),
+        "an idle authenticated connection was closed early"
+    );
     f.ct.cancel();
 }
 

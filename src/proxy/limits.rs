@@ -13,8 +13,10 @@
 //!   full, the **oldest** pending connection is closed to make room (an attacker who fills the
 //!   pool only evicts its own connections: a real client sends its request right after
 //!   connecting and leaves the pool before anyone evicts it);
-//! - a pending connection must send its first request head within [`Limits::header_timeout`] or
-//!   it is closed; a refused request (401, 403) on it closes it too;
+//! - a pending connection must send each request head within [`Limits::header_timeout`] — also
+//!   while idle between requests: for it the idle deadline is the header deadline — or it is
+//!   closed; its refused requests (401, 403) keep it pending (and keep-alive, so a client that
+//!   pipelines is answered at full speed, yet holds nothing an authenticated client needs);
 //! - its first request with a valid token moves it to the authenticated cap
 //!   ([`Limits::max_tcp_connections`]): taken without waiting, or 503 + `Retry-After` when full.
 //!
@@ -349,6 +351,8 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// First byte read while idle, +1 (0: none since the connection went idle).
     pending_since: AtomicU64,
+    /// Not authenticated yet (TCP): idle no longer than a header deadline.
+    strict: std::sync::atomic::AtomicBool,
 }
 
 /// What a connection's deadline watch decided.
@@ -363,15 +367,22 @@ pub enum Deadline {
 }
 
 impl Activity {
-    /// A connection accepted now.
-    pub fn new() -> Arc<Self> {
+    /// A connection accepted now; `strict` (an unauthenticated TCP connection): its idle
+    /// deadline is the header deadline, until [`Activity::relax`].
+    pub fn new(strict: bool) -> Arc<Self> {
         Arc::new(Self {
             born: Instant::now(),
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
             pending_since: AtomicU64::new(0),
+            strict: strict.into(),
         })
+    }
+
+    /// The connection authenticated: the idle deadline applies from now on.
+    pub fn relax(&self) {
+        self.strict.store(false, Ordering::Relaxed);
     }
 
     fn now_ms(&self) -> u64 {
@@ -409,6 +420,11 @@ impl Activity {
             (header, Deadline::HeaderTimeout)
         } else if pending != 0 {
             (pending - 1 + header, Deadline::HeaderTimeout)
+        } else if self.strict.load(Ordering::Relaxed) {
+            (
+                self.idle_since.load(Ordering::Relaxed) + header,
+                Deadline::HeaderTimeout,
+            )
         } else {
             (
                 self.idle_since.load(Ordering::Relaxed) + l.idle_timeout.as_millis() as u64,
@@ -472,7 +488,7 @@ mod tests {
             idle_timeout: Duration::from_millis(200),
             ..Limits::default()
         };
-        let a = Activity::new();
+        let a = Activity::new(false);
         assert!(matches!(a.deadline(&l), Deadline::Wait(_)));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(a.deadline(&l), Deadline::HeaderTimeout, "first head late");
@@ -489,5 +505,12 @@ mod tests {
         drop(g);
         std::thread::sleep(Duration::from_millis(210));
         assert_eq!(a.deadline(&l), Deadline::Idle);
+        // Unauthenticated: idle only as long as a head may take.
+        let s = Activity::new(true);
+        drop(s.begin());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(s.deadline(&l), Deadline::HeaderTimeout);
+        s.relax();
+        assert!(matches!(s.deadline(&l), Deadline::Wait(_)));
     }
 }

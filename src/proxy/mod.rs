@@ -400,6 +400,8 @@ pub enum Phase {
 /// A client connection, as a request sees it.
 pub(crate) struct Conn {
     pub(crate) peer: Peer,
+    /// Its deadlines (`None`: a request handled outside a connection task).
+    pub(crate) act: Option<Arc<limits::Activity>>,
     /// TCP only: where the connection stands with the caps (see [`limits`]).
     pub(crate) tcp: Option<TcpSlot>,
 }
@@ -595,7 +597,7 @@ impl Proxy {
 
     /// A TCP connection's first authenticated request takes a slot of the authenticated cap
     /// (without waiting) and leaves the pending pool; `false`: the cap is full.
-    fn promote(&self, slot: &TcpSlot) -> bool {
+    fn promote(&self, slot: &TcpSlot, act: Option<&limits::Activity>) -> bool {
         let mut auth = slot.auth.lock().unwrap_or_else(|p| p.into_inner());
         if auth.is_some() {
             return true;
@@ -604,6 +606,9 @@ impl Proxy {
             Ok(p) => {
                 *auth = Some(p);
                 self.pending.leave(slot.id);
+                if let Some(a) = act {
+                    a.relax();
+                }
                 true
             }
             Err(_) => false,
@@ -614,6 +619,7 @@ impl Proxy {
     pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
         let conn = Conn {
             peer: peer.clone(),
+            act: None,
             tcp: None,
         };
         self.handle_on(req, &conn).await
@@ -627,16 +633,11 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let peer = &conn.peer;
         let tcp = matches!(peer, Peer::Tcp(_));
-        // A refused TCP client's connection closes: it holds no slot while it tries again.
-        let refused = |r| if tcp { close(r) } else { r };
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let o = origin.to_str().unwrap_or("");
             if !origin_is_local(o) {
                 self.refusals.count(Refusal::Origin, peer, Some(&o));
-                return refused(plain(
-                    StatusCode::FORBIDDEN,
-                    "forbidden: Origin is not local",
-                ));
+                return plain(StatusCode::FORBIDDEN, "forbidden: Origin is not local");
             }
         }
         if tcp {
@@ -658,10 +659,10 @@ impl Proxy {
                 );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return close(r);
+                return r;
             }
             if let Some(slot) = &conn.tcp
-                && !self.promote(slot)
+                && !self.promote(slot, conn.act.as_deref())
             {
                 self.refusals.count(Refusal::TcpCap, peer, None);
                 return close(retry_after(

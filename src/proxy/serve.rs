@@ -201,9 +201,13 @@ async fn connection(
 ) {
     let _permit = permit;
     let _open = proxy.opened();
-    let act = Activity::new();
+    let act = Activity::new(tcp.is_some());
     let pending_id = tcp.as_ref().map(|t| t.id);
-    let info = Arc::new(Conn { peer, tcp });
+    let info = Arc::new(Conn {
+        peer,
+        act: Some(act.clone()),
+        tcp,
+    });
     let io = TokioIo::new(Tracked {
         s: stream,
         act: act.clone(),
