@@ -264,6 +264,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                 self.notify.ready(&line);
                 ep.ready(h.uid);
                 let ending = self.supervise(&iso, &h, ctl.stop.cancelled()).await;
+                info!(IFACE = %iso.iface, ending = ?ending.as_ref().map_err(|e| e.to_string()), "serving ended");
                 self.notify.stopping();
                 ep.stopping();
                 (ending, Some(h))

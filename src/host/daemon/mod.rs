@@ -260,21 +260,34 @@ pub trait Notifier: Send + Sync {
 /// The sd_notify notifier (does nothing without `NOTIFY_SOCKET`).
 pub struct SdNotify;
 
+impl SdNotify {
+    /// One datagram to the service manager. A send that takes long (a receiver that does not
+    /// read) is logged: it holds up the lifecycle.
+    fn send(states: &[sd_notify::NotifyState]) {
+        let t0 = Instant::now();
+        let _ = sd_notify::notify(states);
+        let ms = t0.elapsed().as_millis();
+        if ms > 100 {
+            warn!("sd_notify took {ms} ms (the NOTIFY_SOCKET reader is slow)");
+        }
+    }
+}
+
 impl Notifier for SdNotify {
     fn status(&self, text: &str) {
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(text)]);
+        Self::send(&[sd_notify::NotifyState::Status(text)]);
     }
     fn ready(&self, text: &str) {
-        let _ = sd_notify::notify(&[
+        Self::send(&[
             sd_notify::NotifyState::Ready,
             sd_notify::NotifyState::Status(text),
         ]);
     }
     fn stopping(&self) {
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        Self::send(&[sd_notify::NotifyState::Stopping]);
     }
     fn watchdog(&self) {
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        Self::send(&[sd_notify::NotifyState::Watchdog]);
     }
 }
 
@@ -685,7 +698,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Probes run beside the loop, so a hung agent never delays a stop.
-        let (probe_tx, mut probe_rx) = tokio::sync::mpsc::channel::<bool>(1);
+        let (probe_tx, mut probe_rx) = tokio::sync::mpsc::channel::<Result<(), String>>(1);
         let mut probing = false;
         let mut failed = 0u32;
         let socket = self.paths.agent_socket(&iso.instance);
@@ -706,15 +719,19 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                     probing = true;
                     let (tx, socket, uid) = (probe_tx.clone(), socket.clone(), h.uid);
                     tokio::spawn(async move {
-                        let ok = tokio::time::timeout(within, agent_answers(&socket, uid))
-                            .await
-                            .is_ok_and(|r| r.unwrap_or(false));
-                        let _ = tx.send(ok).await;
+                        let answered = match tokio::time::timeout(within, probe_agent(&socket, uid)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
+                        };
+                        let _ = tx.send(answered).await;
                     });
                 }
-                Some(ok) = probe_rx.recv() => {
+                Some(answered) = probe_rx.recv() => {
                     probing = false;
-                    if ok {
+                    if let Err(why) = &answered {
+                        warn!(IFACE = %iso.iface, BOX = %h.name, cause = %why, "liveness probe failed");
+                    }
+                    if answered.is_ok() {
                         if failed > 0 {
                             info!(IFACE = %iso.iface, "the agent answers again");
                             self.notify.status(&status_line(iso, h, "agent ready"));
@@ -764,6 +781,15 @@ pub async fn agent_answers(socket: &Path, uid: u32) -> Result<bool, AgentSocketE
         Err(e) if e.is_refusal() => Err(e),
         Err(_) => Ok(false),
     }
+}
+
+/// The liveness probe: the checked agent socket answers HTTP.
+async fn probe_agent(socket: &Path, uid: u32) -> Result<(), String> {
+    AgentSocket::open(socket, uid)
+        .map_err(|e| e.to_string())?
+        .answers()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The `STATUS=` line while serving.
@@ -824,6 +850,9 @@ mod tests {
                         stuck.push(s);
                         continue;
                     }
+                    // Read the request first, as a real server does.
+                    let mut req = [0u8; 512];
+                    let _ = tokio::io::AsyncReadExt::read(&mut s, &mut req).await;
                     let _ = s
                         .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
                         .await;
@@ -1344,5 +1373,27 @@ mod tests {
             "{notes:?}"
         );
         nothing_left(&d, &w, &nm, &e, "hung agent");
+    }
+
+    /// A stop while the agent is probed ends serving at once (probes run beside the loop).
+    #[tokio::test]
+    async fn a_stop_between_probes_is_prompt() {
+        let (dir, w, nm, e) = lab();
+        let mut d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        d.settings.timeouts.probe_interval_ms = 100;
+        let ctl = Control::new(Trigger::User);
+        let no_ep = FakeEndpoint::default();
+        let (fin, t) = tokio::join!(d.run("wlan1", &ctl, &no_ep), async {
+            noted(&d, "agent ready").await;
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            ctl.stop.cancel();
+            Instant::now()
+        });
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(fin.exit_code(), 0, "{fin:?}");
     }
 }
