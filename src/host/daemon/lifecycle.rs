@@ -236,6 +236,15 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                 return Finished::nothing(Err(e));
             }
         };
+        // An enabled adapter must be the one its rule recorded: after a rename or another
+        // probe order, the name may now belong to the host's own WiFi.
+        if let Ok(name) = crate::validate::IfaceName::parse(&iface)
+            && let Err(e) = crate::host::udev::check_identity(&self.paths.rules_dir, &name)
+        {
+            let e = RunError::Identity(e.to_string());
+            error!(IFACE = %instance, "{e}");
+            return Finished::nothing(Err(e));
+        }
         let locked = async {
             self.pause(ctl, Step::Lock, &format!("{iface} ({}): locking", phy.name))
                 .await?;

@@ -605,9 +605,27 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             }
             Err(e) if matches!(e, WiphyError::PhyGone { .. }) || !netns.exists() => {
                 // Not in the box and not in the host: unplugged, or on its way home
-                // (the box's netns is gone: the kernel hands the phy back itself).
+                // (the box's netns is gone: the kernel hands the phy back itself — on some
+                // drivers without its interface, which is then made again under its name).
                 if !self.wait_home(iso.phy_index).await {
                     warn!(PHY = %iso.phy_name, "phy not found anywhere (unplugged?)");
+                    return;
+                }
+                match self.wiphys.ensure_iface(iso.phy_index, &iso.iface).await {
+                    Ok(name) if name == iso.iface => {
+                        info!(MESSAGE_ID = msgid::MOVE_OUT, IFACE = %name, PHY = %iso.phy_name, "phy came home on its own")
+                    }
+                    Ok(name) => errors.push(ReleaseError::Renamed {
+                        phy: iso.phy_name.clone(),
+                        name,
+                    }),
+                    Err(WiphyError::PhyGone { .. }) => {
+                        warn!(PHY = %iso.phy_name, "phy gone again (unplugged?)")
+                    }
+                    Err(cause) => errors.push(ReleaseError::MoveHome {
+                        phy: iso.phy_name.clone(),
+                        cause,
+                    }),
                 }
             }
             Err(cause) => errors.push(ReleaseError::MoveHome {
