@@ -34,7 +34,9 @@ use wl_nl80211::packet_core::{
     DefaultNla, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use wl_nl80211::packet_generic::GenlMessage;
-use wl_nl80211::{Nl80211Attr, Nl80211Command, Nl80211Handle, Nl80211Message};
+use wl_nl80211::{
+    Nl80211Attr, Nl80211Command, Nl80211Handle, Nl80211InterfaceType, Nl80211Message,
+};
 
 /// `NL80211_ATTR_NETNS_FD`: a network-namespace file descriptor (u32, native endian).
 /// wl-nl80211 has no typed attribute for it.
@@ -143,6 +145,10 @@ pub trait Wiphys: Send + Sync {
     /// mounted namespace file) into `host_netns`, then rename its interface to `restore_name`
     /// when given and different. Returns the interface's final name in the host.
     ///
+    /// A phy that comes home without an interface (its driver deleted it in the box) gets a new
+    /// station interface named `restore_name` (see [`Wiphys::ensure_iface`]); without a
+    /// `restore_name` that is an error.
+    ///
     /// A rename that fails (the name is taken, the link is busy) is logged as a warning and the
     /// interface keeps the name it came back with: compare the result with `restore_name`.
     fn move_back(
@@ -151,6 +157,21 @@ pub trait Wiphys: Send + Sync {
         box_netns: &Path,
         host_netns: BorrowedFd<'_>,
         restore_name: Option<&str>,
+    ) -> impl Future<Output = Result<String, WiphyError>> + Send;
+
+    /// Make sure wiphy `phy`, in the caller's namespace, has a network interface named `name`:
+    /// when it has none (some drivers delete the interface when the box's namespace dies, and
+    /// the phy comes home bare), create a station (managed) interface under that name; when its
+    /// first interface has another name, rename it. Returns the interface's final name, which
+    /// differs from `name` only when that name is taken by another interface (logged as a
+    /// warning). [`WiphyError::PhyGone`] when the phy is not in the caller's namespace.
+    ///
+    /// [`Wiphys::move_back`] does this itself; call it after a phy came home on its own (the
+    /// box's namespace died and the kernel handed the phy back).
+    fn ensure_iface(
+        &self,
+        phy: u32,
+        name: &str,
     ) -> impl Future<Output = Result<String, WiphyError>> + Send;
 
     /// Whether wiphy `phy` exists in the caller's namespace or, if given, in `in_netns`.
@@ -314,34 +335,12 @@ impl Wiphys for Nl80211 {
 
         // The move is synchronous: once acknowledged, the interfaces exist in the host.
         let (mut host_nl, host_rt) = in_netns(host_fd, open_sockets).await?;
-        let ifaces = ifaces_of(&dump_interfaces(&mut host_nl).await?, phy);
-        if ifaces.is_empty() && dump_wiphys(&mut host_nl, Some(phy)).await?.is_empty() {
-            return Err(WiphyError::PhyGone { phy });
-        }
-        let Some(primary) = ifaces.first() else {
-            return Err(WiphyError::Netlink(format!(
-                "{phy_name} is back in the host but has no network interface"
-            )));
-        };
-        if ifaces.len() > 1 {
-            warn!(phy, count = ifaces.len(), iface = %primary.name,
-                "wiphy has several interfaces; only the first one is renamed");
-        }
-        let Some(want) = restore_name.filter(|want| *want != primary.name) else {
-            return Ok(primary.name.clone());
-        };
-        match rename_link(&host_rt, primary.index, want).await {
-            Ok(()) => {
-                info!(phy, from = %primary.name, to = want, "interface name restored");
-                Ok(want.to_owned())
-            }
-            Err(e) => {
-                let taken = e.errno == Some(libc::EEXIST);
-                warn!(phy, iface = %primary.name, wanted = want, taken, cause = %e.text,
-                    "could not restore the interface name; it keeps the name it came back with");
-                Ok(primary.name.clone())
-            }
-        }
+        restore_iface(&mut host_nl, &host_rt, phy, restore_name).await
+    }
+
+    async fn ensure_iface(&self, phy: u32, name: &str) -> Result<String, WiphyError> {
+        let (mut nl, rt) = open_sockets()?;
+        restore_iface(&mut nl, &rt, phy, Some(name)).await
     }
 
     async fn exists(&self, phy: u32, also_in: Option<&Path>) -> Result<bool, WiphyError> {
@@ -659,6 +658,90 @@ async fn set_wiphy_netns(nl: &mut Nl80211Handle, phy: u32, netns_fd: i32) -> Res
     .map(drop)
 }
 
+/// `NL80211_CMD_NEW_INTERFACE`: a station (managed) interface named `name` on wiphy `phy` (a
+/// `%d` in the name lets the kernel pick a free number). Returns the interface the kernel made.
+async fn new_station(nl: &mut Nl80211Handle, phy: u32, name: &str) -> Result<IfaceInfo, NlError> {
+    let attributes = vec![
+        Nl80211Attr::Wiphy(phy),
+        Nl80211Attr::IfName(name.to_owned()),
+        Nl80211Attr::IfType(Nl80211InterfaceType::Station),
+    ];
+    let replies = nl80211_request(
+        nl,
+        Nl80211Command::NewInterface,
+        attributes,
+        NLM_F_REQUEST | NLM_F_ACK,
+    )
+    .await?;
+    collect_interfaces(&replies)
+        .into_iter()
+        .find(|(p, _)| *p == phy)
+        .map(|(_, iface)| iface)
+        .ok_or_else(|| NlError::other("NewInterface: the kernel did not describe the interface"))
+}
+
+/// In the namespace of `nl`/`rt`: give wiphy `phy` an interface named `want` (create a station
+/// interface if it has none, rename the first one otherwise). The final name.
+async fn restore_iface(
+    nl: &mut Nl80211Handle,
+    rt: &rtnetlink::Handle,
+    phy: u32,
+    want: Option<&str>,
+) -> Result<String, WiphyError> {
+    let ifaces = ifaces_of(&dump_interfaces(nl).await?, phy);
+    if ifaces.is_empty() && dump_wiphys(nl, Some(phy)).await?.is_empty() {
+        return Err(WiphyError::PhyGone { phy });
+    }
+    let Some(primary) = ifaces.first() else {
+        let Some(want) = want else {
+            return Err(WiphyError::Netlink(format!(
+                "phy index {phy} is in the host but has no network interface"
+            )));
+        };
+        let made = match new_station(nl, phy, want).await {
+            Ok(made) => made,
+            Err(e) if matches!(e.errno, Some(libc::EEXIST | libc::ENFILE)) => {
+                warn!(phy, wanted = want, cause = %e.text,
+                    "the interface name is taken; creating the station interface as wlan%d");
+                new_station(nl, phy, "wlan%d").await.map_err(|e| {
+                    WiphyError::Netlink(format!(
+                        "phy index {phy} came home without an interface, and creating one failed: {}",
+                        e.text
+                    ))
+                })?
+            }
+            Err(e) => {
+                return Err(WiphyError::Netlink(format!(
+                    "phy index {phy} came home without an interface, and creating {want} failed: {}",
+                    e.text
+                )));
+            }
+        };
+        info!(phy, iface = %made.name, index = made.index,
+            "the phy came home without an interface; created a station interface");
+        return Ok(made.name);
+    };
+    if ifaces.len() > 1 {
+        warn!(phy, count = ifaces.len(), iface = %primary.name,
+            "wiphy has several interfaces; only the first one is renamed");
+    }
+    let Some(want) = want.filter(|want| *want != primary.name) else {
+        return Ok(primary.name.clone());
+    };
+    match rename_link(rt, primary.index, want).await {
+        Ok(()) => {
+            info!(phy, from = %primary.name, to = want, "interface name restored");
+            Ok(want.to_owned())
+        }
+        Err(e) => {
+            let taken = e.errno == Some(libc::EEXIST);
+            warn!(phy, iface = %primary.name, wanted = want, taken, cause = %e.text,
+                "could not restore the interface name; it keeps the name it came back with");
+            Ok(primary.name.clone())
+        }
+    }
+}
+
 // ---- rtnetlink -----------------------------------------------------------------------------
 
 fn route_error(what: &str, e: rtnetlink::Error) -> NlError {
@@ -744,6 +827,13 @@ pub mod fake {
             /// The requested name.
             restore_name: Option<String>,
         },
+        /// [`Wiphys::ensure_iface`].
+        EnsureIface {
+            /// Wiphy index.
+            phy: u32,
+            /// The requested name.
+            name: String,
+        },
         /// [`Wiphys::exists`].
         Exists {
             /// Wiphy index.
@@ -769,6 +859,8 @@ pub mod fake {
         MoveToNetns,
         /// [`Wiphys::move_back`].
         MoveBack,
+        /// [`Wiphys::ensure_iface`].
+        EnsureIface,
         /// [`Wiphys::exists`].
         Exists,
         /// [`Wiphys::locate`].
@@ -809,8 +901,11 @@ pub mod fake {
     /// the host (`lo` and [`FakeWiphys::with_netdev`] names → `NotWireless`, others →
     /// `NoSuchDevice`); `move_to_netns` checks `netns_ok` and moves the phy to
     /// [`Place::Boxed`]; `move_back` returns it and renames its first interface to
-    /// `restore_name`; `locate` lists its interfaces while boxed; `exists` is false once
-    /// unplugged. Injected failures take precedence.
+    /// `restore_name` (or, when [`FakeWiphys::delete_ifaces`] emptied it, creates one under that
+    /// name, as a driver that deletes the interface in the box forces the real one to);
+    /// `ensure_iface` does the same for a phy in the host ([`FakeWiphys::come_home`]); `locate`
+    /// lists its interfaces while boxed; `exists` is false once unplugged. Injected failures
+    /// take precedence.
     #[derive(Clone, Default)]
     pub struct FakeWiphys {
         state: Arc<Mutex<State>>,
@@ -906,6 +1001,32 @@ pub mod fake {
             }
         }
 
+        /// Simulate the interfaces of wiphy `phy` being deleted (in the box, by the agent or by a
+        /// driver when the box's namespace dies): it keeps no interface.
+        pub fn delete_ifaces(&self, phy: u32) {
+            if let Some((w, _)) = find(&mut self.lock(), phy) {
+                w.ifaces.clear();
+            }
+        }
+
+        /// Simulate the kernel handing wiphy `phy` home on its own (the box's namespace died),
+        /// with its interfaces unless `keep_ifaces` is false.
+        pub fn come_home(&self, phy: u32, keep_ifaces: bool) {
+            if let Some((w, place)) = find(&mut self.lock(), phy) {
+                *place = Place::Host;
+                if !keep_ifaces {
+                    w.ifaces.clear();
+                }
+            }
+        }
+
+        /// The interfaces wiphy `phy` has now (wherever it is).
+        pub fn ifaces(&self, phy: u32) -> Vec<IfaceInfo> {
+            find(&mut self.lock(), phy)
+                .map(|(w, _)| w.ifaces.clone())
+                .unwrap_or_default()
+        }
+
         /// Where wiphy `phy` is now (`None` if never registered).
         pub fn place(&self, phy: u32) -> Option<Place> {
             self.lock()
@@ -948,6 +1069,23 @@ pub mod fake {
 
     fn find(state: &mut State, phy: u32) -> Option<&mut (Wiphy, Place)> {
         state.wiphys.iter_mut().find(|(w, _)| w.index == phy)
+    }
+
+    /// Rename the first interface of `w` to `want`, or create one so named if it has none.
+    fn restore(w: &mut Wiphy, want: Option<&str>) -> Result<String, WiphyError> {
+        match (w.ifaces.first_mut(), want) {
+            (Some(first), Some(want)) => first.name = want.to_owned(),
+            (Some(_), None) => {}
+            (None, Some(want)) => w.ifaces.push(IfaceInfo {
+                index: 200 + w.index,
+                name: want.to_owned(),
+                mac: Some([0x02, 0, 0, 0, 0, w.index as u8]),
+            }),
+            (None, None) => {
+                return Err(WiphyError::Netlink(format!("{} has no interface", w.name)));
+            }
+        }
+        Ok(w.ifaces[0].name.clone())
     }
 
     impl Wiphys for FakeWiphys {
@@ -1009,13 +1147,19 @@ pub mod fake {
                 return Err(WiphyError::PhyGone { phy });
             }
             *place = Place::Host;
-            let Some(first) = w.ifaces.first_mut() else {
-                return Err(WiphyError::Netlink(format!("{} has no interface", w.name)));
+            restore(w, restore_name)
+        }
+
+        async fn ensure_iface(&self, phy: u32, name: &str) -> Result<String, WiphyError> {
+            let call = Call::EnsureIface {
+                phy,
+                name: name.to_owned(),
             };
-            if let Some(want) = restore_name {
-                first.name = want.to_owned();
+            let mut state = self.enter(Op::EnsureIface, call)?;
+            match find(&mut state, phy) {
+                Some((w, Place::Host)) => restore(w, Some(name)),
+                _ => Err(WiphyError::PhyGone { phy }),
             }
-            Ok(first.name.clone())
         }
 
         async fn exists(&self, phy: u32, in_netns: Option<&Path>) -> Result<bool, WiphyError> {
@@ -1335,6 +1479,72 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[tokio::test]
+    async fn fake_phy_whose_interface_vanished_in_the_box_comes_home_with_one() {
+        let fake = FakeWiphys::new().with_wiphy(FakeWiphys::wiphy(2, "phy2", "wlan2"));
+        let ns = current_netns().unwrap();
+        let boxns = Path::new("/proc/1/ns/net");
+        // Explicit return: the interface was deleted inside the box.
+        fake.move_to_netns(2, ns.as_fd()).await.unwrap();
+        fake.delete_ifaces(2);
+        assert!(fake.locate(2, boxns).await.unwrap().is_empty());
+        let name = fake
+            .move_back(2, boxns, ns.as_fd(), Some("wlan2"))
+            .await
+            .unwrap();
+        assert_eq!(name, "wlan2");
+        assert_eq!(fake.place(2), Some(Place::Host));
+        assert_eq!(fake.resolve("wlan2").await.unwrap().index, 2);
+        // Without a name to restore there is nothing to create.
+        fake.move_to_netns(2, ns.as_fd()).await.unwrap();
+        fake.delete_ifaces(2);
+        assert!(fake.move_back(2, boxns, ns.as_fd(), None).await.is_err());
+
+        // The kernel handed it home bare (the box's netns died): ensure_iface creates it.
+        fake.come_home(2, false);
+        assert!(fake.ifaces(2).is_empty());
+        assert_eq!(fake.ensure_iface(2, "wlan2").await.unwrap(), "wlan2");
+        assert_eq!(fake.ifaces(2)[0].name, "wlan2");
+        // Home with an interface under another name: renamed.
+        fake.move_to_netns(2, ns.as_fd()).await.unwrap();
+        fake.come_home(2, true);
+        assert_eq!(fake.ensure_iface(2, "wlp2s0").await.unwrap(), "wlp2s0");
+        assert_eq!(fake.ifaces(2).len(), 1);
+        // Not in the host: PhyGone.
+        fake.move_to_netns(2, ns.as_fd()).await.unwrap();
+        assert!(matches!(
+            fake.ensure_iface(2, "wlan2").await,
+            Err(WiphyError::PhyGone { phy: 2 })
+        ));
+        assert!(fake.calls().contains(&Call::EnsureIface {
+            phy: 2,
+            name: "wlp2s0".into()
+        }));
+    }
+
+    #[test]
+    fn new_interface_request_names_the_phy_the_name_and_station() {
+        let message = msg(
+            Nl80211Command::NewInterface,
+            vec![
+                Nl80211Attr::Wiphy(3),
+                Nl80211Attr::IfName("wlan1".into()),
+                Nl80211Attr::IfType(Nl80211InterfaceType::Station),
+            ],
+        );
+        let mut nl = NetlinkMessage::from(GenlMessage::from_payload(message));
+        nl.finalize();
+        let mut buf = vec![0u8; nl.header.length as usize];
+        nl.serialize(&mut buf);
+        // genl cmd 7 (NEW_INTERFACE); WIPHY (1) = 3; IFNAME (4) = "wlan1\0"; IFTYPE (5) = 2.
+        assert_eq!(buf[16], 7);
+        let attrs = &buf[20..];
+        assert_eq!(&attrs[0..8], &[8, 0, 1, 0, 3, 0, 0, 0]);
+        assert_eq!(&attrs[8..12], &[10, 0, 4, 0]);
+        assert_eq!(&attrs[12..18], b"wlan1\0");
+        assert_eq!(&attrs[20..28], &[8, 0, 5, 0, 2, 0, 0, 0]);
     }
 
     #[tokio::test]
