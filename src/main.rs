@@ -22,6 +22,8 @@ const AFTER: &str = "\
 Examples:
   wifi-isolate enable wlp6s0 --now        # isolate it now and whenever it appears
   systemctl start wifi-isolate@wlp6s0     # isolate it once, until stopped
+  systemctl stop wifi-isolate@wlp6s0      # home, and held: no client or udev starts it again
+  systemctl reload wifi-isolate@wlp6s0    # a held endpoint (clients retrying) isolates after all
   wifi-isolate run wlp6s0 --engine netns  # by hand, in the foreground
   wifi-isolate status --json
   wifi-isolate doctor
@@ -32,10 +34,17 @@ Files:
   /etc/udev/rules.d/81-wifi-isolate-IFACE.rules   written by enable (adapter's identity)
   /run/wifi-isolate/IFACE.sock              the MCP endpoint (wifi-isolate@IFACE.socket)
   /run/wifi-isolate/box/IFACE/mcp.sock      the agent's MCP socket (inside: /run/wifi-isolate)
-  /run/wifi-isolate/hold/IFACE              after a stop: udev does not restart IFACE
+  /run/wifi-isolate/hold/IFACE              after a stop: neither udev nor a client on the
+                                            socket restarts IFACE (a client gets 503: held)
+  /run/wifi-isolate/state/IFACE.json        what run did, for status and crash recovery
 
-Exit status of run: 0 stopped or adapter unplugged; 1 failure (restart may help);
-78 never works (not wireless, no such device, driver cannot change namespace, bad config).
+Exit status of run: 0 stopped (also during start-up: everything undone), adapter unplugged,
+or a held endpoint idle; 1 failure, or a hung agent (restart may help); 78 never works (not
+wireless, no such device, driver cannot change namespace, bad config, not the adapter the
+enable rule recorded, a TCP listener not on loopback).
+
+Test hook: WIFI_ISOLATE_PAUSE_AT=STEP:MS (resolve, lock, unmanage, box, move, ready) makes run
+wait MS ms before that step; a stop cuts the wait short.
 
 Logs: journalctl -u 'wifi-isolate@*' (MESSAGE_IDs mark unmanage, move in/out, restore and
 every MCP tool call). Secrets never reach a log.";
