@@ -71,6 +71,8 @@ pub async fn wait_for(wanted: Option<&str>, timeout: Duration) -> anyhow::Result
             tracing::info!(wanted = ?wanted, "waiting for a wireless interface to arrive");
             announced = true;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A dump of an (almost) empty namespace is cheap: look often, so the agent starts
+        // its work right after the host's move, not up to a poll interval later.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -204,7 +204,19 @@ impl Agent {
             op: Mutex::new(()),
             perm_mac,
         });
-        agent.wpa.client().await.map_err(anyhow::Error::msg)?;
+        // Serve at once: tool calls wait (bounded) for wpa_supplicant's control socket
+        // themselves, so the host's READY does not wait for it too. A wpa_supplicant that
+        // never comes up is still reported — here, and by every call that needs it.
+        {
+            let wpa = agent.wpa.clone();
+            let log = agent.log.clone();
+            tokio::spawn(async move {
+                if let Err(e) = wpa.client().await {
+                    warn!(cause = %e, "wpa_supplicant's control socket did not come up");
+                    log.push("agent", format!("wpa_supplicant did not come up: {e}"));
+                }
+            });
+        }
         agent.clone().spawn_background();
         Ok(agent)
     }
