@@ -103,15 +103,8 @@ fn unit(iface: &IfaceName, kind: &str) -> String {
 }
 
 fn write_rule(file: &Path, text: &str) -> Step<()> {
-    let dir = file.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let tmp = file.with_extension("rules.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, file))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", file.display())
-        })
+    crate::host::files::write_atomic(file, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))
 }
 
 fn enable(args: &EnableArgs, iface: &IfaceName) -> Step<()> {

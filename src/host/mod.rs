@@ -9,6 +9,8 @@ pub mod config;
 pub mod daemon;
 /// Box runtimes: Podman/Docker (Engine API) and the built-in netns runtime.
 pub mod engine;
+/// Files written whole or not at all.
+pub mod files;
 /// NetworkManager over D-Bus: read and set (at runtime) whether NM manages an interface.
 pub mod nm;
 /// rfkill of one wiphy through sysfs: read the state, lift a soft block.

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
+pub use crate::host::files::write_atomic;
+
 use super::{Isolation, RunError};
 
 /// Where the daemon keeps its files.
@@ -24,17 +26,6 @@ pub struct Paths {
     pub root: PathBuf,
     /// Where `enable` writes the adapters' local udev rules (`/etc/udev/rules.d`).
     pub rules_dir: PathBuf,
-}
-
-/// Write `bytes` to `path` through a temporary file and a rename: readers see the old file or
-/// the new one, never half of one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 impl Paths {

@@ -1145,6 +1145,16 @@ mod tests {
 
     type TestDaemon = Daemon<FakeWiphys, FakeNm, FakeEngine, Notes>;
 
+    /// A user's start with no stop, no pause and a silent endpoint, to its end.
+    async fn run_plain(d: &TestDaemon, instance: &str) -> Finished {
+        d.run(
+            instance,
+            &Control::new(Trigger::User),
+            &FakeEndpoint::default(),
+        )
+        .await
+    }
+
     /// Wait until a note containing `text` was sent (bounded).
     async fn noted(d: &TestDaemon, text: &str) {
         for _ in 0..2000 {
@@ -1247,13 +1257,7 @@ mod tests {
         // Resolve: no such device — can never work, nothing touched, no hold.
         let (dir, w, nm, e) = lab();
         let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
-        let fin = d
-            .run(
-                "nosuch0",
-                &Control::new(Trigger::User),
-                &FakeEndpoint::default(),
-            )
-            .await;
+        let fin = run_plain(&d, "nosuch0").await;
         assert_eq!(fin.exit_code(), EXIT_NEVER_WORKS);
         assert!(e.calls.lock().unwrap().is_empty());
         assert!(!d.paths.held("nosuch0"));
@@ -1262,13 +1266,7 @@ mod tests {
         let (dir, w, nm, e) = lab();
         let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
         let _other = Lock::take(&d.paths.wiphy_lock(3), "phy3").unwrap();
-        let fin = d
-            .run(
-                "wlan1",
-                &Control::new(Trigger::User),
-                &FakeEndpoint::default(),
-            )
-            .await;
+        let fin = run_plain(&d, "wlan1").await;
         assert!(
             matches!(fin.ending, Err(RunError::Busy(_))),
             "{:?}",
@@ -1296,13 +1294,7 @@ mod tests {
             breaker(&w, &nm, &e);
             let mut d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
             d.settings.timeouts.agent_ready = 1;
-            let fin = d
-                .run(
-                    "wlan1",
-                    &Control::new(Trigger::User),
-                    &FakeEndpoint::default(),
-                )
-                .await;
+            let fin = run_plain(&d, "wlan1").await;
             assert!(fin.ending.is_err(), "{what}");
             assert_eq!(fin.exit_code(), 1, "{what}: restartable");
             nothing_left(&d, &w, &nm, &e, what);

@@ -622,14 +622,9 @@ impl ProfileFile {
     /// Write it aside and rename it into place (a leftover of a crashed daemon is replaced).
     fn write(spec: &BoxSpec) -> Result<Self> {
         let path = seccomp_file(spec);
-        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        std::fs::write(&tmp, SECCOMP_PROFILE)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                EngineError::io(format!("writing the seccomp profile {}", path.display()), e)
-            })?;
+        crate::host::files::write_atomic(&path, SECCOMP_PROFILE.as_bytes()).map_err(|e| {
+            EngineError::io(format!("writing the seccomp profile {}", path.display()), e)
+        })?;
         Ok(ProfileFile(path))
     }
 }

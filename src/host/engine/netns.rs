@@ -102,13 +102,9 @@ impl NetnsEngine {
     }
 
     fn write_state(&self, st: &State) -> Result<()> {
-        std::fs::create_dir_all(&self.state_dir)
-            .map_err(|e| EngineError::io(format!("creating {}", self.state_dir.display()), e))?;
         let path = self.state_path(&st.instance);
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string(st).expect("state serializes");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        crate::host::files::write_atomic(&path, text.as_bytes())
             .map_err(|e| EngineError::io(format!("writing {}", path.display()), e))
     }
 
