@@ -1059,3 +1059,43 @@ async fn a_client_going_away_closes_the_upstream_request() {
         ct.cancel();
     }
 }
+
+/// No deadline cuts a running request: a response that streams (or waits) longer than the
+/// header and idle deadlines together keeps its client connection and its upstream request.
+#[tokio::test]
+async fn deadlines_never_cut_a_request_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("agent.sock");
+    let closed = Arc::new(AtomicBool::new(false));
+    tokio::spawn(recording_upstream(
+        UnixListener::bind(&up).unwrap(),
+        closed.clone(),
+        true,
+    ));
+    let sock = dir.path().join("front.sock");
+    let l = proxy::bind(&proxy::ListenSpec::Unix(sock.clone())).unwrap();
+    let (_phase, rx) = tokio::sync::watch::channel(Phase::Ready { uid: me() });
+    let ct = tokio_util::sync::CancellationToken::new();
+    let limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(600),
+        body_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    drop(proxy::serve_dedicated(limited_proxy(up, limits, rx, None), vec![l], ct.clone()).unwrap());
+    let mut s = UnixStream::connect(&sock).await.unwrap();
+    s.write_all(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("200"));
+    // 2 s > header + idle (0.9 s) + hyper's backstop: still open on both sides.
+    let (_, closed_here) = read_until_close(&mut s, Duration::from_secs(2)).await;
+    assert!(!closed_here, "a streaming response was cut by a deadline");
+    assert!(
+        !closed.load(Ordering::SeqCst),
+        "the upstream request was cut"
+    );
+    ct.cancel();
+}
