@@ -1099,3 +1099,51 @@ async fn deadlines_never_cut_a_request_in_flight() {
     );
     ct.cancel();
 }
+
+/// `wifi-isolate connect` in front of a held endpoint: it does not retry for its whole window
+/// (a held adapter does not start by waiting) but answers the client at once with the
+/// endpoint's message.
+#[tokio::test]
+async fn connect_reports_a_held_endpoint_at_once() {
+    use tokio::io::AsyncBufReadExt;
+    let f = limited(Limits::default(), None, vec![]);
+    let msg = "wlan9 is held: it was stopped with `systemctl stop`";
+    f.phase.send_replace(Phase::Held {
+        message: msg.into(),
+    });
+    let t = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wifi-isolate"))
+        .args(["connect", "wlan9", "--retry", "30", "--socket"])
+        .arg(&f.sock)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .await
+        .unwrap();
+    stdin.write_all(b"\n").await.unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), out.next_line())
+        .await
+        .expect("connect kept retrying a held endpoint")
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["id"], 1, "{line}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("is held"),
+        "{line}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("connect exits when stdin closes")
+        .unwrap();
+    assert!(status.success());
+}

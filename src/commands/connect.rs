@@ -69,6 +69,7 @@ impl Bridge {
         loop {
             match self.post_once(body, quiet).await {
                 Ok(Some(s)) => return Ok(s),
+                Err(e) if e.is::<Held>() => return Err(e),
                 Ok(None) | Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -78,7 +79,7 @@ impl Bridge {
         }
     }
 
-    /// `Ok(None)`: retry (connection refused, 502/503).
+    /// `Ok(None)`: retry (connection refused, 502, a 503 that is not a hold).
     async fn post_once(&self, body: &Value, quiet: bool) -> anyhow::Result<Option<Sent>> {
         let stream = match tokio::net::UnixStream::connect(&self.socket).await {
             Ok(s) => s,
@@ -114,10 +115,20 @@ impl Bridge {
             }
         };
         let status = resp.status();
-        if matches!(
-            status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY
-        ) {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A held adapter (a user's `systemctl stop`) does not start by waiting: say so.
+            let body = tokio::time::timeout(Duration::from_secs(2), resp.into_body().collect())
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            if let Some(held) = held_message(&body) {
+                return Err(Held(held).into());
+            }
+            return Ok(None);
+        }
+        if status == StatusCode::BAD_GATEWAY {
             return Ok(None);
         }
         if status == StatusCode::NOT_FOUND && self.session.lock().await.id.is_some() {
@@ -285,4 +296,19 @@ async fn reply_error(b: &Bridge, line: &str, e: &anyhow::Error) {
         });
         b.write_out(err.to_string().as_bytes()).await;
     }
+}
+
+/// The endpoint is held: retrying does not help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Held(String);
+
+/// The message of a held endpoint's 503 (a JSON-RPC error, or plain text) if it says the
+/// adapter is held.
+fn held_message(body: &[u8]) -> Option<String> {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v.pointer("/error/message")?.as_str()?.to_owned(),
+        Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
+    };
+    text.contains(" is held").then_some(text)
 }
