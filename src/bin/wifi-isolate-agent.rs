@@ -92,11 +92,9 @@ Environment:
   WIFI_ISOLATE_LOG   log filter (e.g. debug, wifi_isolate=trace); default info";
 
 fn parse_country(s: &str) -> Result<String, String> {
-    if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(s.to_string())
-    } else {
-        Err("country must be two upper-case letters, e.g. DE".into())
-    }
+    wifi_isolate::validate::CountryCode::parse(s)
+        .map(|c| c.as_str().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn find_udhcpc(explicit: Option<PathBuf>) -> Vec<String> {

@@ -317,11 +317,9 @@ impl Settings {
             })
         };
         if let Some(c) = &self.agent.country
-            && !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+            && let Err(e) = crate::validate::CountryCode::parse(c)
         {
-            return bad(format!(
-                "agent.country must be two upper-case letters, got {c:?}"
-            ));
+            return bad(format!("agent.country: {e}"));
         }
         if self.engine.memory_mb < 32 {
             return bad("engine.memory_mb must be at least 32".into());
@@ -415,6 +413,23 @@ mod tests {
             (s.engine.kind, s.engine.memory_mb),
             (EngineChoice::Netns, 99)
         );
+    }
+
+    /// The country rule is validate's (also `00`, the world domain); the watchdog bound holds.
+    #[test]
+    fn country_and_probe_bounds() {
+        let d = tempfile::tempdir().unwrap();
+        for (text, ok) in [
+            ("[agent]\ncountry = \"00\"\n", true),
+            ("[agent]\ncountry = \"DE\"\n", true),
+            ("[agent]\ncountry = \"de\"\n", false),
+            ("[timeouts]\nprobe_interval_ms = 9000\nprobe_timeout_ms = 2000\n", false),
+            ("[timeouts]\nprobe_interval_ms = 50\n", false),
+        ] {
+            write(&d.path().join("config.toml"), text);
+            let r = Settings::load_from(&[d.path().to_path_buf()], "wlan0");
+            assert_eq!(r.is_ok(), ok, "{text}: {:?}", r.err());
+        }
     }
 
     #[test]
