@@ -214,14 +214,12 @@ pub fn box_name(instance: &str) -> String {
     format!("wifi-isolate-{instance}")
 }
 
-/// An interface name (IFNAMSIZ-1 chars, no `/`, `:` or whitespace) — also safe in a container name.
+/// An interface name ([`crate::validate::IfaceName`]'s rule) whose characters a container
+/// name also allows (`[A-Za-z0-9_.-]`).
 fn valid_instance(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
+    crate::validate::IfaceName::parse(s).is_ok()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        && s != "."
-        && s != ".."
 }
 
 /// A running (or adopted) box.
