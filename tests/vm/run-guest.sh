@@ -2,7 +2,8 @@
 # Runs tests/vm/run_probe.rs (`hwsim-run-probe`), which drives the real `wifi-isolate run IFACE
 # --engine netns` daemon (from /usr/local/bin, the agent next to it) on the two station radios:
 # readiness over a test NOTIFY_SOCKET, MCP through the agent socket, SIGTERM release, the box
-# killed, the daemon killed and restarted, an unplugged radio, refusals. Then the hostile-agent
+# killed, the daemon killed and restarted, an unplugged radio, refusals, the interface deleted
+# inside the box (it must come home re-created under its name). Then the hostile-agent
 # phase, tests/vm/hostile_host.rs (`hwsim-hostile-host`): the same daemon with the hostile probe
 # (tests/vm/hostile_probe.rs) as its agent, the host checked from outside. The daemons' logs land
 # in /share/logs/daemon-*.log.

@@ -8,7 +8,8 @@
 //!
 //! Scenarios: ready + isolation, MCP through the agent socket, SIGTERM release (timed), box killed,
 //! daemon killed + restart recovery, unplug (HWSIM_CMD_DEL_RADIO sent from inside the box),
-//! refusals. Prints one line per check and closes with `N passed, N failed`; exit 1 on failure.
+//! refusals, the interface deleted inside the box (the phy comes home with a station interface
+//! under its original name, after SIGTERM and after the box died). Prints one line per check and closes with `N passed, N failed`; exit 1 on failure.
 //! Lines starting with `note` are observations, not checks.
 
 #[path = "shared.rs"]
@@ -1088,6 +1089,124 @@ async fn scenario_refusals(lab: &mut Lab) {
     lab.check_nothing_left("E3", &sta);
 }
 
+/// `iw dev STA del` inside the box of `bp`, checked: the phy stays in the box, bare.
+fn delete_in_box(lab: &mut Lab, label: &str, bp: u32, sta: &str, phy: &str) -> bool {
+    let ns = PathBuf::from(format!("/proc/{bp}/ns/net"));
+    let (deleted, out) = run_in(&ns, "iw", &["dev", sta, "del"]);
+    let (_, iw_box) = run_in(&ns, "iw", &["dev"]);
+    let (_, phys_box) = run_in(&ns, "iw", &["phy"]);
+    lab.t.check(
+        &format!(
+            "[{label}] `iw dev {sta} del` inside the box: {phy} stays in the box without an interface"
+        ),
+        deleted
+            && !iw_box.contains(&format!("Interface {sta}"))
+            && phys_box.contains(&format!("Wiphy {phy}"))
+            && !in_host(sta)
+            && !phy_in_host(phy),
+        format!(
+            "del ok={deleted} {}; iw dev in box:\n{}\nphys in box: {}",
+            out.trim(),
+            iw_box.trim(),
+            phys_box
+                .lines()
+                .filter(|l| l.starts_with("Wiphy"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+}
+
+/// The phy is home with a station interface under its original name, and the log says the
+/// daemon created it.
+fn check_recreated(lab: &mut Lab, label: &str, d: &Instance, sta: &str, phy: &str, how: &str) {
+    let (_, info) = run_out("iw", &["dev", sta, "info"]);
+    let phy_now = fs::read_to_string(format!("/sys/class/net/{sta}/phy80211/name"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    lab.t.check(
+        &format!(
+            "[{label}] {phy} came home ({how}) with a station interface under its original name {sta}"
+        ),
+        in_host(sta) && phy_now == phy && info.contains("type managed"),
+        format!(
+            "in host={} phy={phy_now:?}; iw dev {sta} info:\n{}\niw dev:\n{}",
+            in_host(sta),
+            info.trim(),
+            iw_dev()
+        ),
+    );
+    let log = d.log_text();
+    let created = log
+        .lines()
+        .find(|l| l.contains("created a station interface"))
+        .unwrap_or("")
+        .to_string();
+    lab.t.check(
+        &format!("[{label}] the daemon's log says it created the interface"),
+        !created.is_empty(),
+        if created.is_empty() {
+            d.log_tail(20)
+        } else {
+            created
+        },
+    );
+}
+
+/// Some drivers delete the interface when its namespace dies, and the phy comes home bare. F:
+/// the interface is deleted inside the box (`iw dev STA del` in the box's netns) while the daemon
+/// serves, then SIGTERM: the explicit return must create a station interface under the original
+/// name. F2: the same, then the box dies (agent SIGKILLed): the kernel hands the bare phy home on
+/// its own and the daemon must give it its interface back.
+async fn scenario_iface_deleted_in_box(lab: &mut Lab) {
+    let (sta, phy) = (lab.sta1.clone(), lab.phy1.clone());
+    let (mut d, ok) = lab.start("F", &sta, &phy).await;
+    if !ok {
+        d.signal(nix::sys::signal::Signal::SIGKILL);
+        return;
+    }
+    let Some(bp) = box_pid(&sta) else { return };
+    delete_in_box(lab, "F", bp, &sta, &phy);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lab.t.check(
+        "[F] the daemon keeps serving with the interface gone (the phy is still in the box)",
+        d.exited_now().is_none(),
+        format!("{}\n{}", describe(d.exited_now()), d.log_tail(15)),
+    );
+    // SIGTERM: the timed return, exit 0, home down/no IPv4 on the phy, nothing left.
+    lab.stop("F", &mut d, &sta, &phy).await;
+    check_recreated(lab, "F", &d, &sta, &phy, "SIGTERM");
+
+    let (mut d, ok) = lab.start("F2", &sta, &phy).await;
+    if !ok {
+        d.signal(nix::sys::signal::Signal::SIGKILL);
+        return;
+    }
+    let Some(bp) = box_pid(&sta) else { return };
+    delete_in_box(lab, "F2", bp, &sta, &phy);
+    let t0 = Instant::now();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bp as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let back = wait_iface(&sta, t0, Duration::from_secs(10)).await;
+    if let Some(b) = back {
+        lab.t
+            .number(&format!("F2 agent SIGKILL→{sta} re-created"), ms(b));
+    }
+    let exit = d.wait_exit(Duration::from_secs(15)).await;
+    lab.t.check(
+        "[F2] the daemon notices the box died and exits non-zero",
+        exit.is_some_and(|s| s.code().is_some_and(|c| c != 0)),
+        format!("{}\n{}", describe(exit), d.log_tail(20)),
+    );
+    check_recreated(lab, "F2", &d, &sta, &phy, "the box's netns died");
+    if back.is_some() {
+        lab.check_home("F2", &sta, &phy);
+    }
+    lab.check_nothing_left("F2", &sta);
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let stations: Vec<String> = env("STATIONS")
@@ -1130,6 +1249,8 @@ async fn main() {
     scenario_unplug(&mut lab).await;
     // 8: refusals.
     scenario_refusals(&mut lab).await;
+    // 9: the interface deleted inside the box comes home under its name.
+    scenario_iface_deleted_in_box(&mut lab).await;
 
     let iw_now = iw_dev();
     let expected: String = {
