@@ -100,6 +100,63 @@ fn run_without_a_wireless_stack_exits_78_and_leaves_nothing() {
     assert!(out.contains("no isolated adapters"), "{out}");
 }
 
+/// The signals are armed before the first step: a SIGTERM while `run` is still resolving
+/// (held there by the test pause) is a clean stop — exit 0 at once, the hold written, nothing
+/// else left. A malformed pause is refused with 78.
+#[test]
+fn a_stop_before_the_first_step_is_a_clean_stop() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let child = Command::new(common::bin("wifi-isolate"))
+        .args(["run", "wlan0", "--engine", "netns", "--runtime-root", r])
+        .env("WIFI_ISOLATE_LOG", "info")
+        .env("WIFI_ISOLATE_PAUSE_AT", "resolve:60000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the pause is reached (the runtime dir's lock exists by then).
+    let lock = root.path().join("state/wlan0.lock");
+    for _ in 0..500 {
+        if lock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(err.contains("SIGTERM: releasing"), "{err}");
+    assert!(err.contains("stopped before anything was changed"), "{err}");
+    assert!(root.path().join("hold/wlan0").exists(), "held");
+    assert!(!root.path().join("state/wlan0.json").exists(), "no state");
+    assert!(
+        !root.path().join("wlan0.sock").exists(),
+        "own socket removed"
+    );
+
+    let out = Command::new(common::bin("wifi-isolate"))
+        .args(["run", "wlan0", "--engine", "netns", "--runtime-root", r])
+        .env("WIFI_ISOLATE_PAUSE_AT", "resolve:soon")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("WIFI_ISOLATE_PAUSE_AT"), "{err}");
+}
+
 #[test]
 fn status_reports_an_instance_and_exits_3_for_an_unknown_one() {
     let root = tempfile::tempdir().unwrap();
