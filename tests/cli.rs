@@ -62,7 +62,7 @@ fn bad_arguments_are_refused_clearly() {
     assert!(err.contains("unix:PATH"), "{err}");
     let (code, _, err) = run("wifi-isolate-agent", &["--stdio", "--country", "germany"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("two upper-case letters"), "{err}");
+    assert!(err.contains("upper-case ISO 3166-1 letters"), "{err}");
     let (code, _, err) = run(
         "wifi-isolate",
         &["run", "wlan0", "--listen", "tcp:0.0.0.0:8080"],
