@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # full.sh — the full-system benchmark: the release .deb installed in the full-system VM (Debian,
-# systemd, udev, NetworkManager, podman; hwsim radios, a WPA2 AP, two stations). Measures, each
-# WI_BENCH_N times (default 5) against its reference in the same boot: isolate (systemctl start →
-# READY, podman and netns engines, vs the seed's manual podman flow), release (stop → phy home,
-# vs podman rm -f), connect (wifi_connect vs bare wpa_supplicant + udhcpc), cold activation,
-# footprint. Then, unless WI_BENCH_PROXY=0, the proxy benchmark (tests/bench/proxy.sh, the
-# initramfs VM). Writes target/bench/full.md and prints it. Not part of the pass/fail tests.
+# systemd, udev, NetworkManager, podman; hwsim radios, a WPA2 AP, two stations). WI_BENCH_N rounds
+# (default 8) after a warm-up round, each round running every flow once, so ours and its
+# references are paired in time: isolate (systemctl start → READY, podman and netns engines, vs
+# the seed's manual podman flow and the fixed references — a bare `podman run --network none`, a
+# bare netns spawn of the agent with a bare `iw phy set netns`), release (stop → phy home, vs
+# podman rm -f), cold activation (vs a direct start + the same first answer), then connect
+# (wifi_connect vs bare wpa_supplicant + udhcpc) and footprint. Cells are median [interval of the
+# median] (order statistics; coverage printed). Then, unless WI_BENCH_PROXY=0, the proxy
+# benchmark (tests/bench/proxy.sh, the initramfs VM). Writes target/bench/full.md and prints it.
+# Not part of the pass/fail tests.
 #
 # Every VM run and release build holds /tmp/wi-vm.lock (one TCG VM at a time on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
-N=${WI_BENCH_N:-5}
+N=${WI_BENCH_N:-8}
 LOCK=/tmp/wi-vm.lock
 t_start=$(date +%s)
 log() { printf 'full.sh: %s\n' "$*" >&2; }
@@ -37,7 +41,7 @@ t_vm=$(date +%s)
 rc=0
 flock "$LOCK" bash tests/fullsys/run-vm.sh --image "$img" --share "$share" \
   --script tests/vm/fullsys-bench-guest.sh --aps wpa2 --stations 2 \
-  --timeout $((600 + N * 240)) --quiet >&2 || rc=$?
+  --timeout $((600 + N * 120)) --quiet >&2 || rc=$?
 vm_secs=$(($(date +%s) - t_vm))
 mkdir -p target/bench
 if [ ! -s "$share/bench-full.md" ]; then

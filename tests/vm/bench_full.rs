@@ -9,6 +9,15 @@
 //!   fullsys-bench load SOCKET CLIENTS SECONDS
 //!       CLIENTS concurrent sessions calling `wifi_status` in a loop for SECONDS; prints
 //!       `LOAD calls=… errors=… calls_per_s=… p50_ms=… p99_ms=…`.
+//!   fullsys-bench first-answer SOCKET [T0_US]
+//!       one MCP `initialize`, hand-written HTTP/1.1 over the Unix socket (no client library in the
+//!       way: its cost is the same in every row); prints `ANSWER ms=… t0_us=… connected_us=…
+//!       sent_us=… first_byte_us=… answered_us=…` (epoch µs, the guest's clock, comparable with
+//!       the journal). `ms` counts from T0_US when given (e.g. just before `systemctl start`),
+//!       else from this call's own connect. Exit 1 without an answer within 30 s.
+//!   fullsys-bench wait SOCKET T0_US [TIMEOUT_S]
+//!       poll SOCKET every 5 ms with the daemon's own readiness request (`GET /mcp`, the first
+//!       bytes of an HTTP/1.1 answer) until it answers; prints the ms since T0_US (epoch µs).
 //! Not a test: it reports, the guest script turns the lines into tables.
 
 #[path = "shared.rs"]
@@ -113,6 +122,73 @@ async fn load(sock: &str, clients: usize, secs: f64) {
     );
 }
 
+/// Microseconds since the epoch (the clock the journal and bash's `EPOCHREALTIME` use).
+fn epoch_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+/// One raw MCP `initialize` on `sock`: the epoch-µs stamps of connect, request written, first
+/// answer byte, and the JSON-RPC result seen (or `None` when the answer never came).
+fn first_answer(sock: &str) -> Result<[u128; 5], String> {
+    use std::io::{Read, Write};
+    let t0 = epoch_us();
+    let mut s =
+        std::os::unix::net::UnixStream::connect(sock).map_err(|e| format!("connect: {e}"))?;
+    let connected = epoch_us();
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"fullsys-bench","version":"0"}}}"#;
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let sent = epoch_us();
+    let (mut got, mut buf, mut first) = (Vec::new(), [0u8; 4096], 0);
+    loop {
+        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "closed without a result: {}",
+                String::from_utf8_lossy(&got[..got.len().min(300)])
+            ));
+        }
+        if first == 0 {
+            first = epoch_us();
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if text.contains("\"result\"") {
+            if !text.starts_with("HTTP/1.1 200") {
+                return Err(format!("not a 200: {}", &text[..text.len().min(300)]));
+            }
+            return Ok([t0, connected, sent, first, epoch_us()]);
+        }
+        if text.contains("\"error\"")
+            || text.starts_with("HTTP/1.1 5")
+            || text.starts_with("HTTP/1.1 4")
+        {
+            return Err(format!("an error: {}", &text[..text.len().min(300)]));
+        }
+    }
+}
+
+/// The daemon's readiness request (`AgentSocket::answers`): does `sock` answer HTTP/1.1?
+fn answers(sock: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = b"GET /mcp HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n";
+    let mut buf = [0u8; 12];
+    s.write_all(req).is_ok() && s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 ")
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -132,9 +208,37 @@ async fn main() -> std::process::ExitCode {
             .await;
             std::process::ExitCode::SUCCESS
         }
+        "first-answer" => match first_answer(arg(2)) {
+            Ok([t0, connected, sent, first, answered]) => {
+                let from = arg(3).parse().unwrap_or(t0);
+                println!(
+                    "ANSWER ms={} t0_us={from} connected_us={connected} sent_us={sent} first_byte_us={first} answered_us={answered}",
+                    answered.saturating_sub(from) / 1000
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("first-answer {}: {e}", arg(2));
+                std::process::ExitCode::FAILURE
+            }
+        },
+        "wait" => {
+            let t0: u128 = arg(3).parse().unwrap_or_else(|_| epoch_us());
+            let timeout = arg(4).parse().unwrap_or(30.0);
+            let end = Instant::now() + Duration::from_secs_f64(timeout);
+            while Instant::now() < end {
+                if answers(arg(2)) {
+                    println!("{}", epoch_us().saturating_sub(t0) / 1000);
+                    return std::process::ExitCode::SUCCESS;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            eprintln!("{} did not answer within {timeout} s", arg(2));
+            std::process::ExitCode::FAILURE
+        }
         _ => {
             eprintln!(
-                "usage: fullsys-bench connect SOCKET SSID PSK N | load SOCKET CLIENTS SECONDS"
+                "usage: fullsys-bench connect SOCKET SSID PSK N | load SOCKET CLIENTS SECONDS | first-answer SOCKET [T0_US] | wait SOCKET T0_US [TIMEOUT_S]"
             );
             std::process::ExitCode::from(2)
         }
