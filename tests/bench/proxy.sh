@@ -25,5 +25,14 @@ mkdir -p target/bench
   printf '\nThe proxies alone, in front of a stand-in upstream (tests/bench/proxy-cpu.sh), same VM (TCG):\n\n'
   cat "$share/proxy-cpu.md"
   printf '\nThe same, natively on this machine (%s cores):\n\n%s\n' "$(nproc)" "$native"
+  # What socket-proxyd itself said (warnings and errors: connection limit, failed connects…).
+  log=$share/logs/socket-proxyd.log
+  if [ -s "$log" ]; then
+    printf '\nsystemd-socket-proxyd stderr, real-agent runs (count × message):\n\n```\n'
+    sed -E 's/[0-9]+/N/g' "$log" | sort | uniq -c | sort -rn | head -10
+    printf '```\n'
+  else
+    printf '\nsystemd-socket-proxyd wrote nothing to stderr (no warnings, no errors) in the real-agent runs.\n'
+  fi
 } > target/bench/proxy.md
 cat target/bench/proxy.md
