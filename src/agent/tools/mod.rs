@@ -1,0 +1,26 @@
+//! The MCP tools: argument schemas, validation, structured results and the audit log.
+//!
+//! Arguments are validated here, before anything reaches wpa_supplicant; a bad argument becomes a
+//! tool error (`isError: true`) that says what is wrong, and nothing is applied.
+//!
+//! The rooms:
+//! - `schema` — what a client sees: the tools' argument types (their JSON schemas) and
+//!   structured results;
+//! - `translate` — arguments to a wpa_supplicant network block: the security mode (or EAP
+//!   method) becomes `key_mgmt`, `psk`/`sae_password`, `ieee80211w`, `eap`, `phase2`…
+//!   ([`psk_spec`], [`eap_spec`]), validated, with nothing sent;
+//! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
+//!   and the tool-call audit record.
+
+mod router;
+mod schema;
+mod translate;
+
+pub use router::{PeerCred, WifiTools};
+pub use schema::*;
+pub use translate::{eap_spec, psk_spec};
+
+/// A validation error as the tool-error text a client reads.
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}

@@ -1,0 +1,532 @@
+//! [`WifiTools`], the MCP server: one handler per tool (argument bounds, then the agent),
+//! progress notifications, and the tool-call audit record.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+
+use super::err;
+use super::schema::*;
+use super::translate::{eap_spec, psk_spec};
+use crate::agent::nettools::{self, Connectivity, DnsReport, HttpReport, PingReport};
+use crate::agent::{Agent, ConnectResult, Stage};
+use crate::logging::msgid;
+use crate::validate::{self, Ssid};
+use crate::wpa;
+
+type ToolResult<T> = Result<Json<T>, String>;
+
+/// The peer of an MCP connection, as seen by the socket (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerCred {
+    /// Peer user id.
+    pub uid: u32,
+    /// Peer process id.
+    pub pid: i32,
+}
+
+fn timeout_of(secs: Option<u64>, default: u64) -> Result<Duration, String> {
+    timeout_within(secs, default, 300)
+}
+
+fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration, String> {
+    match secs {
+        None => Ok(Duration::from_secs(default)),
+        Some(s) if (1..=max).contains(&s) => Ok(Duration::from_secs(s)),
+        Some(s) => Err(format!("timeout_secs must be 1-{max}, got {s}")),
+    }
+}
+
+/// The MCP server: the agent's tools.
+#[derive(Clone)]
+pub struct WifiTools {
+    agent: Arc<Agent>,
+    tool_router: ToolRouter<Self>,
+}
+
+/// MCP progress for one tool call: notifications go out in order from one task, and
+/// [`Progress::flush`] waits until they are all sent, so none trails the result.
+struct Progress {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Stage>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn new(peer: Peer<RoleServer>, meta: &rmcp::model::RequestMetaObject) -> Self {
+        let Some(token) = meta.get_progress_token() else {
+            return Self {
+                tx: None,
+                task: None,
+            };
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Stage>();
+        let task = tokio::spawn(async move {
+            while let Some(stage) = rx.recv().await {
+                let (n, msg) = stage.progress();
+                let _ = peer
+                    .notify_progress(
+                        ProgressNotificationParam::new(token.clone(), n)
+                            .with_total(4.0)
+                            .with_message(msg),
+                    )
+                    .await;
+            }
+        });
+        Self {
+            tx: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn sink(&self) -> impl Fn(Stage) + Send + Sync + use<> {
+        let tx = self.tx.clone();
+        move |stage| {
+            if let Some(tx) = &tx {
+                let _ = tx.send(stage);
+            }
+        }
+    }
+
+    async fn flush(mut self) {
+        self.tx.take();
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+    }
+}
+
+#[tool_router]
+impl WifiTools {
+    /// Tools over a started agent.
+    pub fn new(agent: Arc<Agent>) -> Self {
+        Self {
+            agent,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Scan for WiFi networks now (a fresh scan, 2-10 s) and list every access point \
+                       seen: bssid, ssid, frequency (MHz), channel, signal (dBm), security \
+                       (open, wpa2-psk, wpa3-sae, wpa2-psk/wpa3-sae, wpa2-eap, ...). Hidden networks \
+                       show an empty ssid.",
+        annotations(title = "Scan WiFi", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn wifi_scan(&self, Parameters(a): Parameters<TimeoutArgs>) -> ToolResult<ScanResult> {
+        let t = timeout_of(a.timeout_secs, 15)?;
+        let started = Instant::now();
+        let mut networks = self.agent.scan(t).await?;
+        networks.sort_by_key(|n| std::cmp::Reverse(n.signal_dbm));
+        Ok(Json(ScanResult {
+            networks,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }))
+    }
+
+    #[tool(
+        description = "Connect to a WiFi network (open, WPA2-PSK or WPA3-SAE) and get an address by \
+                       DHCP. Reports progress (associating, 4-way handshake, DHCP). Returns ip, \
+                       gateway, dns and elapsed time. A wrong password fails fast with \
+                       'authentication failed'. Replaces an earlier configuration of the same SSID.",
+        annotations(
+            title = "Connect to WiFi",
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn wifi_connect(
+        &self,
+        Parameters(a): Parameters<ConnectArgs>,
+        meta: rmcp::model::RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> ToolResult<ConnectResult> {
+        let t = timeout_of(a.timeout_secs, 30)?;
+        let spec = psk_spec(self.agent.perm_mac, &a)?;
+        let progress = Progress::new(peer, &meta);
+        let result = self.agent.connect(spec, t, &progress.sink()).await;
+        progress.flush().await;
+        Ok(Json(result?))
+    }
+
+    #[tool(
+        description = "Connect to a WPA2/WPA3-Enterprise network: PEAP or TTLS with MSCHAPv2 \
+                       (identity + password), or EAP-TLS (client certificate + private key, as \
+                       PEM text or files in the box's certificates directory \
+                       /etc/wifi-isolate/certs). Give ca_cert to verify the server. Returns \
+                       ip, gateway, dns and elapsed time.",
+        annotations(
+            title = "Connect to enterprise WiFi",
+            destructive_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn wifi_connect_eap(
+        &self,
+        Parameters(a): Parameters<ConnectEapArgs>,
+        meta: rmcp::model::RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> ToolResult<ConnectResult> {
+        let t = timeout_of(a.timeout_secs, 30)?;
+        let spec = eap_spec(&self.agent, &a)?;
+        let progress = Progress::new(peer, &meta);
+        let result = self.agent.connect(spec, t, &progress.sink()).await;
+        progress.flush().await;
+        Ok(Json(result?))
+    }
+
+    #[tool(
+        description = "Disconnect from the current WiFi network: releases the DHCP lease and removes \
+                       the box's address and routes. The network stays configured (wifi_reconnect).",
+        annotations(
+            title = "Disconnect WiFi",
+            destructive_hint = true,
+            idempotent_hint = true
+        )
+    )]
+    async fn wifi_disconnect(&self) -> ToolResult<Done> {
+        self.agent.disconnect().await?;
+        Ok(Json(Done {
+            message: "disconnected; lease released".into(),
+            network_ids: vec![],
+        }))
+    }
+
+    #[tool(
+        description = "Current WiFi state: supplicant state, ssid, bssid, frequency, channel, signal \
+                       (dBm), key management, IP address, gateway, DNS servers, and the box's \
+                       routes and addresses (IPv4 and IPv6).",
+        annotations(title = "WiFi status", read_only_hint = true)
+    )]
+    async fn wifi_status(&self) -> ToolResult<StatusResult> {
+        let client = self.agent.client().await?;
+        let st = client.status().await.map_err(err)?;
+        let signal = if st.wpa_state == wpa::WpaState::Completed {
+            client
+                .signal_poll()
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.rssi_dbm)
+        } else {
+            None
+        };
+        let lease = self.agent.lease();
+        let routes = self.agent.net().routes().await.map_err(err)?;
+        let addresses = self.agent.net().addresses().await.map_err(err)?;
+        let links = self
+            .agent
+            .net()
+            .links()
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|(_, name, up)| if up { name } else { format!("{name} (down)") })
+            .collect();
+        Ok(Json(StatusResult {
+            interface: self.agent.iface().to_string(),
+            wpa_state: st.wpa_state,
+            ssid: st.ssid.clone(),
+            bssid: st.bssid.map(|b| b.to_string()),
+            frequency: st.freq_mhz,
+            channel: st.channel,
+            signal_dbm: signal,
+            key_mgmt: st.key_mgmt.clone(),
+            ip: lease.as_ref().map(|l| format!("{}/{}", l.ip, l.prefix)),
+            gateway: lease
+                .as_ref()
+                .and_then(|l| l.gateway)
+                .map(|g| g.to_string()),
+            dns: lease
+                .map(|l| l.dns.iter().map(|d| d.to_string()).collect())
+                .unwrap_or_default(),
+            routes,
+            addresses,
+            links,
+            supplicant_restarts: self.agent.wpa_restarts(),
+        }))
+    }
+
+    #[tool(
+        description = "List the networks configured in this session (id, ssid, bssid, flags: \
+                       current, disabled). Secrets are never shown.",
+        annotations(title = "List configured networks", read_only_hint = true)
+    )]
+    async fn wifi_list_networks(&self) -> ToolResult<NetworksResult> {
+        let client = self.agent.client().await?;
+        Ok(Json(NetworksResult {
+            networks: client.list_networks().await.map_err(err)?,
+        }))
+    }
+
+    #[tool(
+        description = "Forget configured networks, by ssid or network_id. Forgetting the current \
+                       network disconnects.",
+        annotations(
+            title = "Forget network",
+            destructive_hint = true,
+            idempotent_hint = true
+        )
+    )]
+    async fn wifi_forget(&self, Parameters(a): Parameters<ForgetArgs>) -> ToolResult<Done> {
+        let ssid = match &a.ssid {
+            Some(s) => Some(Ssid::parse(s).map_err(err)?),
+            None => None,
+        };
+        if ssid.is_none() && a.network_id.is_none() {
+            return Err("give ssid or network_id".into());
+        }
+        let ids = self.agent.forget(a.network_id, ssid.as_ref()).await?;
+        Ok(Json(Done {
+            message: format!("forgot {} network(s)", ids.len()),
+            network_ids: ids,
+        }))
+    }
+
+    #[tool(
+        description = "Reconnect to the configured network (after wifi_disconnect or a drop) and \
+                       wait for a DHCP address. Returns the same fields as wifi_connect.",
+        annotations(title = "Reconnect WiFi", destructive_hint = true)
+    )]
+    async fn wifi_reconnect(
+        &self,
+        Parameters(a): Parameters<TimeoutArgs>,
+        meta: rmcp::model::RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> ToolResult<ConnectResult> {
+        let t = timeout_of(a.timeout_secs, 30)?;
+        let progress = Progress::new(peer, &meta);
+        let result = self.agent.reconnect(t, &progress.sink()).await;
+        progress.flush().await;
+        Ok(Json(result?))
+    }
+
+    #[tool(
+        description = "Ping a host through the WiFi (ICMP or ICMPv6 echo). host: IPv4 or IPv6 \
+                       address or name (default: the gateway). Returns sent/received and \
+                       round-trip times (ms).",
+        annotations(title = "Ping", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn network_ping(&self, Parameters(a): Parameters<PingArgs>) -> ToolResult<PingReport> {
+        let count = a.count.unwrap_or(3);
+        if !(1..=20).contains(&count) {
+            return Err(format!("count must be 1-20, got {count}"));
+        }
+        let wait = timeout_within(a.timeout_secs, 2, 30)?;
+        let host = match a.host {
+            Some(h) => h,
+            None => self
+                .agent
+                .lease()
+                .and_then(|l| l.gateway)
+                .map(|g| g.to_string())
+                .ok_or("not connected (no gateway); give host")?,
+        };
+        validate::host(&host).map_err(err)?;
+        let ip = self
+            .agent
+            .dns()
+            .lookup(&host)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let ip = nettools::pick_address(&ip).ok_or_else(|| format!("{host} has no address"))?;
+        let scope = self
+            .agent
+            .net()
+            .index(self.agent.iface())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        Ok(Json(
+            nettools::ping(ip, scope, count, wait)
+                .await
+                .map_err(|e| format!("{e:#}"))?,
+        ))
+    }
+
+    #[tool(
+        description = "Resolve a host name through the WiFi's DNS servers (from DHCP) or a given \
+                       server. Returns the addresses and the servers asked.",
+        annotations(title = "DNS lookup", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn network_dns_lookup(
+        &self,
+        Parameters(a): Parameters<DnsArgs>,
+    ) -> ToolResult<DnsReport> {
+        validate::host(&a.name).map_err(err)?;
+        let dns = match &a.server {
+            Some(s) => nettools::Dns::new(
+                vec![
+                    s.parse()
+                        .map_err(|_| format!("server must be an IP address, got {s:?}"))?,
+                ],
+                &self.agent.options().resolv_conf,
+            ),
+            None => self.agent.dns(),
+        };
+        let started = Instant::now();
+        let addrs = dns.lookup(&a.name).await.map_err(|e| format!("{e:#}"))?;
+        Ok(Json(DnsReport {
+            name: a.name,
+            addresses: addrs.iter().map(|a| a.to_string()).collect(),
+            servers: dns.servers().iter().map(|s| s.to_string()).collect(),
+            elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        }))
+    }
+
+    #[tool(
+        description = "HTTP GET an http:// URL through the WiFi. Returns status, a few headers \
+                       (location, content-type, server) and the start of the body.",
+        annotations(title = "HTTP GET", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn network_http_get(
+        &self,
+        Parameters(a): Parameters<HttpGetArgs>,
+    ) -> ToolResult<HttpReport> {
+        let max = a.max_bytes.unwrap_or(4096);
+        if max > 65536 {
+            return Err("max_bytes must be at most 65536".into());
+        }
+        let t = timeout_of(a.timeout_secs, 10)?;
+        Ok(Json(
+            nettools::http_get(&self.agent.dns(), &a.url, max, t)
+                .await
+                .map_err(|e| format!("{e:#}"))?,
+        ))
+    }
+
+    #[tool(
+        description = "Check Internet access through the WiFi: fetch a connectivity-check URL that \
+                       answers 204. connectivity is full, captive (a portal intercepts) or none.",
+        annotations(
+            title = "Check Internet",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn network_check_internet(
+        &self,
+        Parameters(a): Parameters<CheckArgs>,
+    ) -> ToolResult<CheckResult> {
+        Ok(Json(self.check(a).await?))
+    }
+
+    #[tool(
+        description = "Detect a captive portal on the WiFi: like network_check_internet, and when a \
+                       portal intercepts, portal_url says where it redirects.",
+        annotations(
+            title = "Check captive portal",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn network_check_captive(
+        &self,
+        Parameters(a): Parameters<CheckArgs>,
+    ) -> ToolResult<CheckResult> {
+        Ok(Json(self.check(a).await?))
+    }
+
+    #[tool(
+        description = "Recent wpa_supplicant, DHCP and agent events (secrets redacted), oldest \
+                       first; for diagnosing failed connections.",
+        annotations(title = "WiFi debug logs", read_only_hint = true)
+    )]
+    async fn wifi_debug_logs(&self, Parameters(a): Parameters<LogArgs>) -> ToolResult<LogsResult> {
+        let n = a.lines.unwrap_or(100).min(500);
+        Ok(Json(LogsResult {
+            entries: self.agent.log().recent(n, a.source.as_deref()),
+        }))
+    }
+}
+
+impl WifiTools {
+    async fn check(&self, a: CheckArgs) -> Result<CheckResult, String> {
+        let url = a
+            .url
+            .unwrap_or_else(|| self.agent.options().check_url.clone());
+        nettools::parse_http_url(&url).map_err(|e| format!("{e:#}"))?;
+        let started = Instant::now();
+        let got = nettools::http_get(&self.agent.dns(), &url, 1024, Duration::from_secs(10)).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(match got {
+            Ok(r) => CheckResult {
+                connectivity: nettools::classify(Some(r.status), r.body.len()),
+                portal_url: r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == "location")
+                    .map(|(_, v)| v.clone()),
+                url,
+                status: Some(r.status),
+                error: None,
+                elapsed_ms,
+            },
+            Err(e) => CheckResult {
+                connectivity: Connectivity::None,
+                url,
+                status: None,
+                portal_url: None,
+                error: Some(format!("{e:#}")),
+                elapsed_ms,
+            },
+        })
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for WifiTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("wifi-isolate-agent", env!("CARGO_PKG_VERSION")))
+            .with_instructions(format!(
+                "Controls the WiFi adapter {} inside an isolated network namespace. Start with \
+                 wifi_scan, then wifi_connect (or wifi_connect_eap); network_* tools go out through \
+                 the WiFi only. The host's own networking is never affected.",
+                self.agent.iface()
+            ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = request.name.to_string();
+        let peer = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<PeerCred>().copied());
+        let started = Instant::now();
+        let result = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await;
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "tool-error",
+            Ok(_) => "ok",
+            Err(_) => "protocol-error",
+        };
+        tracing::info!(
+            MESSAGE_ID = msgid::TOOL_CALL,
+            IFACE = %self.agent.iface(),
+            tool = %tool,
+            outcome,
+            peer_uid = peer.map(|p| p.uid as i64).unwrap_or(-1),
+            peer_pid = peer.map(|p| p.pid as i64).unwrap_or(-1),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "MCP tool call"
+        );
+        result
+    }
+}

@@ -1,0 +1,256 @@
+//! What a client sees: the tools' argument types (their JSON schemas, from the doc comments)
+//! and structured results.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::nettools::Connectivity;
+use crate::wpa::{self, Bss, ConfiguredNetwork};
+
+/// Security a client asks for in `wifi_connect`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecurityMode {
+    /// Open if no password, else WPA2-PSK and WPA3-SAE (whichever the AP offers).
+    #[default]
+    Auto,
+    /// No encryption.
+    Open,
+    /// WPA2 personal.
+    Wpa2Psk,
+    /// WPA3 personal (SAE), with management frame protection required.
+    Wpa3Sae,
+}
+
+/// MAC address to present to the network.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MacMode {
+    /// The adapter's own MAC.
+    #[default]
+    Permanent,
+    /// A new random MAC for each connection.
+    Random,
+    /// A stable random MAC derived from the adapter and the SSID.
+    PerNetwork,
+}
+
+/// `wifi_connect` arguments.
+// No Debug: it holds a password.
+#[derive(Deserialize, JsonSchema)]
+pub struct ConnectArgs {
+    /// Network name, 1-32 bytes.
+    pub ssid: String,
+    /// WPA passphrase (8-63 printable ASCII characters) or a 64-hex-digit PSK. Omit for open networks.
+    pub password: Option<String>,
+    /// Connect only to this access point (aa:bb:cc:dd:ee:ff).
+    pub bssid: Option<String>,
+    /// The network does not broadcast its SSID (probe for it explicitly).
+    #[serde(default)]
+    pub hidden: bool,
+    /// auto (default), open, wpa2-psk or wpa3-sae.
+    #[serde(default)]
+    pub security: SecurityMode,
+    /// permanent (default), random or per-network.
+    #[serde(default)]
+    pub mac_address: MacMode,
+    /// Give up after this many seconds (default 30, max 300).
+    pub timeout_secs: Option<u64>,
+}
+
+/// EAP method for `wifi_connect_eap`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EapKind {
+    /// PEAP with MSCHAPv2 inside.
+    Peap,
+    /// TTLS with MSCHAPv2 inside.
+    Ttls,
+    /// EAP-TLS with a client certificate.
+    Tls,
+}
+
+/// `wifi_connect_eap` arguments.
+// No Debug: it holds a password.
+#[derive(Deserialize, JsonSchema)]
+pub struct ConnectEapArgs {
+    /// Network name, 1-32 bytes.
+    pub ssid: String,
+    /// peap, ttls or tls.
+    pub method: EapKind,
+    /// User identity.
+    pub identity: String,
+    /// Outer identity sent in the clear (PEAP/TTLS), e.g. "anonymous".
+    pub anonymous_identity: Option<String>,
+    /// Password (PEAP/TTLS).
+    pub password: Option<String>,
+    /// CA certificate to verify the server: PEM text, or a file in the box's certificates
+    /// directory (/etc/wifi-isolate/certs; absolute or relative to it, no symlinks).
+    pub ca_cert: Option<String>,
+    /// Client certificate (TLS): PEM text or a file in the certificates directory.
+    pub client_cert: Option<String>,
+    /// Client private key (TLS): PEM text or a file in the certificates directory.
+    pub private_key: Option<String>,
+    /// Password of the private key, if it is encrypted.
+    pub private_key_password: Option<String>,
+    /// Accept only a server certificate for this domain (or a subdomain).
+    pub domain_suffix_match: Option<String>,
+    /// Connect only to this access point.
+    pub bssid: Option<String>,
+    /// The network does not broadcast its SSID.
+    #[serde(default)]
+    pub hidden: bool,
+    /// Give up after this many seconds (default 30, max 300).
+    pub timeout_secs: Option<u64>,
+}
+
+/// Arguments with only a timeout.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+pub struct TimeoutArgs {
+    /// Give up after this many seconds.
+    pub timeout_secs: Option<u64>,
+}
+
+/// `wifi_forget` arguments: one of `ssid` or `network_id`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ForgetArgs {
+    /// Forget every configured network with this SSID.
+    pub ssid: Option<String>,
+    /// Forget the network with this id (from wifi_list_networks).
+    pub network_id: Option<u32>,
+}
+
+/// `network_ping` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PingArgs {
+    /// IPv4 or IPv6 address, or a host name (resolved through the WiFi's DNS; IPv4 preferred).
+    /// Default: the IPv4 gateway.
+    pub host: Option<String>,
+    /// Echo requests to send (1-20, default 3).
+    pub count: Option<u32>,
+    /// Seconds to wait for each reply (default 2).
+    pub timeout_secs: Option<u64>,
+}
+
+/// `network_dns_lookup` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DnsArgs {
+    /// Host name to resolve.
+    pub name: String,
+    /// Ask this DNS server (IPv4/IPv6 address) instead of the ones from DHCP.
+    pub server: Option<String>,
+}
+
+/// `network_http_get` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct HttpGetArgs {
+    /// An http:// URL.
+    pub url: String,
+    /// Return at most this many body bytes (default 4096, max 65536).
+    pub max_bytes: Option<usize>,
+    /// Give up after this many seconds (default 10).
+    pub timeout_secs: Option<u64>,
+}
+
+/// `network_check_internet` / `network_check_captive` arguments.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+pub struct CheckArgs {
+    /// Connectivity-check URL answering 204 (default: the agent's configured one).
+    pub url: Option<String>,
+}
+
+/// `wifi_debug_logs` arguments.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+pub struct LogArgs {
+    /// How many recent entries (default 100, max 500).
+    pub lines: Option<usize>,
+    /// Only entries from this source: wpa, event, dhcp, udhcpc or agent.
+    pub source: Option<String>,
+}
+
+/// `wifi_scan` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ScanResult {
+    /// Access points seen, strongest first.
+    pub networks: Vec<Bss>,
+    /// Time the scan took, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// `wifi_status` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusResult {
+    /// The WiFi interface.
+    pub interface: String,
+    /// wpa_supplicant's state (COMPLETED, SCANNING, DISCONNECTED, …).
+    pub wpa_state: wpa::WpaState,
+    /// SSID, when associated.
+    pub ssid: Option<String>,
+    /// BSSID, when associated.
+    pub bssid: Option<String>,
+    /// Frequency in MHz.
+    pub frequency: Option<u32>,
+    /// Channel number.
+    pub channel: Option<u32>,
+    /// Signal strength in dBm.
+    pub signal_dbm: Option<i32>,
+    /// Key management in use.
+    pub key_mgmt: Option<String>,
+    /// Our IPv4 address (CIDR), from DHCP.
+    pub ip: Option<String>,
+    /// Default gateway.
+    pub gateway: Option<String>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// Routes in the box (main table), IPv4 and IPv6 (`protocol: ra` = from a router
+    /// advertisement).
+    pub routes: Vec<crate::agent::netcfg::RouteInfo>,
+    /// Addresses in the box, IPv4 (DHCP) and IPv6 (link-local, SLAAC from router
+    /// advertisements).
+    pub addresses: Vec<crate::agent::netcfg::AddrInfo>,
+    /// The box's network interfaces (`lo` and the WiFi, nothing else), as `name` or `name (down)`.
+    pub links: Vec<String>,
+    /// Times wpa_supplicant had to be restarted.
+    pub supplicant_restarts: u32,
+}
+
+/// `wifi_list_networks` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NetworksResult {
+    /// Configured networks.
+    pub networks: Vec<ConfiguredNetwork>,
+}
+
+/// A plain outcome.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Done {
+    /// What happened.
+    pub message: String,
+    /// Network ids affected, if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_ids: Vec<u32>,
+}
+
+/// `network_check_internet` / `network_check_captive` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CheckResult {
+    /// full, captive or none.
+    pub connectivity: Connectivity,
+    /// The check URL.
+    pub url: String,
+    /// HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// Where a captive portal redirects to.
+    pub portal_url: Option<String>,
+    /// What went wrong, when there was no answer.
+    pub error: Option<String>,
+    /// Time taken in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// `wifi_debug_logs` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogsResult {
+    /// Recent entries, oldest first, secrets redacted.
+    pub entries: Vec<crate::agent::events::LogEntry>,
+}

@@ -1,0 +1,509 @@
+//! Tool arguments to a wpa_supplicant network block: the security mode of `wifi_connect` (or
+//! the EAP method of `wifi_connect_eap`) becomes `key_mgmt`, `psk`/`sae_password`,
+//! `ieee80211w`, `eap`, `phase2`… Validation only: nothing is sent to wpa_supplicant here.
+
+use super::err;
+use super::schema::{ConnectArgs, ConnectEapArgs, EapKind, MacMode, SecurityMode};
+use crate::agent::{Agent, NetworkSpec};
+use crate::validate::{self, Bssid, Passphrase, SaePassword, Ssid};
+use crate::wpa::{EapMethod, KeyMgmt, NetworkField, Phase2};
+
+/// Build the network fields for `wifi_connect`; validation only, nothing is sent.
+pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<NetworkSpec, String> {
+    let ssid = Ssid::parse(&a.ssid).map_err(err)?;
+    let mut fields = vec![NetworkField::Ssid(ssid.clone())];
+    let mut secrets = Vec::new();
+    if let Some(b) = &a.bssid {
+        fields.push(NetworkField::Bssid(Bssid::parse(b).map_err(err)?));
+    }
+    if a.hidden {
+        fields.push(NetworkField::ScanSsid(true));
+    }
+    let security = match (a.security, &a.password) {
+        (SecurityMode::Auto, None) => SecurityMode::Open,
+        (s, _) => s,
+    };
+    match (security, &a.password) {
+        (SecurityMode::Open, Some(_)) => {
+            return Err("security is open but a password was given; drop one of them".into());
+        }
+        (SecurityMode::Open, None) => fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::None])),
+        (_, None) => {
+            return Err(format!(
+                "security {security:?} needs a password (8-63 printable ASCII characters)"
+            ));
+        }
+        (SecurityMode::Wpa2Psk, Some(p)) => {
+            let pass = Passphrase::parse(p).map_err(err)?;
+            secrets.push(p.clone());
+            fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk]));
+            fields.push(NetworkField::Psk(pass));
+        }
+        (SecurityMode::Wpa3Sae, Some(p)) => {
+            let sae = SaePassword::parse(p).map_err(err)?;
+            secrets.push(p.clone());
+            fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::Sae]));
+            fields.push(NetworkField::SaePassword(sae));
+            fields.push(NetworkField::Ieee80211w(2));
+        }
+        (SecurityMode::Auto, Some(p)) => {
+            let pass = Passphrase::parse(p).map_err(err)?;
+            secrets.push(p.clone());
+            if pass.is_raw_psk() {
+                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk]));
+            } else {
+                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk, KeyMgmt::Sae]));
+                fields.push(NetworkField::SaePassword(
+                    SaePassword::parse(p).map_err(err)?,
+                ));
+                fields.push(NetworkField::Ieee80211w(1));
+            }
+            fields.push(NetworkField::Psk(pass));
+        }
+    }
+    let mac = match a.mac_address {
+        MacMode::Permanent => {
+            fields.push(NetworkField::MacAddr(0));
+            None
+        }
+        MacMode::Random => {
+            fields.push(NetworkField::MacAddr(1));
+            None
+        }
+        MacMode::PerNetwork => {
+            fields.push(NetworkField::MacAddr(0));
+            let perm = agent_perm_mac.ok_or("the adapter's permanent MAC is unknown")?;
+            Some(crate::agent::per_network_mac(perm, ssid.as_bytes()))
+        }
+    };
+    Ok(NetworkSpec {
+        ssid,
+        fields,
+        secrets,
+        mac,
+        uploads: Vec::new(),
+    })
+}
+
+/// Build the network fields for `wifi_connect_eap`. Certificates and keys: PEM text is stored
+/// in the box-private upload dir, paths only from the certs dir ([`crate::agent::certs`]); on a
+/// refused argument nothing stays behind.
+pub fn eap_spec(agent: &Agent, a: &ConnectEapArgs) -> Result<NetworkSpec, String> {
+    let mut uploads = Vec::new();
+    let spec = eap_fields(agent.certs(), a, &mut uploads);
+    if spec.is_err() {
+        agent.certs().discard(&uploads);
+    }
+    spec.map(|(ssid, fields, secrets)| NetworkSpec {
+        ssid,
+        fields,
+        secrets,
+        mac: None,
+        uploads,
+    })
+}
+
+type EapFields = (Ssid, Vec<NetworkField>, Vec<String>);
+
+fn eap_fields(
+    certs: &crate::agent::certs::Certs,
+    a: &ConnectEapArgs,
+    uploads: &mut Vec<std::path::PathBuf>,
+) -> Result<EapFields, String> {
+    let ssid = Ssid::parse(&a.ssid).map_err(err)?;
+    let mut fields = vec![
+        NetworkField::Ssid(ssid.clone()),
+        NetworkField::KeyMgmt(vec![KeyMgmt::WpaEap]),
+    ];
+    let mut secrets = Vec::new();
+    if let Some(b) = &a.bssid {
+        fields.push(NetworkField::Bssid(Bssid::parse(b).map_err(err)?));
+    }
+    if a.hidden {
+        fields.push(NetworkField::ScanSsid(true));
+    }
+    fields.push(NetworkField::Identity(
+        validate::EapIdentity::parse(&a.identity).map_err(err)?,
+    ));
+    match a.method {
+        EapKind::Peap | EapKind::Ttls => {
+            fields.push(NetworkField::Eap(if a.method == EapKind::Peap {
+                EapMethod::Peap
+            } else {
+                EapMethod::Ttls
+            }));
+            fields.push(NetworkField::Phase2(Phase2::Mschapv2));
+            let pw = a
+                .password
+                .as_deref()
+                .ok_or("PEAP and TTLS need a password")?;
+            secrets.push(pw.to_string());
+            fields.push(NetworkField::Password(
+                validate::EapPassword::parse(pw).map_err(err)?,
+            ));
+            if let Some(anon) = &a.anonymous_identity {
+                fields.push(NetworkField::AnonymousIdentity(
+                    validate::EapIdentity::parse_anonymous(anon).map_err(err)?,
+                ));
+            }
+        }
+        EapKind::Tls => {
+            fields.push(NetworkField::Eap(EapMethod::Tls));
+            let cert = a
+                .client_cert
+                .as_deref()
+                .ok_or("EAP-TLS needs client_cert")?;
+            let key = a
+                .private_key
+                .as_deref()
+                .ok_or("EAP-TLS needs private_key")?;
+            if key.contains("-----BEGIN") {
+                secrets.push(key.to_string());
+            }
+            fields.push(NetworkField::ClientCert(certs.resolve(
+                "client_cert",
+                cert,
+                uploads,
+            )?));
+            fields.push(NetworkField::PrivateKey(certs.resolve(
+                "private_key",
+                key,
+                uploads,
+            )?));
+            if let Some(p) = &a.private_key_password {
+                secrets.push(p.clone());
+                fields.push(NetworkField::PrivateKeyPasswd(
+                    validate::EapPassword::parse_key_password(p).map_err(err)?,
+                ));
+            }
+        }
+    }
+    if let Some(ca) = &a.ca_cert {
+        fields.push(NetworkField::CaCert(certs.resolve("ca_cert", ca, uploads)?));
+    }
+    if let Some(d) = &a.domain_suffix_match {
+        fields.push(NetworkField::DomainSuffixMatch(
+            validate::Hostname::parse(d).map_err(err)?,
+        ));
+    }
+    Ok((ssid, fields, secrets))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Table tests: each security mode (and EAP method) a client can ask for, and the exact
+    //! network-block lines wpa_supplicant receives (`SET_NETWORK 0 <field> <value>`, prefix
+    //! dropped); each bad input refused with its reason.
+
+    use super::*;
+    use crate::agent::certs::Certs;
+    use crate::wpa::Command;
+    use serde_json::{Value, json};
+
+    const PASS: &str = "correct horse";
+    const RAW_PSK: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const PEM_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+
+    /// The lines wpa_supplicant is sent for these fields, in order.
+    fn lines(fields: &[NetworkField]) -> Vec<String> {
+        fields
+            .iter()
+            .map(|field| {
+                let text = Command::SetNetwork {
+                    id: 0,
+                    field: field.clone(),
+                }
+                .encode();
+                text.strip_prefix("SET_NETWORK 0 ").unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    fn hex(text: &str) -> String {
+        hex::encode(text.as_bytes())
+    }
+
+    /// `wifi_connect` arguments as a client sends them (so the schema's names are tested too).
+    fn connect(args: Value) -> ConnectArgs {
+        serde_json::from_value(args).expect("valid wifi_connect arguments")
+    }
+
+    fn psk_lines(args: Value) -> Result<Vec<String>, String> {
+        psk_spec(None, &connect(args)).map(|spec| lines(&spec.fields))
+    }
+
+    #[test]
+    fn each_security_mode_becomes_its_network_block() {
+        let ssid = format!("ssid {}", hex("lab"));
+        let quoted = format!("psk \"{PASS}\"");
+        let sae = format!("sae_password {}", hex(PASS));
+        let raw = format!("psk {RAW_PSK}");
+        #[rustfmt::skip]
+        let table: Vec<(Value, Vec<&str>)> = vec![
+            // auto without a password is open
+            (json!({"ssid": "lab"}),
+             vec![&ssid, "key_mgmt NONE", "mac_addr 0"]),
+            (json!({"ssid": "lab", "security": "open"}),
+             vec![&ssid, "key_mgmt NONE", "mac_addr 0"]),
+            (json!({"ssid": "lab", "security": "wpa2-psk", "password": PASS}),
+             vec![&ssid, "key_mgmt WPA-PSK", &quoted, "mac_addr 0"]),
+            (json!({"ssid": "lab", "security": "wpa2-psk", "password": RAW_PSK}),
+             vec![&ssid, "key_mgmt WPA-PSK", &raw, "mac_addr 0"]),
+            // WPA3: SAE only, management frame protection required
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": PASS}),
+             vec![&ssid, "key_mgmt SAE", &sae, "ieee80211w 2", "mac_addr 0"]),
+            // auto with a passphrase: WPA2 or WPA3, whichever the AP offers (PMF optional)
+            (json!({"ssid": "lab", "password": PASS}),
+             vec![&ssid, "key_mgmt WPA-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
+            (json!({"ssid": "lab", "security": "auto", "password": PASS}),
+             vec![&ssid, "key_mgmt WPA-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
+            // auto with a raw PSK: SAE has no raw-PSK form, so WPA2 only
+            (json!({"ssid": "lab", "password": RAW_PSK}),
+             vec![&ssid, "key_mgmt WPA-PSK", &raw, "mac_addr 0"]),
+            // hidden: probe for the SSID; bssid: lock to one AP
+            (json!({"ssid": "lab", "hidden": true}),
+             vec![&ssid, "scan_ssid 1", "key_mgmt NONE", "mac_addr 0"]),
+            (json!({"ssid": "lab", "hidden": true, "bssid": "02:00:00:00:01:00",
+                    "security": "wpa3-sae", "password": PASS}),
+             vec![&ssid, "bssid 02:00:00:00:01:00", "scan_ssid 1", "key_mgmt SAE", &sae,
+                  "ieee80211w 2", "mac_addr 0"]),
+            (json!({"ssid": "lab", "mac_address": "random"}),
+             vec![&ssid, "key_mgmt NONE", "mac_addr 1"]),
+            (json!({"ssid": "lab", "mac_address": "permanent"}),
+             vec![&ssid, "key_mgmt NONE", "mac_addr 0"]),
+        ];
+        for (args, want) in table {
+            let got = psk_lines(args.clone()).unwrap_or_else(|e| panic!("{args}: {e}"));
+            assert_eq!(got, want, "{args}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_listed_for_redaction_and_never_in_the_clear_for_sae() {
+        let spec = psk_spec(None, &connect(json!({"ssid": "lab", "password": PASS}))).unwrap();
+        assert_eq!(spec.secrets, vec![PASS.to_owned()]);
+        assert_eq!(spec.ssid.as_bytes(), b"lab");
+        assert_eq!((spec.mac, spec.uploads.len()), (None, 0));
+        let sae = psk_spec(
+            None,
+            &connect(json!({"ssid": "lab", "security": "wpa3-sae", "password": "a b\"c"})),
+        )
+        .unwrap();
+        assert_eq!(sae.secrets, vec!["a b\"c".to_owned()]);
+        // Hex: a quote or a space in an SAE password cannot end the value.
+        assert!(lines(&sae.fields).contains(&format!("sae_password {}", hex("a b\"c"))));
+        let open = psk_spec(None, &connect(json!({"ssid": "lab"}))).unwrap();
+        assert!(open.secrets.is_empty());
+    }
+
+    #[test]
+    fn per_network_mac_is_derived_from_the_permanent_mac_and_the_ssid() {
+        let perm = [0x02, 0, 0, 0, 1, 0];
+        let args = connect(json!({"ssid": "lab", "mac_address": "per-network"}));
+        let spec = psk_spec(Some(perm), &args).unwrap();
+        assert_eq!(spec.mac, Some(crate::agent::per_network_mac(perm, b"lab")));
+        // The MAC is set on the interface, so the network block keeps the permanent one.
+        assert_eq!(lines(&spec.fields).last().unwrap(), "mac_addr 0");
+        let e = psk_spec(None, &args).err().unwrap();
+        assert_eq!(e, "the adapter's permanent MAC is unknown");
+    }
+
+    #[test]
+    fn bad_connect_input_is_refused_with_its_reason() {
+        let long = "x".repeat(33);
+        #[rustfmt::skip]
+        let table: Vec<(Value, &str)> = vec![
+            (json!({"ssid": "lab", "security": "open", "password": PASS}),
+             "security is open but a password was given; drop one of them"),
+            (json!({"ssid": "lab", "security": "wpa2-psk"}),
+             "security Wpa2Psk needs a password (8-63 printable ASCII characters)"),
+            (json!({"ssid": "lab", "security": "wpa3-sae"}),
+             "security Wpa3Sae needs a password (8-63 printable ASCII characters)"),
+            (json!({"ssid": ""}), "SSID must be 1 to 32 bytes long"),
+            (json!({"ssid": long}), "SSID must be 1 to 32 bytes long"),
+            (json!({"ssid": "lab", "password": "short"}),
+             "passphrase must be 8 to 63 printable ASCII characters"),
+            (json!({"ssid": "lab", "security": "wpa2-psk", "password": "x".repeat(64)}),
+             "passphrase must be 8 to 63 printable ASCII characters"),
+            (json!({"ssid": "lab", "security": "wpa2-psk", "password": "new\nline!"}),
+             "is not printable ASCII"),
+            (json!({"ssid": "lab", "password": "tab\there!"}), "is not printable ASCII"),
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": "nul\0here"}),
+             "SAE password character 4 is a control character"),
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": ""}),
+             "SAE password must be 1 to 255 bytes long"),
+            (json!({"ssid": "lab", "bssid": "02:00:00:00:01"}), "is not a MAC address"),
+        ];
+        for (args, want) in table {
+            let e = psk_lines(args.clone()).expect_err(&args.to_string());
+            assert!(e.contains(want), "{args}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_security_and_mac_modes_are_refused_by_the_schema() {
+        for args in [
+            json!({"ssid": "lab", "security": "wep"}),
+            json!({"ssid": "lab", "security": "WPA2-PSK"}),
+            json!({"ssid": "lab", "security": "wpa2_psk"}),
+            json!({"ssid": "lab", "mac_address": "spoofed"}),
+            json!({"ssid": "lab", "hidden": "yes"}),
+            json!({"security": "open"}),
+        ] {
+            assert!(
+                serde_json::from_value::<ConnectArgs>(args.clone()).is_err(),
+                "{args}"
+            );
+        }
+        let e = serde_json::from_value::<ConnectEapArgs>(
+            json!({"ssid": "lab", "method": "md5", "identity": "u"}),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("md5"), "{e}");
+    }
+
+    /// A certificates directory with `ca.pem`, a file outside it, and a [`Certs`] over both.
+    struct Lab {
+        tmp: tempfile::TempDir,
+        certs: Certs,
+    }
+
+    fn lab() -> Lab {
+        let tmp = tempfile::tempdir().unwrap();
+        let allowed = tmp.path().join("certs");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::write(allowed.join("ca.pem"), PEM_CERT).unwrap();
+        std::fs::write(tmp.path().join("outside.pem"), PEM_CERT).unwrap();
+        let certs = Certs::new(&allowed, tmp.path().join("private/certs"));
+        Lab { tmp, certs }
+    }
+
+    fn eap(lab: &Lab, args: Value) -> (Result<EapFields, String>, Vec<std::path::PathBuf>) {
+        let args: ConnectEapArgs = serde_json::from_value(args).expect("valid arguments");
+        let mut uploads = Vec::new();
+        let got = eap_fields(&lab.certs, &args, &mut uploads);
+        (got, uploads)
+    }
+
+    fn eap_lines(lab: &Lab, args: Value) -> Result<Vec<String>, String> {
+        let (got, uploads) = eap(lab, args);
+        lab.certs.discard(&uploads);
+        got.map(|(_, fields, _)| lines(&fields))
+    }
+
+    #[test]
+    fn each_eap_method_becomes_its_network_block() {
+        let l = lab();
+        let ca = l.tmp.path().join("certs/ca.pem").display().to_string();
+        let ssid = format!("ssid {}", hex("corp"));
+        let identity = format!("identity {}", hex("alice"));
+        let mschapv2 = format!("phase2 {}", hex("auth=MSCHAPV2"));
+        let password = format!("password {}", hex("s3cret pw"));
+        let anonymous = format!("anonymous_identity {}", hex("anonymous"));
+        let ca_line = format!("ca_cert {}", hex(&ca));
+        let domain = format!("domain_suffix_match {}", hex("radius.example.org"));
+        #[rustfmt::skip]
+        let table: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice",
+                    "password": "s3cret pw"}),
+             vec![&ssid, "key_mgmt WPA-EAP", &identity, "eap PEAP", &mschapv2, &password]),
+            (json!({"ssid": "corp", "method": "ttls", "identity": "alice",
+                    "password": "s3cret pw", "anonymous_identity": "anonymous"}),
+             vec![&ssid, "key_mgmt WPA-EAP", &identity, "eap TTLS", &mschapv2, &password,
+                  &anonymous]),
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice",
+                    "password": "s3cret pw", "ca_cert": "ca.pem",
+                    "domain_suffix_match": "radius.example.org",
+                    "bssid": "02:00:00:00:02:00", "hidden": true}),
+             vec![&ssid, "key_mgmt WPA-EAP", "bssid 02:00:00:00:02:00", "scan_ssid 1",
+                  &identity, "eap PEAP", &mschapv2, &password, &ca_line, &domain]),
+        ];
+        for (args, want) in table {
+            let got = eap_lines(&l, args.clone()).unwrap_or_else(|e| panic!("{args}: {e}"));
+            assert_eq!(got, want, "{args}");
+        }
+    }
+
+    #[test]
+    fn eap_tls_uploads_pem_and_lists_the_key_and_its_password_as_secrets() {
+        let l = lab();
+        let (got, uploads) = eap(
+            &l,
+            json!({"ssid": "corp", "method": "tls", "identity": "dev1",
+                   "client_cert": PEM_CERT, "private_key": PEM_KEY,
+                   "private_key_password": "keypw", "ca_cert": "ca.pem"}),
+        );
+        let (ssid, fields, secrets) = got.unwrap();
+        assert_eq!(ssid.as_bytes(), b"corp");
+        assert_eq!(uploads.len(), 2, "client_cert and private_key stored");
+        for up in &uploads {
+            assert!(up.starts_with(l.certs.upload_dir()), "{}", up.display());
+        }
+        let path = |p: &std::path::PathBuf| hex(&p.display().to_string());
+        let ca = l.tmp.path().join("certs/ca.pem").display().to_string();
+        assert_eq!(
+            lines(&fields),
+            vec![
+                format!("ssid {}", hex("corp")),
+                "key_mgmt WPA-EAP".to_owned(),
+                format!("identity {}", hex("dev1")),
+                "eap TLS".to_owned(),
+                format!("client_cert {}", path(&uploads[0])),
+                format!("private_key {}", path(&uploads[1])),
+                format!("private_key_passwd {}", hex("keypw")),
+                format!("ca_cert {}", hex(&ca)),
+            ]
+        );
+        assert_eq!(secrets, vec![PEM_KEY.to_owned(), "keypw".to_owned()]);
+        l.certs.discard(&uploads);
+    }
+
+    #[test]
+    fn bad_eap_input_is_refused_with_its_reason() {
+        let l = lab();
+        let outside = l.tmp.path().join("outside.pem").display().to_string();
+        #[rustfmt::skip]
+        let table: Vec<(Value, &str)> = vec![
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice"}),
+             "PEAP and TTLS need a password"),
+            (json!({"ssid": "corp", "method": "ttls", "identity": "alice"}),
+             "PEAP and TTLS need a password"),
+            (json!({"ssid": "corp", "method": "tls", "identity": "dev1",
+                    "private_key": PEM_KEY}),
+             "EAP-TLS needs client_cert"),
+            (json!({"ssid": "corp", "method": "tls", "identity": "dev1",
+                    "client_cert": PEM_CERT}),
+             "EAP-TLS needs private_key"),
+            (json!({"ssid": "corp", "method": "peap", "identity": "", "password": "pw"}),
+             "EAP identity must be 1 to 255 bytes"),
+            (json!({"ssid": "corp", "method": "peap", "identity": "a\nb", "password": "pw"}),
+             "EAP identity must be 1 to 255 bytes"),
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice", "password": ""}),
+             "EAP password must be 1 to 255 bytes"),
+            (json!({"ssid": "corp", "method": "ttls", "identity": "alice", "password": "pw",
+                    "anonymous_identity": "anon\u{0}"}),
+             "EAP anonymous identity must be 1 to 255 bytes"),
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice", "password": "pw",
+                    "ca_cert": outside}),
+             "certificates and keys are read only from"),
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice", "password": "pw",
+                    "ca_cert": "../outside.pem"}),
+             "contains a '..' component"),
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice", "password": "pw",
+                    "domain_suffix_match": "bad domain"}),
+             "is not valid"),
+            (json!({"ssid": "", "method": "peap", "identity": "alice", "password": "pw"}),
+             "SSID must be 1 to 32 bytes long"),
+            (json!({"ssid": "corp", "method": "tls", "identity": "dev1",
+                    "client_cert": PEM_CERT, "private_key": PEM_KEY,
+                    "private_key_password": "pw\n"}),
+             "private key password must be 1 to 255 bytes"),
+        ];
+        for (args, want) in table {
+            let e = eap_lines(&l, args.clone()).expect_err(&args.to_string());
+            assert!(e.contains(want), "{args}: {e}");
+        }
+    }
+}
