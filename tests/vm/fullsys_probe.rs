@@ -15,6 +15,10 @@
 //!                                 one raw HTTP POST /mcp (an MCP initialize) to ADDR (a Unix
 //!                                 socket path or tcp:HOST:PORT), with a bearer TOKEN if given:
 //!                                 prints the status code, then the body (first 400 bytes).
+//!   fullsys-probe retry ADDR SECS MS
+//!                                 a client retrying: a fresh `http` request every MS ms for SECS
+//!                                 seconds, one line per attempt: `STATUS BODY` (the body's first
+//!                                 120 bytes on one line) or `ERR cause`.
 //!   fullsys-probe idle tcp:HOST:PORT N SECS
 //!                                 open N TCP connections, send nothing, hold them SECS seconds:
 //!                                 prints `opened N` once all are open, at the end how many the
@@ -193,6 +197,22 @@ async fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        "retry" => {
+            let secs: u64 = arg(3).parse().unwrap_or(30);
+            let every = std::time::Duration::from_millis(arg(4).parse().unwrap_or(500));
+            let end = Instant::now() + std::time::Duration::from_secs(secs);
+            while Instant::now() < end {
+                match raw::once(arg(2), None).await {
+                    Ok((status, body)) => {
+                        let line: String = body.chars().take(120).collect();
+                        println!("{status} {}", line.replace(['\r', '\n'], " "));
+                    }
+                    Err(e) => println!("ERR {e}"),
+                }
+                tokio::time::sleep(every).await;
+            }
+            std::process::ExitCode::SUCCESS
+        }
         "idle" => {
             raw::idle(
                 arg(2),
