@@ -423,7 +423,10 @@ mod tests {
             ("[agent]\ncountry = \"00\"\n", true),
             ("[agent]\ncountry = \"DE\"\n", true),
             ("[agent]\ncountry = \"de\"\n", false),
-            ("[timeouts]\nprobe_interval_ms = 9000\nprobe_timeout_ms = 2000\n", false),
+            (
+                "[timeouts]\nprobe_interval_ms = 9000\nprobe_timeout_ms = 2000\n",
+                false,
+            ),
             ("[timeouts]\nprobe_interval_ms = 50\n", false),
         ] {
             write(&d.path().join("config.toml"), text);
