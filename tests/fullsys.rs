@@ -230,7 +230,7 @@ fn check_hostile_report(path: &std::path::Path, engine: &str) {
 
 /// Issue 6, scenarios 4 and 6: faults (box, agent, wpa_supplicant, daemon killed; NetworkManager
 /// and podman restarted; a second instance for the same phy; unplug) and start/stop cycles
-/// (`WI_PODMAN_CYCLES`, default 10; `WI_CYCLES`, default 40 — trimmed from 100 to pay for issue 13's
+/// (`WI_PODMAN_CYCLES`, default 10; `WI_CYCLES`, default 20 — trimmed from 100 to pay for issue 13's
 /// scenarios: a stop during each start phase (podman and netns), a stop with a client retrying,
 /// renamed adapters, the agent SIGSTOPped, 300 idle TCP connections, 20 000 refused requests, and
 /// `apt-get remove`, each its own named check "13a" … "13g"). Two radios: the second is the
@@ -249,7 +249,7 @@ fn fullsys_faults_and_cycles() {
         &SCENARIO_FILES,
         &format!(
             "WI_CYCLES={}\nWI_PODMAN_CYCLES={}\nWI_ONLY=\"{}\"\n",
-            env("WI_CYCLES", "40"),
+            env("WI_CYCLES", "20"),
             env("WI_PODMAN_CYCLES", "10"),
             env("WI_ONLY", "")
         ),
