@@ -176,8 +176,9 @@ http_is() {   # ADDR TOKEN STATUS [BODY-TEXT]
   local out; out=$("$PROBE" http "$1" "$2") || return 1
   [ "$(head -1 <<<"$out")" = "$3" ] && { [ -z "${4:-}" ] || grep -qF -- "$4" <<<"$out"; }
 }
-timed_answer() {   # prints "RC MS" of one Unix tool call
-  local t rc; t=$(ms); answers >/dev/null 2>&1; rc=$?; echo "$rc $(($(ms) - t))"
+timed_answer() {   # prints "RC MS" of one Unix tool call: session + call, as the probe measured it
+  local rc out; out=$(answers 2>&1 >/dev/null); rc=$?
+  echo "$rc $(sed -n 's/^fullsys-probe call: \([0-9]*\) ms$/\1/p' <<<"$out" | tail -1)"
 }
 if want e || want f; then
 tcp_listener on
@@ -196,7 +197,7 @@ sleep 1
 read -r rc took < <(timed_answer)
 echo "ENDPOINT: a Unix tool call with 300 idle TCP connections: rc=$rc ${took} ms (unloaded ${base} ms)"
 check "13e a Unix client is served within 2 s with 300 idle TCP connections (${took} ms; unloaded ${base} ms)" \
-  test "$rc" = 0 -a "$took" -le 2000
+  test "$rc" = 0 -a "${took:-99999}" -le 2000
 check "13e an authenticated TCP client is served too" http_is "tcp:$TCP" "$TOKEN" 200
 wait "$idle_pid"
 cat /tmp/idle.out

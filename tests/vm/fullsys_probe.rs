@@ -6,7 +6,8 @@
 //!                                 the VM root netns unchanged throughout. One line per check.
 //!   fullsys-probe call SOCKET TOOL [JSON]
 //!                                 one tool call in a fresh session: prints the structured result,
-//!                                 exit 1 on a tool error or when the endpoint does not answer.
+//!                                 exit 1 on a tool error or when the endpoint does not answer;
+//!                                 on stderr `fullsys-probe call: N ms` (session + call).
 //!   fullsys-probe first-reply SOCKET
 //!                                 milliseconds from connect to the first answer (cold activation)
 //!   fullsys-probe del-radio NETNS_PATH PHY
@@ -141,6 +142,7 @@ async fn main() -> std::process::ExitCode {
         "call" => {
             let args_json: Value = serde_json::from_str(args.get(4).map_or("{}", String::as_str))
                 .expect("JSON arguments");
+            let start = Instant::now();
             let result = match session(arg(2)).await {
                 Ok(svc) => {
                     let r = call(&svc, arg(3), args_json).await;
@@ -149,6 +151,8 @@ async fn main() -> std::process::ExitCode {
                 }
                 Err(e) => (false, Value::Null, format!("no MCP session: {e}")),
             };
+            // Connect to answer, without this process's own start-up (~2 s under TCG).
+            eprintln!("fullsys-probe call: {} ms", start.elapsed().as_millis());
             let (ok, v, text) = result;
             println!(
                 "{}",
