@@ -81,11 +81,15 @@ check "udevadm test: a non-wireless device untouched" not_ours "$out"
 
 # ---- 2. cold start through the socket, the MCP story, the journal ---------------------------
 check "socket still listening" systemctl is-active --quiet "wifi-isolate@$S1.socket"
+# The user's stop holds (issue 13: a client does not undo it; tests/vm/fullsys-faults-guest.sh
+# 13b proves that). The hold is runtime state in /run: a reboot clears it, and so does this, to
+# start cold from the socket as the first client after a boot does.
+rm -f "/run/wifi-isolate/hold/$S1"
 first=$("$PROBE" first-reply "/run/wifi-isolate/$S1.sock")
 echo "COLD: first MCP answer ${first} ms after connecting to the idle socket"
 check "cold start answered (${first} ms)" test -n "$first"
 check "the connection started the service" test "$(prop "$S1" ActiveState)" = active
-check "the start lifted the hold" test ! -e "/run/wifi-isolate/hold/$S1"
+check "the socket start isolated (not held)" active_isolated "$S1"
 trace "first MCP connection (socket activation)"
 "$PROBE" story "/run/wifi-isolate/$S1.sock" | tee /tmp/story.out
 check "MCP story (scan, WPA2 + SAE connect, ping, DNS, disconnect)" grep -q ' 0 failed' /tmp/story.out
