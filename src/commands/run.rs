@@ -301,14 +301,26 @@ pub async fn exec(args: RunArgs) -> ExitCode {
     };
     // The engine's check (its API, the image) and NetworkManager's bus, side by side.
     let kind = settings.engine.kind.to_string();
-    let (engine, nm) = tokio::join!(
-        engine::select(
-            &kind,
-            &settings.engine.podman_socket,
-            &settings.engine.docker_socket,
-        ),
-        MaybeNm::system()
-    );
+    let both = async {
+        tokio::join!(
+            engine::select(
+                &kind,
+                &settings.engine.podman_socket,
+                &settings.engine.docker_socket,
+            ),
+            MaybeNm::system()
+        )
+    };
+    // A stop while an engine is still waking up (its socket-activated service) is a stop too.
+    let (engine, nm) = tokio::select! {
+        both = both => both,
+        _ = stop.cancelled() => {
+            info!(IFACE = %args.iface, "stopped before anything was changed");
+            paths.hold(&args.iface);
+            proxy_ct.cancel();
+            return ExitCode::SUCCESS;
+        }
+    };
     let engine = match engine {
         Ok(e) => e,
         Err(e) => {

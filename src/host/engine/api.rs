@@ -75,8 +75,12 @@ const ENGINE_API: ClientVersion = ClientVersion {
 };
 /// Timeout of ordinary API requests (seconds).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
-/// Timeout of the connect-time `/_ping` probe.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Timeout of the connect-time `/_ping` probe when the engine was named: a socket-activated
+/// podman.service starts on this first request, which took over 5 s at boot in the
+/// full-system VM.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The same probe while `auto` looks for an engine: one that does not answer soon is skipped.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Grace period between SIGTERM and SIGKILL when stopping a box (seconds).
 pub const STOP_TIMEOUT_SECS: i32 = 5;
 /// `ulimit -n` and `ulimit -u` inside the box.
@@ -103,6 +107,11 @@ impl ApiEngine {
     /// A missing socket or one that does not answer is [`EngineError::Unavailable`], with a hint
     /// how to start the engine.
     pub async fn connect(kind: EngineKind, socket: &Path) -> Result<Self> {
+        Self::connect_within(kind, socket, CONNECT_TIMEOUT).await
+    }
+
+    /// [`ApiEngine::connect`] with the ping bounded by `within`.
+    pub async fn connect_within(kind: EngineKind, socket: &Path, within: Duration) -> Result<Self> {
         let unavailable = |what: String| EngineError::Unavailable {
             engine: kind,
             socket: socket.to_path_buf(),
@@ -122,13 +131,13 @@ impl ApiEngine {
             docker.ping().await?;
             Ok::<_, BollardError>(docker)
         };
-        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
+        let docker = match tokio::time::timeout(within, probe).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => return Err(unavailable(format!("it does not answer ({e})"))),
             Err(_) => {
                 return Err(unavailable(format!(
                     "no answer within {}s",
-                    CONNECT_TIMEOUT.as_secs()
+                    within.as_secs()
                 )));
             }
         };

@@ -356,7 +356,7 @@ pub async fn select(kind: &str, podman_socket: &Path, docker_socket: &Path) -> R
             (EngineKind::Podman, podman_socket),
             (EngineKind::Docker, docker_socket),
         ] {
-            match ApiEngine::connect(k, sock).await {
+            match ApiEngine::connect_within(k, sock, api::PROBE_TIMEOUT).await {
                 Ok(e) => return Ok(AnyEngine::Api(e)),
                 Err(err) => tracing::debug!(engine = %k, cause = %err, "engine not usable"),
             }
