@@ -11,7 +11,7 @@ use tracing::{error, info};
 
 use crate::host::config::{EngineChoice, Settings};
 use crate::host::daemon::{
-    Control, Daemon, EXIT_NEVER_WORKS, Endpoint, Lock, Paths, SdNotify, Trigger,
+    Control, Daemon, EXIT_NEVER_WORKS, Endpoint, Hold, Lock, Paths, SdNotify, Trigger,
 };
 use crate::host::engine;
 use crate::host::nm::{NetworkManager, NmDbus, NmError};
@@ -316,7 +316,7 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         both = both => both,
         _ = stop.cancelled() => {
             info!(IFACE = %args.iface, "stopped before anything was changed");
-            paths.hold(&args.iface);
+            paths.hold(&args.iface, Hold::Stopped);
             proxy_ct.cancel();
             return ExitCode::SUCCESS;
         }

@@ -144,16 +144,30 @@ impl Paths {
         self.root.join("hold").join(iface)
     }
 
-    /// Whether `iface` is held.
+    /// Whether `iface` is held (for any reason: udev does not start it on its return).
     pub fn held(&self, iface: &str) -> bool {
         self.hold_file(iface).exists()
     }
 
-    /// Hold `iface` in the host: a stop the user asked for (or a start that can never work)
-    /// must not be undone by udev when the phy comes home, nor by the next client.
-    pub fn hold(&self, iface: &str) {
+    /// Why `iface` is held, if it is.
+    pub fn hold_reason(&self, iface: &str) -> Option<Hold> {
+        let text = std::fs::read_to_string(self.hold_file(iface)).ok()?;
+        Some(if text.trim() == "failed" {
+            Hold::Failed
+        } else {
+            Hold::Stopped
+        })
+    }
+
+    /// Hold `iface` in the host: a stop the user asked for (or a start that failed) must not
+    /// be undone by udev when the phy comes home; a user's stop not by the next client either.
+    pub fn hold(&self, iface: &str, why: Hold) {
         let path = self.hold_file(iface);
-        if let Err(e) = write_atomic(&path, b"") {
+        let text = match why {
+            Hold::Stopped => "stopped\n",
+            Hold::Failed => "failed\n",
+        };
+        if let Err(e) = write_atomic(&path, text.as_bytes()) {
             warn!(
                 IFACE = iface,
                 "cannot write the hold file {}: {e}",
@@ -175,6 +189,17 @@ impl Paths {
             ),
         }
     }
+}
+
+/// Why an adapter is held in the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// A stop (SIGTERM/SIGINT: `systemctl stop`, a start timeout, a removal): it stays home
+    /// until a user starts it; a client on the socket meets a held endpoint.
+    Stopped,
+    /// A failure: only udev is kept from starting it again — the unit's restart policy, and a
+    /// client on the socket, still may.
+    Failed,
 }
 
 /// An exclusive, non-blocking `flock` held for the daemon's lifetime (released on exit, even
@@ -287,9 +312,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = Paths::new(dir.path());
         assert!(!p.held("wlan1"));
-        p.hold("wlan1");
+        assert_eq!(p.hold_reason("wlan1"), None);
+        p.hold("wlan1", Hold::Stopped);
         assert!(p.held("wlan1"));
+        assert_eq!(p.hold_reason("wlan1"), Some(Hold::Stopped));
+        p.hold("wlan1", Hold::Failed);
+        assert_eq!(p.hold_reason("wlan1"), Some(Hold::Failed));
         p.unhold("wlan1");
         assert!(!p.held("wlan1"));
+        // An empty hold file (an older daemon's) is a stop.
+        std::fs::write(p.hold_file("wlan1"), b"").unwrap();
+        assert_eq!(p.hold_reason("wlan1"), Some(Hold::Stopped));
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{Daemon, Ending, Isolation, Lock, Notifier, ReleaseError, RunError, status_line};
+use super::{Daemon, Ending, Hold, Isolation, Lock, Notifier, ReleaseError, RunError, status_line};
 use crate::host::engine::{BoxHandle, Engine};
 use crate::host::nm::NetworkManager;
 use crate::host::wiphy::{Wiphy, Wiphys};
@@ -196,17 +196,21 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         for note in self.recover(instance).await {
             warn!(IFACE = %instance, "{note}");
         }
-        if self.paths.held(instance) {
-            match ctl.trigger {
-                Trigger::User => self.paths.unhold(instance),
-                Trigger::Socket => match self.serve_held(instance, ctl, ep).await {
-                    HeldEnd::Reload => {
-                        self.paths.unhold(instance);
-                        ep.starting();
+        if let Some(why) = self.paths.hold_reason(instance) {
+            match (ctl.trigger, why) {
+                // A user's start lifts any hold; a client's start lifts one a failure left
+                // (the restart policy would have started it anyway).
+                (Trigger::User, _) | (Trigger::Socket, Hold::Failed) => self.paths.unhold(instance),
+                (Trigger::Socket, Hold::Stopped) => {
+                    match self.serve_held(instance, ctl, ep).await {
+                        HeldEnd::Reload => {
+                            self.paths.unhold(instance);
+                            ep.starting();
+                        }
+                        HeldEnd::Stopped => return Finished::nothing(Ok(Ending::Stopped)),
+                        HeldEnd::Idle => return Finished::nothing(Ok(Ending::Held)),
                     }
-                    HeldEnd::Stopped => return Finished::nothing(Ok(Ending::Stopped)),
-                    HeldEnd::Idle => return Finished::nothing(Ok(Ending::Held)),
-                },
+                }
             }
         }
         let resolved = async {
@@ -228,7 +232,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             Ok(x) => x,
             Err(Interrupt::Stop) => {
                 info!(IFACE = %instance, "stopped before anything was changed");
-                self.paths.hold(instance);
+                self.paths.hold(instance, Hold::Stopped);
                 return Finished::nothing(Ok(Ending::Stopped));
             }
             Err(Interrupt::Fail(e)) => {
@@ -254,7 +258,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         let _phy_lock = match locked {
             Ok(l) => l,
             Err(Interrupt::Stop) => {
-                self.paths.hold(&iface);
+                self.paths.hold(&iface, Hold::Stopped);
                 return Finished::nothing(Ok(Ending::Stopped));
             }
             Err(Interrupt::Fail(e)) => {
@@ -298,11 +302,13 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             Err(e) if h.is_some() => error!(IFACE = %iso.iface, "{e}"),
             Err(_) => {}
         }
-        if !matches!(ending, Ok(Ending::Unplugged)) {
+        match &ending {
+            Ok(Ending::Unplugged) => {}
             // Written before the phy comes home, so the add event it causes finds it: a stop
             // the user asked for stays a stop, and after a failure the unit's restart policy
             // alone decides (an udev start on top would count against the start limit twice).
-            self.paths.hold(&iso.iface);
+            Ok(_) => self.paths.hold(&iso.iface, Hold::Stopped),
+            Err(_) => self.paths.hold(&iso.iface, Hold::Failed),
         }
         self.notify.status(&format!("{}: releasing", iso.iface));
         let release = self.release(&iso).await;
@@ -439,6 +445,9 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         );
         info!(IFACE = %instance, "{status}");
         self.notify.ready(&status);
+        // Held is a running state of the unit: its watchdog is fed here too.
+        let watchdog = sd_notify::watchdog_enabled();
+        let mut wd = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |d| d / 2));
         loop {
             let left = idle.saturating_sub(ep.idle_for());
             if left.is_zero() {
@@ -451,6 +460,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                     info!(IFACE = %instance, "reload: lifting the hold");
                     return HeldEnd::Reload;
                 }
+                _ = wd.tick() => if watchdog.is_some() { self.notify.watchdog() },
                 _ = tokio::time::sleep(left.max(Duration::from_millis(100))) => {}
             }
         }

@@ -12,7 +12,7 @@
 mod layout;
 mod lifecycle;
 
-pub use layout::{Lock, Paths, write_atomic};
+pub use layout::{Hold, Lock, Paths, write_atomic};
 pub use lifecycle::{Control, Endpoint, Finished, Step, Trigger};
 
 use std::os::fd::AsFd;
@@ -1298,8 +1298,9 @@ mod tests {
             assert!(fin.ending.is_err(), "{what}");
             assert_eq!(fin.exit_code(), 1, "{what}: restartable");
             nothing_left(&d, &w, &nm, &e, what);
-            assert!(
-                d.paths.held("wlan1"),
+            assert_eq!(
+                d.paths.hold_reason("wlan1"),
+                Some(Hold::Failed),
                 "{what}: udev leaves it to the restart policy"
             );
         }
@@ -1311,7 +1312,7 @@ mod tests {
     async fn a_held_adapter_stays_held_until_a_user_starts_it() {
         let (dir, w, nm, e) = lab();
         let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
-        d.paths.hold("wlan1");
+        d.paths.hold("wlan1", Hold::Stopped);
         let ep = FakeEndpoint {
             idle: Duration::from_secs(3600),
             ..Default::default()
@@ -1352,6 +1353,22 @@ mod tests {
         });
         assert_eq!(fin.exit_code(), 0);
         assert_eq!(e.calls.lock().unwrap().len(), 4, "isolated twice");
+
+        // A hold a failure left keeps udev off, not a client: a socket start isolates.
+        d.paths.hold("wlan1", Hold::Failed);
+        let ctl = Control::new(Trigger::Socket);
+        let no_ep = FakeEndpoint::default();
+        let (fin, ()) = tokio::join!(d.run("wlan1", &ctl, &no_ep), async {
+            noted(&d, "agent ready").await;
+            ctl.stop.cancel();
+        });
+        assert_eq!(fin.exit_code(), 0);
+        assert_eq!(e.calls.lock().unwrap().len(), 6, "isolated a third time");
+        assert_eq!(
+            d.paths.hold_reason("wlan1"),
+            Some(Hold::Stopped),
+            "then stopped"
+        );
     }
 
     /// A hung agent: the probes fail, STATUS says so, no watchdog ping, and after the bound
