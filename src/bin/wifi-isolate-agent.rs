@@ -151,7 +151,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let upload_dir = cli
         .upload_dir
         .unwrap_or_else(|| cli.runtime_dir.join(certs::UPLOAD_SUBDIR));
-    let agent = Agent::start(AgentOptions {
+    // Armed first: as PID 1 of its box the agent ignores every signal it has no handler for,
+    // so a stop while it still waits for the interface must be heard here.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let starting = Agent::start(AgentOptions {
         interface: cli.interface,
         wait_interface: Duration::from_secs(cli.wait_interface),
         runtime_dir: cli.runtime_dir,
@@ -162,8 +165,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         udhcpc: find_udhcpc(cli.udhcpc),
         country: cli.country,
         check_url: cli.check_url,
-    })
-    .await?;
+    });
+    let agent = tokio::select! {
+        agent = starting => agent?,
+        _ = term.recv() => {
+            tracing::info!("SIGTERM before the agent was ready: exiting");
+            if let Some(p) = cli.listen.as_deref().and_then(|l| l.strip_prefix("unix:")) {
+                let _ = std::fs::remove_file(p);
+            }
+            return Ok(());
+        }
+    };
     tracing::info!(iface = %agent.iface(), "agent ready");
     let ct = CancellationToken::new();
     let serving = {
@@ -176,7 +188,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {
         r = serving => r,
         _ = term.recv() => Ok(()),

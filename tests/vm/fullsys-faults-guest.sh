@@ -347,8 +347,14 @@ stop_during() {   # IFACE PHY ENGINE STEP
   check "$what: StatusText shows '$(phase_text "$step")'" wait_for "${WI_PHASE_WAIT:-60}" status_has "$i" "$(phase_text "$step")"
   echo "STATUS=$(prop "$i" StatusText)"
   t0=$(ms)
+  local since
+  since=$(date '+%Y-%m-%d %H:%M:%S')
   systemctl stop "$u"
   echo "STOP-DURING $step ($eng): systemctl stop returned in $(($(ms) - t0)) ms"
+  # The agent hears SIGTERM in every phase, also while it waits for its interface (as PID 1
+  # of its box it would ignore a signal it has no handler for, and wait for a SIGKILL).
+  check "$what: the agent stopped on SIGTERM (no 'ignored SIGTERM' in the journal)" \
+    bash -c "! journalctl -u $u --since '$since' -o cat | grep -q 'ignored SIGTERM'"
   check "$what: the daemon exited 0 (inactive/1/0: $(exit_of "$i"))" test "$(exit_of "$i")" = inactive/1/0
   check "$what: no container, no netns box process left" no_box_left "$i"
   check "$what: $phy home under its name $i" home_as "$i" "$phy"
