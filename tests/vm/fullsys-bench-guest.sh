@@ -165,6 +165,10 @@ cold_once() {   # cold_once ENGINE TIMED
   local eng=$1 out
   systemctl reset-failed "$U" 2>/dev/null
   systemctl is-active --quiet "wifi-isolate@$S1.socket" || systemctl start "wifi-isolate@$S1.socket"
+  # The previous round's `systemctl stop` held the adapter (a held instance answers 503 to a
+  # client instead of isolating): the state of a socket that was never stopped by a user, as after
+  # boot, is "no hold".
+  rm -f "/run/wifi-isolate/hold/$S1"
   if out=$("$BENCH" first-answer "$SOCK"); then
     if [ "$2" = 1 ]; then
       local ms=${out#*ms=} t0=${out#*t0_us=} ans=${out#*answered_us=}
