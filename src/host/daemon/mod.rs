@@ -416,9 +416,20 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     /// Step 3b: start the box `spec` describes (its runtime dir made, a stale agent socket
     /// removed). The caller records the handle.
     pub async fn start_box(&self, spec: &BoxSpec) -> Result<BoxHandle, RunError> {
+        // Every box starts from an empty dir of root's: an earlier box (another engine, another
+        // uid) may have left its socket there, in a dir only its own uid may write.
+        match std::fs::remove_dir_all(&spec.runtime_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(RunError::Other(format!(
+                    "clearing the box dir {}: {e}",
+                    spec.runtime_dir.display()
+                )));
+            }
+        }
         std::fs::create_dir_all(&spec.runtime_dir)
             .map_err(|e| RunError::Other(format!("{}: {e}", spec.runtime_dir.display())))?;
-        let _ = std::fs::remove_file(self.paths.agent_socket(&spec.instance));
         let t = Duration::from_secs(self.settings.timeouts.box_start);
         let h = tokio::time::timeout(t, self.engine.start(spec))
             .await
@@ -1422,5 +1433,28 @@ mod tests {
             t.elapsed()
         );
         assert_eq!(fin.exit_code(), 0, "{fin:?}");
+    }
+
+    /// A box dir an earlier box left (its uid's, 0700, with its socket) is cleared and made
+    /// root's again before the next box starts (a podman box after a netns box could not
+    /// replace the socket).
+    #[tokio::test]
+    async fn each_box_starts_from_a_fresh_dir_of_roots() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let bd = d.paths.box_dir("wlan1");
+        std::fs::create_dir_all(&bd).unwrap();
+        std::fs::write(bd.join("mcp.sock"), b"stale").unwrap();
+        std::fs::write(bd.join("left-by-the-box"), b"x").unwrap();
+        for p in [bd.join("mcp.sock"), bd.join("left-by-the-box"), bd.clone()] {
+            std::os::unix::fs::lchown(&p, Some(12345), Some(12345)).unwrap();
+        }
+        std::fs::set_permissions(&bd, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (iso, _h) = d.isolate("wlan1").await.expect("isolate");
+        let md = std::fs::metadata(&bd).unwrap();
+        assert_eq!(md.uid(), 0, "root's again");
+        assert!(!bd.join("left-by-the-box").exists(), "cleared");
+        assert!(d.release(&iso).await.is_empty());
     }
 }
