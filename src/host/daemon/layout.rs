@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
-pub use crate::host::files::write_atomic;
+use crate::host::files::write_atomic;
 
 use super::{Isolation, RunError};
 

@@ -12,7 +12,7 @@
 mod layout;
 mod lifecycle;
 
-pub use layout::{Hold, Lock, Paths, write_atomic};
+pub use layout::{Hold, Lock, Paths};
 pub use lifecycle::{Control, Endpoint, Finished, Step, Trigger};
 
 use std::os::fd::AsFd;
