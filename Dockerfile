@@ -9,7 +9,7 @@
 # handles SIGTERM itself; it runs as root *inside* the box because NET_ADMIN/NET_RAW must be in
 # its effective set, and those two capabilities are all root has there.
 #
-# Without a registry (tests, CI), tests/support/image.sh builds the same contents from the host's
+# Without a registry (tests, CI), tests/host/image.sh builds the same contents from the host's
 # files and imports them (podman import / docker import).
 
 FROM docker.io/library/rust:1-bookworm AS build

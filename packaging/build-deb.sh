@@ -34,9 +34,9 @@ flock 9
 log() { printf 'build-deb.sh: %s\n' "$*" >&2; }
 
 for t in dpkg-buildpackage dpkg-parsechangelog dh help2man; do
-  command -v "$t" >/dev/null || { log "missing $t: run packaging/deps.sh"; exit 1; }
+  command -v "$t" >/dev/null || { log "missing $t: run tests/deps.sh packaging"; exit 1; }
 done
-[ "$LINTIAN" = 0 ] || command -v lintian >/dev/null || { log "missing lintian: run packaging/deps.sh"; exit 1; }
+[ "$LINTIAN" = 0 ] || command -v lintian >/dev/null || { log "missing lintian: run tests/deps.sh packaging"; exit 1; }
 
 # Cargo and its caches as the caller has them (debhelper points HOME elsewhere for its tools).
 export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"

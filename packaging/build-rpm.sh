@@ -32,7 +32,7 @@ log() { printf 'build-rpm.sh: %s\n' "$*" >&2; }
 SPEC="$REPO/packaging/rpm/wifi-isolate.spec"
 
 for t in rpmbuild rpm help2man; do
-  command -v "$t" >/dev/null || { log "missing $t: run packaging/deps.sh"; exit 1; }
+  command -v "$t" >/dev/null || { log "missing $t: run tests/deps.sh packaging"; exit 1; }
 done
 export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"

@@ -14,26 +14,26 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 echo "==> installing packages (apt) if missing"
-tests/deps.sh
+tests/deps.sh fullsys
 if ! command -v cargo >/dev/null; then
   echo "demo.sh: needs a Rust toolchain (cargo); see https://rustup.rs" >&2
   exit 1
 fi
 echo "==> building wifi-isolate and its .deb (release build; a few minutes the first time)"
-cargo build --quiet --example fullsys-probe
+cargo build --quiet -p wifi-isolate-tests --bin fullsys-probe
 deb=$(bash packaging/build-deb.sh --out target/fullsys/deb --no-lintian | tail -n1)
 echo "==> building the VM image (Debian + systemd + NetworkManager + podman + $(basename "$deb"))"
-img=$(bash tests/fullsys/build-image.sh --deb "$deb" | tail -n1)
+img=$(bash tests/vm/lab/build-image.sh --deb "$deb" | tail -n1)
 share=target/fullsys/demo
 rm -rf "$share"; mkdir -p "$share/bin" "$share/logs"
-cp tests/vm/fullsys-lib.sh "$share/"
-cp target/debug/examples/fullsys-probe "$share/bin/"
+cp tests/vm/lab/guest/fullsys-lib.sh "$share/"
+cp target/debug/fullsys-probe "$share/bin/"
 echo "==> booting it (QEMU/TCG with simulated radios; about a minute)"
 touch "$share/logs/test.log"
 tail -n +1 -F "$share/logs/test.log" 2>/dev/null &
 tailer=$!
 rc=0
-bash tests/fullsys/run-vm.sh --image "$img" --share "$share" --script tests/vm/fullsys-demo-guest.sh \
+bash tests/vm/lab/boot-image.sh --image "$img" --share "$share" --script tests/vm/demo/guest.sh \
   --aps wpa2,sae --stations 1 --timeout 400 --quiet > "$share/runner.log" 2>&1 || rc=$?
 sleep 1; kill "$tailer" 2>/dev/null || true
 if [ $rc != 0 ]; then

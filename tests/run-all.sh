@@ -5,10 +5,12 @@
 #   1. apt-get installs what the tests drive for real (QEMU + hwsim lab parts, wpa_supplicant,
 #      hostapd, dbus, podman, systemd tools) — quick when already installed;
 #   2. cargo fmt --check and cargo clippy -D warnings;
-#   3. cargo test: unit tests, host integration tests (real wpa_supplicant, dbus-daemon, podman,
-#      dockerd, netns), the packages (.deb + lintian + a clean-chroot install, .rpm), the hwsim VM
-#      suites (real kernel radios under QEMU) and the full-system VM suite (a Debian image with
-#      systemd, udev, NetworkManager, podman and the .deb installed, on the same radios).
+#   3. cargo test --workspace: unit tests beside the code (src/), host integration tests
+#      (tests/host/: real wpa_supplicant, dbus-daemon, podman, dockerd, netns; the packages: .deb +
+#      lintian + a clean-chroot install, .rpm) and every VM suite (tests/vm/*/lab.toml: real kernel
+#      radios under QEMU, in a busybox initramfs lab or a full Debian system with systemd, udev,
+#      NetworkManager, podman and the .deb installed), each VM check a test of its own name.
+# tests/README.md maps every feature to its proof.
 # Needs root (namespaces, engines, VM). Exit status is non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,10 +30,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "cargo build (binaries, and the example programs the VM suites run inside the guest)"
-cargo build --locked --bins --examples
+log "cargo build (the product, and the probes the VM suites run inside the guest)"
+cargo build --locked --workspace --bins
 
-log "cargo test (unit, host integration, hwsim VM suites)"
-cargo test --locked --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}"
+log "cargo test (unit, host integration, every VM suite one test per named check)"
+cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}"

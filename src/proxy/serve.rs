@@ -24,7 +24,7 @@ use super::{Conn, Listener, Peer, Proxy, ProxyBody, TcpSlot};
 ///
 /// A request's path (accept, read, upstream round trip, write back) then never crosses threads:
 /// measured under TCG with 64 clients, the multi-threaded runtime's wakeups cost the proxy
-/// 1.2–1.5× the CPU per request of this (tests/bench/proxy_cpu.rs). The daemon's own runtime
+/// 1.2–1.5× the CPU per request of this (tests/src/bin/proxy-cpu.rs). The daemon's own runtime
 /// stays free for the engine, netlink and D-Bus; `ready` and `ct` work across both.
 pub fn serve_dedicated(
     proxy: Arc<Proxy>,

@@ -21,26 +21,26 @@ t_start=$(date +%s)
 log() { printf 'full.sh: %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { log "needs root (the VM harness)"; exit 1; }
-bash tests/fullsys/deps.sh >&2
+bash tests/deps.sh fullsys >&2
 
 log "release build (.deb) and the benchmark clients"
 deb=$(flock "$LOCK" bash packaging/build-deb.sh --out target/bench/deb --no-lintian | tail -n1)
 [ -f "$deb" ] || { log "packaging/build-deb.sh gave no .deb"; exit 1; }
-flock "$LOCK" cargo build --release --example fullsys-probe --example fullsys-bench >&2
-img=$(bash tests/fullsys/build-image.sh --deb "$deb" | tail -n1)
-[ -f "$img" ] || { log "tests/fullsys/build-image.sh gave no image"; exit 1; }
+flock "$LOCK" cargo build --release -p wifi-isolate-tests --bin fullsys-probe --bin fullsys-bench >&2
+img=$(bash tests/vm/lab/build-image.sh --deb "$deb" | tail -n1)
+[ -f "$img" ] || { log "tests/vm/lab/build-image.sh gave no image"; exit 1; }
 
 share=target/bench/full-vm
 rm -rf "$share"; mkdir -p "$share/bin"
-cp tests/vm/fullsys-lib.sh "$share/"
-cp target/release/examples/fullsys-probe target/release/examples/fullsys-bench "$share/bin/"
+cp tests/vm/lab/guest/fullsys-lib.sh "$share/"
+cp target/release/fullsys-probe target/release/fullsys-bench "$share/bin/"
 printf 'WI_BENCH_N=%s\nDEB_BYTES=%s\n' "$N" "$(stat -c %s "$deb")" >"$share/extra.env"
 
 log "booting the full-system VM (N=$N)"
 t_vm=$(date +%s)
 rc=0
-flock "$LOCK" bash tests/fullsys/run-vm.sh --image "$img" --share "$share" \
-  --script tests/vm/fullsys-bench-guest.sh --aps wpa2 --stations 2 \
+flock "$LOCK" bash tests/vm/lab/boot-image.sh --image "$img" --share "$share" \
+  --script tests/bench/full-guest.sh --aps wpa2 --stations 2 \
   --timeout $((600 + N * 120)) --quiet >&2 || rc=$?
 vm_secs=$(($(date +%s) - t_vm))
 mkdir -p target/bench

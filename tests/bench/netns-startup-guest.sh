@@ -1,5 +1,5 @@
 # Guest script of the netns start-up benchmark (tests/bench/netns-startup.sh; run by
-# tests/hwsim/run-vm.sh, busybox sh, the lab env exported). Two builds of the daemon, each with its
+# tests/vm/lab/boot-initramfs.sh, busybox sh, the lab env exported). Two builds of the daemon, each with its
 # own agent next to it (the daemon runs the `wifi-isolate-agent` beside its own executable):
 # /share/variants/old/{wifi-isolate,wifi-isolate-agent} and /share/variants/new/… are copied to
 # /opt/old and /opt/new (RAM: the root is a tmpfs; not /tmp or /run, which the box mounts over).

@@ -13,7 +13,7 @@
 # target dir; kept as a build cache: `git worktree remove --force DIR`), and the new one from the
 # working tree (`cargo build --release --bins`), or WI_BENCH_NEW (a commit) in a second worktree.
 # Compiles a small timing helper (`nsbench-round`, C, below; needs gcc). Boots the hwsim initramfs
-# VM (tests/hwsim/run-vm.sh: 1 station radio, no AP, 1 GB) with the guest script
+# VM (tests/vm/lab/boot-initramfs.sh: 1 station radio, no AP, 1 GB) with the guest script
 # tests/bench/netns-startup-guest.sh, which copies each pair to /opt/old and /opt/new (each daemon
 # runs the agent next to it) and alternates them round by round (old first in odd rounds, new
 # first in even ones), after one untimed warm-up each. Per start: `wifi-isolate run STATION
@@ -52,7 +52,7 @@ die() { log "$*"; exit 1; }
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "WI_BENCH_N must be a positive number"
 command -v gcc >/dev/null || die "needs gcc (the timing helper)"
 command -v python3 >/dev/null || die "needs python3 (the statistics)"
-tests/deps.sh >&2
+tests/deps.sh bench >&2
 mkdir -p "$OUT"
 
 # build_rev REV WORKTREE DEST: both binaries of commit REV, built in WORKTREE, copied to DEST
@@ -230,7 +230,7 @@ printf 'N=%s\nSETTLE_MS=%s\nPAUSE_MS=%s\n' "$N" "$SETTLE_MS" "$PAUSE_MS" > "$sha
 log "booting the hwsim VM (N=$N rounds, each variant once per round)"
 t_vm=$(date +%s)
 rc=0
-flock "$LOCK" bash tests/hwsim/run-vm.sh --stations 1 --share "$share" \
+flock "$LOCK" bash tests/vm/lab/boot-initramfs.sh --stations 1 --share "$share" \
   --script tests/bench/netns-startup-guest.sh --mem 1024 --timeout $((180 + N * 40)) --quiet \
   --bin "$OUT/nsbench-round" --bin "$share/variants/new/wifi-isolate" >&2 || rc=$?
 log "VM: $(($(date +%s) - t_vm)) s (rc $rc)"

@@ -7,17 +7,17 @@
 # The release build and the VM hold /tmp/wi-vm.lock (one TCG VM at a time on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-tests/deps.sh
-flock /tmp/wi-vm.lock cargo build --release --bins --example hwsim-bench-proxy --example proxy-cpu
+tests/deps.sh hwsim
+flock /tmp/wi-vm.lock cargo build --release --bins && flock /tmp/wi-vm.lock cargo build --release -p wifi-isolate-tests --bin hwsim-bench-proxy --bin proxy-cpu
 share=target/bench/proxy-vm
 rm -rf "$share"; mkdir -p "$share"
 cp tests/bench/proxy-cpu.sh "$share/"
-flock /tmp/wi-vm.lock bash tests/hwsim/run-vm.sh --aps wpa2 --stations 1 --share "$share" \
-  --script tests/vm/bench-proxy-guest.sh --mem 1024 --timeout 600 --quiet \
+flock /tmp/wi-vm.lock bash tests/vm/lab/boot-initramfs.sh --aps wpa2 --stations 1 --share "$share" \
+  --script tests/bench/proxy-guest.sh --mem 1024 --timeout 600 --quiet \
   --bin target/release/wifi-isolate --bin target/release/wifi-isolate-agent \
-  --bin target/release/examples/hwsim-bench-proxy --bin target/release/examples/proxy-cpu \
+  --bin target/release/hwsim-bench-proxy --bin target/release/proxy-cpu \
   --bin /usr/bin/systemd-socket-activate --bin /lib/systemd/systemd-socket-proxyd
-native=$(flock /tmp/wi-vm.lock sh tests/bench/proxy-cpu.sh target/release/examples/proxy-cpu \
+native=$(flock /tmp/wi-vm.lock sh tests/bench/proxy-cpu.sh target/release/proxy-cpu \
   /usr/bin/systemd-socket-activate /lib/systemd/systemd-socket-proxyd 5)
 mkdir -p target/bench
 {

@@ -19,7 +19,7 @@
 //! ## Why these boxes are rootful, and what holds them
 //!
 //! The box's root is the host's root (no user namespace): CAP_NET_ADMIN and CAP_NET_RAW in the
-//! initial user namespace. `tests/vm/hostile_probe.rs`, started by the engine in place of the
+//! initial user namespace. `tests/src/bin/hostile-probe.rs`, started by the engine in place of the
 //! agent (tests/engine_{podman,docker}.rs, the full-system story), shows what still holds it: the
 //! PID namespace (no host pid to signal, to name in `IFLA_NET_NS_PID`/`NL80211_ATTR_PID`, or to
 //! reach through `/proc/PID/root`), the mount namespace with the read-only image as `/` (no host
@@ -682,7 +682,7 @@ fn start_hint(kind: EngineKind, socket: &Path) -> String {
 fn image_hint(kind: EngineKind, image: &str) -> String {
     format!(
         "build it with `{kind} build -t {image} .` in the source tree, or offline with \
-         `tests/support/image.sh {kind} {image} /usr/bin/wifi-isolate-agent`"
+         `tests/host/image.sh {kind} {image} /usr/bin/wifi-isolate-agent`"
     )
 }
 

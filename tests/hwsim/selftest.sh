@@ -1,9 +1,0 @@
-#!/usr/bin/env bash
-# Smoke test of the hwsim lab itself (stock wpa_supplicant + busybox udhcpc, no project code).
-#   selftest.sh [run-vm.sh options, e.g. --quiet --timeout 120]
-# Share dir: $WI_SELFTEST_SHARE (default $WI_CACHE/selftest).
-set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-share="${WI_SELFTEST_SHARE:-$WI_CACHE/selftest}"
-exec "$HWSIM_DIR/run-vm.sh" --aps open,wpa2,sae,hidden,wpa2b,eap --stations 2 \
-  --share "$share" --script "$HWSIM_DIR/selftest-guest.sh" "$@"

@@ -1,0 +1,86 @@
+# Guest script for the agent's hwsim suite (run by tests/vm/lab/boot-initramfs.sh, busybox sh, env sourced).
+# Drives wifi-isolate-agent with the real MCP client (tests/src/bin/hwsim-agent-client.rs) twice: first in
+# the hardened box the real daemon builds (`wifi-isolate run STA --engine netns`: bubblewrap, its
+# own user/pid/mount/net namespaces, seccomp) over the agent's Unix socket — every tool, on real
+# radios — then over stdio in a plain `ip netns` box. Finally checks that no secret reached the
+# agent's own logs.
+set -eu
+IP=${HWSIM_IP:-/usr/bin/ip}
+STA=${STATIONS%% *}
+PHY=${STATION_PHYS%% *}
+LOGS=/share/logs
+export WIFI_ISOLATE_LOG=debug
+
+# IPv6 behind the WPA2 AP: router advertisements (dnsmasq, RA only) for a ULA prefix, with a
+# default route, so the kernel autoconfigures the box's WiFi interface (accept_ra=1 in a fresh
+# netns); the agent reports it and flushes it on disconnect.
+export AP_WPA2_IPV6=fd00:77::1
+$IP -n "$AP_WPA2_NETNS" addr add "$AP_WPA2_IPV6/64" dev "$AP_WPA2_IFACE" nodad
+$IP -n "$AP_WPA2_NETNS" -6 route add default via fd00:77::fe dev "$AP_WPA2_IFACE" onlink
+$IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/null --user=root \
+  --port=0 --no-resolv --no-hosts --interface="$AP_WPA2_IFACE" --bind-dynamic --enable-ra \
+  --dhcp-range="::,constructor:$AP_WPA2_IFACE,ra-only,64,1h" --ra-param="$AP_WPA2_IFACE,10,600" \
+  --pid-file=/run/dnsmasq-ra.pid --log-facility=$LOGS/dnsmasq-ra.log </dev/null >/dev/null 2>&1 &
+
+# EAP certificate paths are accepted only from the box's certificates directory
+# (/etc/wifi-isolate/certs in the box): the daemon mounts its certs_dir there read-only. With
+# certs_dir = that same path, the plain netns box of the stdio half sees the same files.
+export AP_EAP_CERTS_DIR=/etc/wifi-isolate/certs
+mkdir -p "$AP_EAP_CERTS_DIR"
+cp "$AP_EAP_CA_CERT" "$AP_EAP_CERTS_DIR/ca.pem"
+cp "$AP_EAP_CLIENT_CERT" "$AP_EAP_CERTS_DIR/client.pem"
+cp "$AP_EAP_CLIENT_KEY" "$AP_EAP_CERTS_DIR/client.key"
+# The netns box reads them as its own unprivileged uid (engine.box_uid): the key stays 0600.
+chown 1878982656:1878982656 "$AP_EAP_CERTS_DIR"/*
+chmod 0600 "$AP_EAP_CERTS_DIR/client.key"
+printf '[engine]\nkind = "netns"\ncerts_dir = "%s"\n[agent]\nlog = "debug"\n' "$AP_EAP_CERTS_DIR" \
+  > /etc/wifi-isolate/config.toml
+
+# --- 1. the daemon's netns box ----------------------------------------------------------------
+mkdir -p /run/wifi-isolate
+wifi-isolate run "$STA" --engine netns > $LOGS/agent.log 2>&1 &
+DAEMON=$!
+SOCK=/run/wifi-isolate/box/$STA/mcp.sock
+i=0
+while ! grep -q "agent ready" $LOGS/agent.log 2>/dev/null || [ ! -S "$SOCK" ]; do
+  i=$((i+1)); [ $i -lt 600 ] || { echo "FAIL the daemon's box never got ready"; cat $LOGS/agent.log; exit 1; }
+  kill -0 $DAEMON 2>/dev/null || { echo "FAIL the daemon exited"; cat $LOGS/agent.log; exit 1; }
+  sleep 0.05
+done
+BOXPID=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' /run/wifi-isolate/.netns/$STA.json)
+echo "daemon $DAEMON isolated $PHY ($STA) in its netns box (agent pid $BOXPID)"
+# The agent's private upload dir, as the host sees it through the box's root.
+export AGENT_UPLOAD_DIR=/proc/$BOXPID/root/run/wifi-isolate-agent/certs
+export AGENT_SHARED_DIR=/run/wifi-isolate/box/$STA
+rc=0
+hwsim-agent-client unix "$SOCK" || rc=1
+kill -TERM $DAEMON; wait $DAEMON || { echo "FAIL the daemon's release failed"; rc=1; }
+[ ! -e "$SOCK" ] || { echo "FAIL agent left its socket behind"; rc=1; }
+[ ! -d /proc/$BOXPID ] || { echo "FAIL the box's agent outlived the release"; rc=1; }
+i=0
+while ! iw dev | grep -q "Interface $STA\$"; do
+  i=$((i+1)); [ $i -lt 100 ] || { echo "FAIL $STA did not come home after release"; rc=1; break; }
+  sleep 0.05
+done
+$IP -4 addr show dev "$STA" 2>/dev/null | grep -q inet && { echo "FAIL address left after release"; rc=1; }
+$IP -6 addr show dev "$STA" scope global 2>/dev/null | grep -q inet6 && { echo "FAIL global IPv6 address left after release"; rc=1; }
+
+# --- 2. stdio, in a plain netns -----------------------------------------------------------------
+$IP netns add box
+mkdir -p /etc/netns/box
+echo "# box resolv.conf" > /etc/netns/box/resolv.conf
+iw phy "$PHY" set netns name box
+echo "moved $PHY ($STA) into netns box"
+$IP netns exec box $IP link set lo up
+export AGENT_UPLOAD_DIR=/run/box-agent2/certs
+export AGENT_SHARED_DIR=/run/box-agent2
+hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
+  --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1
+
+for s in "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
+  if grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log; then
+    echo "FAIL a secret reached the agent's log"; rc=1
+  fi
+done
+[ $rc = 0 ] && echo "ok   no secret in the agent's logs"
+exit $rc

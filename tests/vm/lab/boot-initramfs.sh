@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# boot-initramfs.sh — boot a throwaway QEMU VM with mac80211_hwsim radios, access points and a test script.
+# See --help and tests/vm/lab/README.md.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+  cat <<'USAGE'
+Usage: boot-initramfs.sh [--aps LIST] [--stations N] --share DIR --script GUEST_SCRIPT
+                 [--bin FILE]... [--timeout SECS] [--mem MB] [--country CC] [--quiet]
+
+Boots a stock Debian kernel under QEMU (TCG) with mac80211_hwsim radios: one access point per
+entry in LIST (each in its own netns "ap-NAME" with hostapd, dnsmasq and an HTTP server) and N
+station radios left down and unconfigured in the root netns. Then runs GUEST_SCRIPT with busybox
+/bin/sh in the guest (cwd /share, the env file sourced and exported) and powers off.
+
+  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap  (order = AP index K, subnet
+                   10.0.K.0/24; default: no AP)
+  --stations N     number of station radios (default 1)
+  --share DIR      host directory shared as /share (9p). The runner (re)creates DIR/logs, DIR/.hwsim,
+                   DIR/eap (eap only) and writes DIR/env; other files are left alone.
+  --script FILE    guest test script (copied to DIR/.hwsim/guest-script, run by busybox sh)
+  --bin FILE       extra binary for the guest (repeatable): installed in /usr/local/bin in the
+                   initramfs, its shared libraries (ldd) + libgcc_s.so.1 included
+  --timeout SECS   kill the VM after SECS (default 240); the guest stops the test itself 10 s
+                   earlier (rc=124) so that the logs are still collected
+  --mem MB         guest memory (default 512)
+  --country CC     regulatory domain set at boot (default CN: few passive channels, no 6 GHz, so a
+                   full scan takes ~1-2 s instead of 4-14 s; 5 GHz ch 36 usable). 00 = world.
+  --quiet          do not stream the console / test log while running
+  --prepare-only   only prepare the share (configs, env.static, run.conf, EAP files) and exit 0:
+                   the full-system VM (tests/vm/lab/boot-image.sh) boots the same lab this way
+
+Exit 0 only if the guest printed "HWSIM-RESULT: PASS". Logs: DIR/logs/{console,test,dmesg,
+hostapd-NAME,dnsmasq-NAME,http-NAME}.log. Environment: WI_CACHE (cache dir, default <repo>/.cache/hwsim),
+WI_KERNEL_PKG (pin the kernel package), WI_ACCEL (tcg|kvm, default tcg), WI_QEMU_EXTRA (more
+QEMU arguments, word-split).
+USAGE
+}
+
+# --- arguments ----------------------------------------------------------------------------
+APS_ARG="" NSTATIONS=1 SHARE="" SCRIPT="" TIMEOUT=240 MEM=512 QUIET=0 BINS=() COUNTRY=CN PREPARE_ONLY=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --aps) APS_ARG="$2"; shift 2 ;;
+    --stations) NSTATIONS="$2"; shift 2 ;;
+    --share) SHARE="$2"; shift 2 ;;
+    --script) SCRIPT="$2"; shift 2 ;;
+    --bin) BINS+=("$2"); shift 2 ;;
+    --timeout) TIMEOUT="$2"; shift 2 ;;
+    --mem) MEM="$2"; shift 2 ;;
+    --country) COUNTRY="$2"; shift 2 ;;
+    --quiet) QUIET=1; shift ;;
+    --prepare-only) PREPARE_ONLY=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+{ [ -n "$SHARE" ] && [ -n "$SCRIPT" ]; } || { usage >&2; die "--share and --script are required"; }
+[ -f "$SCRIPT" ] || die "no such script: $SCRIPT"
+[[ "$NSTATIONS" =~ ^[0-9]+$ ]] || die "--stations must be a number"
+[[ "$TIMEOUT" =~ ^[0-9]+$ ]] || die "--timeout must be a number"
+[[ "$COUNTRY" =~ ^[0-9A-Z]{2}$ ]] || die "--country must be two capitals (or 00)"
+for b in "${BINS[@]}"; do [ -f "$b" ] || die "no such --bin file: $b"; done
+APS="${APS_ARG//,/ }"
+seen=" "
+for a in $APS; do
+  case "$a" in open|wpa2|sae|hidden|wpa2b|eap) ;; *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap)";; esac
+  [[ "$seen" != *" $a "* ]] || die "AP '$a' listed twice"; seen+="$a "
+done
+[ $(( $(wc -w <<<"$APS") + NSTATIONS )) -ge 1 ] || die "nothing to simulate"
+
+T_START=$(now_ms)
+"$REPO_ROOT/tests/deps.sh" hwsim
+KDIR="$("$LAB_DIR/kernel.sh")"
+KVER="$(basename "$KDIR")"
+KMODS="$KDIR/root/lib/modules/$KVER"
+
+# --- the access points (single source of truth for names, SSIDs, secrets, channels) -----------
+#   name    ssid            security  channel  psk
+#   open    lab-open        open      1        -        (captive portal: /generate_204 -> 302)
+#   wpa2    lab-wpa2        wpa2-psk  6        correct horse 1
+#   sae     lab-sae         sae       1        correct horse 2   (WPA3-Personal, PMF required)
+#   hidden  lab-hidden      wpa2-psk  6        correct horse 3   (ignore_broadcast_ssid=1)
+#   wpa2b   Lab "quoted" 2  wpa2-psk  36 (5 GHz) correct horse 4
+#   eap     lab-eap         wpa2-eap  1        -        (PEAP/TTLS-MSCHAPv2, EAP-TLS)
+ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
+  PSK="" HWMODE=g
+  case "$1" in
+    open)   SSID="lab-open";       SEC=open;     CHAN=1 ;;
+    wpa2)   SSID="lab-wpa2";       SEC=wpa2-psk; CHAN=6;  PSK="correct horse 1" ;;
+    sae)    SSID="lab-sae";        SEC=sae;      CHAN=1;  PSK="correct horse 2" ;;
+    hidden) SSID="lab-hidden";     SEC=wpa2-psk; CHAN=6;  PSK="correct horse 3" ;;
+    wpa2b)  SSID='Lab "quoted" 2'; SEC=wpa2-psk; CHAN=36; PSK="correct horse 4" HWMODE=a ;;
+    eap)    SSID="lab-eap";        SEC=wpa2-eap; CHAN=1 ;;
+  esac
+  # the world regulatory domain forbids starting an AP on 5 GHz: stay on 2.4 GHz there
+  if [ "$HWMODE" = a ] && [ "$COUNTRY" = 00 ]; then CHAN=11 HWMODE=g; fi
+  return 0
+}
+EAP_PEAP_ID=lab-peap  EAP_PEAP_PW="peap secret 1"
+EAP_TTLS_ID=lab-ttls  EAP_TTLS_PW="ttls secret 1"
+EAP_TLS_ID=lab-tls    EAP_SERVER_NAME=radius.lab.test
+
+shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }            # shell single-quote
+hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+# hostapd config for AP NAME (the guest prepends interface=)
+hostapd_conf() {
+  ap_def "$1"
+  cat <<EOC
+driver=nl80211
+ctrl_interface=/run/hostapd
+ssid2=$(hexof "$SSID")
+hw_mode=$HWMODE
+channel=$CHAN
+ieee80211n=1
+wmm_enabled=1
+auth_algs=1
+EOC
+  case "$SEC" in
+    wpa2-psk) printf 'wpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=%s\n' "$PSK" ;;
+    sae)      printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_password=%s\n' "$PSK" ;;
+    wpa2-eap) cat <<EOC
+wpa=2
+wpa_key_mgmt=WPA-EAP
+rsn_pairwise=CCMP
+ieee8021x=1
+eap_server=1
+eap_user_file=/share/.hwsim/eap/eap_users
+ca_cert=/share/.hwsim/eap/ca.pem
+server_cert=/share/.hwsim/eap/server.pem
+private_key=/share/.hwsim/eap/server.key
+EOC
+    ;;
+  esac
+  [ "$1" = hidden ] && echo "ignore_broadcast_ssid=1"
+  return 0
+}
+
+# Throwaway EAP PKI, generated once into the cache.
+make_eap_pki() {
+  local d="$WI_CACHE/eap"
+  [ -e "$d/.complete" ] && return 0
+  log "generating throwaway EAP CA, server and client certificates"
+  rm -rf "$d"; mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/CN=hwsim lab CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    for who in server client; do
+      if [ $who = server ]; then cn=$EAP_SERVER_NAME eku=serverAuth san="DNS:$EAP_SERVER_NAME"
+      else cn=$EAP_TLS_ID eku=clientAuth san="email:$EAP_TLS_ID@lab.test"; fi
+      openssl req -newkey rsa:2048 -nodes -keyout $who.key -out $who.csr -subj "/CN=$cn" 2>/dev/null
+      printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=%s\nsubjectAltName=%s\n' \
+        "$eku" "$san" > $who.ext
+      openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile $who.ext -out $who.pem 2>/dev/null
+    done
+    rm -f ./*.csr ./*.ext ca.srl
+  )
+  touch "$d/.complete"
+}
+
+# --- prepare the share ----------------------------------------------------------------------
+T_BUILD=$(now_ms)
+mkdir -p "$SHARE"
+SHARE="$(cd "$SHARE" && pwd)"
+rm -rf "$SHARE/logs" "$SHARE/.hwsim" "$SHARE/env"
+mkdir -p "$SHARE/logs" "$SHARE/.hwsim"
+cp "$SCRIPT" "$SHARE/.hwsim/guest-script"
+{
+  echo "APS='$APS'"
+  echo "NSTATIONS=$NSTATIONS"
+  echo "COUNTRY=$COUNTRY"
+  echo "TIMEOUT=$TIMEOUT"
+} > "$SHARE/.hwsim/run.conf"
+
+{
+  echo "AP_NAMES=$(shq "$APS")"
+  echo "HWSIM_IP=/usr/bin/ip"
+  echo "HWSIM_LOGS=/share/logs"
+  echo "HWSIM_RUN_LOGS=/run/hwsim/logs"
+  echo "HWSIM_COUNTRY=$COUNTRY"
+  k=0
+  for a in $APS; do
+    k=$((k + 1)); ap_def "$a"; N="${a^^}"
+    hostapd_conf "$a" > "$SHARE/.hwsim/hostapd-$a.conf"
+    echo "AP_${N}_SSID=$(shq "$SSID")"
+    echo "AP_${N}_SSID_HEX=$(hexof "$SSID")"
+    echo "AP_${N}_SECURITY=$SEC"
+    [ -n "$PSK" ] && echo "AP_${N}_PSK=$(shq "$PSK")"
+    echo "AP_${N}_CHANNEL=$CHAN"
+    if [ "$HWMODE" = a ]; then echo "AP_${N}_FREQ=$((5000 + 5 * CHAN))"; else echo "AP_${N}_FREQ=$((2407 + 5 * CHAN))"; fi
+    echo "AP_${N}_IP=10.0.$k.1"
+    echo "AP_${N}_SUBNET=10.0.$k.0/24"
+    echo "AP_${N}_HIDDEN=$([ "$a" = hidden ] && echo 1 || echo 0)"
+    echo "AP_${N}_PORTAL=$([ "$a" = open ] && echo 1 || echo 0)"
+  done
+} > "$SHARE/.hwsim/env.static"
+
+if [[ " $APS " == *" eap "* ]]; then
+  make_eap_pki
+  mkdir -p "$SHARE/.hwsim/eap" "$SHARE/eap"
+  cp "$WI_CACHE/eap/"{ca.pem,server.pem,server.key} "$SHARE/.hwsim/eap/"
+  cp "$WI_CACHE/eap/"{ca.pem,client.pem,client.key} "$SHARE/eap/"
+  # hostapd eap_user file: phase 1 (outer) then phase 2 (inner, [2]) entries
+  cat > "$SHARE/.hwsim/eap/eap_users" <<EOU
+"$EAP_PEAP_ID"	PEAP
+"$EAP_TTLS_ID"	TTLS
+"$EAP_TLS_ID"	TLS
+*	PEAP,TTLS,TLS
+"$EAP_PEAP_ID"	MSCHAPV2	"$EAP_PEAP_PW"	[2]
+"$EAP_TTLS_ID"	TTLS-MSCHAPV2	"$EAP_TTLS_PW"	[2]
+EOU
+  cat >> "$SHARE/.hwsim/env.static" <<EOE
+AP_EAP_PEAP_IDENTITY=$EAP_PEAP_ID
+AP_EAP_PEAP_PASSWORD=$(shq "$EAP_PEAP_PW")
+AP_EAP_TTLS_IDENTITY=$EAP_TTLS_ID
+AP_EAP_TTLS_PASSWORD=$(shq "$EAP_TTLS_PW")
+AP_EAP_TLS_IDENTITY=$EAP_TLS_ID
+AP_EAP_CA_CERT=/share/eap/ca.pem
+AP_EAP_CLIENT_CERT=/share/eap/client.pem
+AP_EAP_CLIENT_KEY=/share/eap/client.key
+AP_EAP_SERVER_NAME=$EAP_SERVER_NAME
+EOE
+fi
+
+[ "$PREPARE_ONLY" = 0 ] || exit 0
+
+# --- initramfs ----------------------------------------------------------------------------
+# Base image (cached): busybox + wireless tools + libraries + modules + guest init.
+TOOLS=(/usr/bin/busybox /usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_supplicant
+       /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/ip /usr/sbin/dnsmasq
+       /usr/bin/bwrap)   # bubblewrap: the daemon's netns box runs in it
+for i in "${!TOOLS[@]}"; do
+  t="${TOOLS[$i]}"; [ -e "$t" ] || t="/${t#/usr/}"   # non-usrmerged hosts
+  [ -e "$t" ] || die "missing host tool ${TOOLS[$i]} (deps.sh should have installed it)"
+  TOOLS[i]="$(readlink -f "$t")"
+done
+MODULES=(mac80211_hwsim virtio_pci 9pnet_virtio 9p virtio_rng ccm gcm ctr cmac ghash_generic veth dummy)
+
+# (awk reads to the end: an early exit would SIGPIPE ldconfig, and pipefail + set -e end the script)
+LIBGCC="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ && !f {print $NF; f = 1}')"
+[ -n "$LIBGCC" ] || LIBGCC=/lib/x86_64-linux-gnu/libgcc_s.so.1
+OSSL_MODS="$(dirname "$(readlink -f "$LIBGCC")")/ossl-modules"
+# regulatory database (wireless-regdb), the upstream-signed copy if both are there: the kernel
+# checks the signature against its built-in keys
+REGDB=()
+for f in regulatory.db regulatory.db.p7s; do
+  src=/lib/firmware/$f-upstream; [ -e "$src" ] || src=/lib/firmware/$f
+  [ -e "$src" ] && REGDB+=("$src")
+done
+[ ${#REGDB[@]} -eq 2 ] || [ "$COUNTRY" = 00 ] || die "no /lib/firmware/regulatory.db (wireless-regdb): use --country 00"
+
+libs_of() {  # shared libraries an ELF needs (absolute paths), nothing for static ones
+  ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' || true
+}
+# put host file SRC at the same absolute path inside the staging dir (following symlinks)
+stage_file() { local dst="$1$2"; mkdir -p "$(dirname "$dst")"; cp -L "$2" "$dst"; }
+
+BUILD_VERSION=1
+GUEST_FILES=("$LAB_DIR/guest/init" "$LAB_DIR/guest/http.sh" "$LAB_DIR/guest/prelude.sh"
+             "$LAB_DIR/guest/lab-setup.sh")
+key="$( { echo "v$BUILD_VERSION $KVER ${MODULES[*]}"
+          stat -L -c '%n %s %Y' "${TOOLS[@]}" "$LIBGCC" "${REGDB[@]}" "${GUEST_FILES[@]}" "$LAB_DIR/boot-initramfs.sh"
+          for t in "${TOOLS[@]}"; do libs_of "$t"; done | sort -u | xargs -r stat -L -c '%n %s %Y'
+        } | sha256sum | cut -c1-16)"
+IRD="$WI_CACHE/initramfs"
+BASE="$IRD/base-$key.cpio"
+if [ ! -e "$BASE" ]; then
+  log "building base initramfs ($key)"
+  mkdir -p "$IRD"
+  st="$(mktemp -d "$IRD/.stage.XXXXXX")"
+  trap 'rm -rf "$st"' EXIT
+  # usr-merged layout
+  mkdir -p "$st"/{usr/bin,usr/sbin,usr/lib,usr/lib64,usr/local/bin,usr/lib/hwsim,proc,sys,dev,run,tmp,share,root,etc,var/lib/misc}
+  ln -s usr/bin "$st/bin"; ln -s usr/sbin "$st/sbin"; ln -s usr/lib "$st/lib"; ln -s usr/lib64 "$st/lib64"
+  ln -s ../run "$st/var/run"
+  for t in "${TOOLS[@]}"; do
+    stage_file "$st" "$t"
+    for l in $(libs_of "$t"); do stage_file "$st" "$l"; done
+  done
+  stage_file "$st" "$LIBGCC"
+  [ -d "$OSSL_MODS" ] && { mkdir -p "$st$OSSL_MODS"; cp -L "$OSSL_MODS"/*.so "$st$OSSL_MODS/"; }
+  mkdir -p "$st/usr/lib/firmware"
+  for f in "${REGDB[@]}"; do b="$(basename "$f")"; cp -L "$f" "$st/usr/lib/firmware/${b%-upstream}"; done
+  # busybox applets as symlinks in /usr/bin, except where a real tool is shipped (ip!)
+  for a in $(/usr/bin/busybox --list); do
+    [ -e "$st/usr/bin/$a" ] || [ -e "$st/usr/sbin/$a" ] || ln -s busybox "$st/usr/bin/$a"
+  done
+  # kernel modules + their dependencies, with a fresh modules.dep for busybox modprobe
+  mroot="$st/lib/modules/$KVER"; mkdir -p "$mroot"
+  cp "$KMODS"/modules.builtin* "$KMODS"/modules.order "$mroot/"
+  for m in "${MODULES[@]}"; do
+    modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+  done | sort -u | while read -r ko; do
+    rel="${ko#"$KMODS"/}"; mkdir -p "$mroot/$(dirname "$rel")"; cp "$ko" "$mroot/$rel"
+  done
+  depmod -b "$st" "$KVER"
+  # guest init, http handler, minimal /etc
+  cp "$LAB_DIR/guest/init" "$st/init"
+  cp "$LAB_DIR/guest/http.sh" "$LAB_DIR/guest/prelude.sh" "$LAB_DIR/guest/lab-setup.sh" "$st/usr/lib/hwsim/"
+  chmod 0755 "$st/init" "$st/usr/lib/hwsim/http.sh"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$st/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$st/etc/group"
+  printf '127.0.0.1 localhost\n::1 localhost\n' > "$st/etc/hosts"
+  printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$st/etc/nsswitch.conf"
+  : > "$st/etc/resolv.conf"
+  (cd "$st" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$BASE.tmp"
+  mv "$BASE.tmp" "$BASE"
+  rm -rf "$st"; trap - EXIT
+  find "$IRD" -maxdepth 1 -name 'base-*.cpio' ! -name "base-$key.cpio" -delete
+fi
+
+# Per-run extra archive: --bin files (+ their libraries) in /usr/local/bin. Appended to the base.
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/hwsim-run.XXXXXX")"
+QPID=""; TAILPID=""
+# shellcheck disable=SC2317  # (called by the trap)
+cleanup() {
+  [ -n "$TAILPID" ] && kill "$TAILPID" 2>/dev/null || true
+  [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+INITRD="$BASE"
+if [ ${#BINS[@]} -gt 0 ]; then
+  ex="$WORK/extra"; mkdir -p "$ex/usr/local/bin"
+  for b in "${BINS[@]}"; do
+    cp -L "$b" "$ex/usr/local/bin/"; chmod 0755 "$ex/usr/local/bin/$(basename "$b")"
+    for l in $(libs_of "$b"); do
+      stage_file "$ex" "$l"
+    done
+  done
+  # the base's /lib is a symlink to usr/lib: keep extra files under usr/ so the symlink survives
+  for d in lib lib64 bin sbin; do
+    if [ -d "$ex/$d" ] && [ ! -L "$ex/$d" ]; then mkdir -p "$ex/usr/$d"; cp -a "$ex/$d/." "$ex/usr/$d/"; rm -rf "${ex:?}/$d"; fi
+  done
+  (cd "$ex" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$WORK/extra.cpio"
+  cat "$BASE" "$WORK/extra.cpio" > "$WORK/initrd.cpio"
+  INITRD="$WORK/initrd.cpio"
+fi
+BUILD_S="$(secs_since "$T_BUILD")"
+
+# --- boot -----------------------------------------------------------------------------------
+ACCEL="${WI_ACCEL:-tcg}"
+CPU=max; [ "$ACCEL" = kvm ] && CPU=host
+CONSOLE="$SHARE/logs/console.log"
+KERNEL="$KDIR/vmlinuz"; [ -e "$KDIR/vmlinux" ] && KERNEL="$KDIR/vmlinux"   # PVH direct boot
+: > "$CONSOLE"
+T_BOOT=$(now_ms)
+log "booting $KVER (accel $ACCEL, ${MEM} MB, APs: ${APS:-none}, stations: $NSTATIONS; build ${BUILD_S} s)"
+timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
+  -accel "$ACCEL" -cpu "$CPU" -smp 2 -m "$MEM" ${WI_QEMU_EXTRA:-} \
+  -nodefaults -display none -no-reboot -monitor none \
+  -serial "file:$CONSOLE" \
+  -kernel "$KERNEL" -initrd "$INITRD" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off rdinit=/init" \
+  -virtfs "local,path=$SHARE,mount_tag=share,security_model=none" \
+  -device virtio-rng-pci \
+  </dev/null >"$WORK/qemu.out" 2>&1 &
+QPID=$!
+if [ "$QUIET" = 0 ]; then
+  touch "$SHARE/logs/test.log"
+  tail -n +1 -F -s 0.2 --pid="$QPID" "$CONSOLE" "$SHARE/logs/test.log" 2>/dev/null &
+  TAILPID=$!
+fi
+qrc=0; wait "$QPID" || qrc=$?
+QPID=""
+if [ -n "$TAILPID" ]; then sleep 0.3; kill "$TAILPID" 2>/dev/null || true; wait "$TAILPID" 2>/dev/null || true; TAILPID=""; fi
+BOOT_S="$(secs_since "$T_BOOT")"
+
+ready="$(grep -a -m1 -o 'HWSIM-READY uptime=[0-9.]*' "$CONSOLE" | cut -d= -f2 || true)"
+result="$(grep -a -m1 -o 'HWSIM-RESULT: .*' "$CONSOLE" | tr -d '\r' || true)"
+echo "hwsim: timing: build ${BUILD_S} s, boot to lab ready ${ready:-?} s (guest uptime), VM ${BOOT_S} s, total $(secs_since "$T_START") s (kernel $KVER)"
+if [ "$result" = "HWSIM-RESULT: PASS" ]; then
+  echo "hwsim: PASS"
+  exit 0
+fi
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then echo "hwsim: TIMEOUT after ${TIMEOUT} s (qemu killed)"
+elif [ -z "$result" ]; then echo "hwsim: VM ended without a result line (qemu rc=$qrc)"; sed 's/^/qemu: /' "$WORK/qemu.out"
+else echo "hwsim: ${result#HWSIM-RESULT: }"; fi
+grep -a -e 'HWSIM-SETUP-FAILED' -e 'HWSIM-GUEST-TIMEOUT' "$CONSOLE" || true
+echo "---- console tail ----"; tail -n 25 "$CONSOLE" | tr -d '\r'
+if [ -s "$SHARE/logs/test.log" ]; then echo "---- test.log tail ----"; tail -n 40 "$SHARE/logs/test.log"; fi
+echo "---- logs ----"; ls -1 "$SHARE"/logs/* 2>/dev/null
+exit 1
