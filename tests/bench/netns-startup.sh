@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # netns-startup.sh — start-up and release of the built-in netns engine's box, two builds compared
-# in the same VM boot (issue 12: the hardened bubblewrap box no slower than 1.2x the sandbox
+# in the same VM boot (the target: the hardened bubblewrap box no slower than 1.2x the sandbox
 # before it). A benchmark: it reports, it does not pass or fail on the figures; not run by CI.
 #
 #   bash tests/bench/netns-startup.sh                    # old = 114cf57, new = the working tree

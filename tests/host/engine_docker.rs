@@ -1,5 +1,5 @@
 //! The Docker engine against a real `dockerd` started by the test: its own data-root and
-//! exec-root, no iptables, no bridge (LAB.md). Needs root and `docker.io` (dockerd, containerd,
+//! exec-root, no iptables, no bridge. Needs root and `docker.io` (dockerd, containerd,
 //! runc); the image is imported offline by `tests/host/image.sh`.
 
 use std::sync::{Arc, Mutex, Weak};

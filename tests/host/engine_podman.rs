@@ -1,5 +1,5 @@
 //! The Podman engine through Podman's Docker-compatible API (`podman system service`), with a
-//! private service, storage and `containers.conf` (runc, explicit ulimits — LAB.md). Needs root
+//! private service, storage and `containers.conf` (runc, explicit ulimits). Needs root
 //! and `podman runc uidmap`; the image is imported offline by `tests/host/image.sh`.
 
 use std::sync::{Arc, Mutex, Weak};

@@ -49,7 +49,7 @@ mkdir -p "$cache"
 # Shared libraries of the dynamic binaries (ldd fails on static binaries and scripts: none then).
 libs() { ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' || true; }
 mapfile -t liblist < <({ libs "$agent"; libs "$wpa"; [ -z "$probe" ] || libs "$probe"; } | sort -u)
-# Rust binaries unwind through libgcc_s even when ldd does not list it (LAB.md).
+# Rust binaries unwind through libgcc_s even when ldd does not list it.
 gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
 if [ -f "$gcc_s" ] && ! printf '%s\n' "${liblist[@]}" | grep -qx "$gcc_s"; then liblist+=("$gcc_s"); fi
 

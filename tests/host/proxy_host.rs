@@ -352,7 +352,7 @@ async fn a_planted_symlink_does_not_redirect_the_proxy() {
     ct.cancel();
 }
 
-// ---- Under load and abuse (issue 13): deadlines, caps, budget, refusal logs, phases. ----
+// ---- Under load and abuse: deadlines, caps, budget, refusal logs, phases. ----
 
 use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

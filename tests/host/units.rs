@@ -11,7 +11,7 @@ use std::process::Command;
 
 const TOOL: &str = "/usr/bin/systemd-analyze";
 
-/// Issue 12's bound for `systemd-analyze security wifi-isolate@x.service` (systemd 252: 4.0).
+/// The bound for `systemd-analyze security wifi-isolate@x.service` (systemd 252: 4.0).
 const MAX_EXPOSURE: f64 = 4.0;
 
 /// The unit templates in a temporary unit directory, `ExecStart=` pointing at this build.

@@ -398,7 +398,7 @@ pub fn wait_ping(socket: &Path, child: &mut Child, what: &str, log: &Path) {
 }
 
 /// A podman API service with private storage and a private `containers.conf` (runc, explicit
-/// ulimits, no network by default — LAB.md), so the host's podman state is not touched.
+/// ulimits, no network by default), so the host's podman state is not touched.
 pub fn start_podman() -> Daemon {
     crate::env::require_root("the engine tests");
     let podman = require_tool("podman", "apt-get install podman");
@@ -816,7 +816,7 @@ pub mod api {
 }
 
 /// The hostile-agent probe (`tests/src/bin/hostile-probe.rs`, example `hostile-probe`) as the box's
-/// entrypoint, and the host-side checks around it (issue 12). The probe runs its attacks, writes
+/// entrypoint, and the host-side checks around it. The probe runs its attacks, writes
 /// `hostile-report.json` into the runtime dir and execs the stand-in agent, which writes `ready`.
 pub mod hostile {
     use super::*;

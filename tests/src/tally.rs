@@ -2,11 +2,12 @@
 //! as one line on stdout:
 //!
 //! ```text
-//! ok   NAME[: short detail]
-//! FAIL NAME: detail (at FILE:LINE)
+//! ok   NAME[ — short detail]
+//! FAIL NAME — detail (at FILE:LINE)
 //! ```
 //!
-//! plus `note …` and `time …` lines for observations. A NAME never contains ": ". The shell
+//! plus `note …` and `time …` lines for observations. A NAME may hold ": " (`13a stop during
+//! 'box' (podman): unit inactive`) but never " — ", which starts the detail. The shell
 //! helpers (`tests/vm/lab/guest/fullsys-lib.sh`) and the Python SDK client print the same lines;
 //! [`parse`] reads them back on the host, where `tests/vm/main.rs` turns each into one cargo test,
 //! so a failure is reported by its name.
@@ -41,12 +42,12 @@ impl Tally {
             if d.is_empty() {
                 println!("ok   {name}");
             } else {
-                println!("ok   {name}: {d}");
+                println!("ok   {name} — {d}");
             }
         } else {
             self.failed += 1;
             let at = std::panic::Location::caller();
-            println!("FAIL {name}: {d} (at {}:{})", at.file(), at.line());
+            println!("FAIL {name} — {d} (at {}:{})", at.file(), at.line());
         }
         ok
     }
@@ -96,7 +97,7 @@ pub fn parse(log: &str) -> Vec<Check> {
         } else {
             continue;
         };
-        let (name, detail) = rest.split_once(": ").unwrap_or((rest, ""));
+        let (name, detail) = rest.split_once(" — ").unwrap_or((rest, ""));
         let name = name.trim();
         let n = seen.entry(name.to_string()).or_insert(0);
         *n += 1;
@@ -120,13 +121,18 @@ mod tests {
 
     #[test]
     fn parses_names_details_and_repeats() {
-        let log = "boot\nok   wpa3 connected: 1.2 s\nFAIL dhcp lease: none (at x.rs:3)\n\
-                   note x\nok   wpa3 connected\nok   plain\nFAILED to parse\n";
+        let log = "boot\nok   wpa3 connected — 1.2 s\nFAIL dhcp lease — none (at x.rs:3)\n\
+                   note x\nok   wpa3 connected\nok   13a stop: unit inactive\nFAILED to parse\n";
         let c = parse(log);
         let names: Vec<_> = c.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
-            ["wpa3 connected", "dhcp lease", "wpa3 connected #2", "plain"]
+            [
+                "wpa3 connected",
+                "dhcp lease",
+                "wpa3 connected #2",
+                "13a stop: unit inactive"
+            ]
         );
         assert_eq!(
             c.iter().map(|c| c.ok).collect::<Vec<_>>(),

@@ -340,7 +340,7 @@ pub fn hostile_report(path: &Path, engine: &str) -> Vec<Check> {
     let mut out = Vec::new();
     let mut check = |name: &str, ok: bool, detail: String| {
         out.push(Check {
-            name: format!("hostile report ({engine}): {name}").replace(": ", " — "),
+            name: format!("hostile report ({engine}): {name}"),
             ok,
             detail,
         })

@@ -6,7 +6,7 @@
 //! a one-line summary on stderr, then `execve`s the real agent with its own `argv[1..]` so the daemon
 //! goes on to READY. `hostile-probe --probe-only` exits 0 after the report instead.
 //!
-//! The contract (issue 12, shared by the hwsim suite `tests/src/bin/hwsim-hostile-host.rs` and the container
+//! The contract (shared by the hwsim suite `tests/src/bin/hwsim-hostile-host.rs` and the container
 //! suites) fixes the targets, the report and the outcomes:
 //! - `refused`: the kernel (or the sandbox) said no; `errno` names why;
 //! - `contained`: the call succeeded but its effect provably stayed inside the box (a file on a

@@ -54,16 +54,17 @@ export AGENT_UPLOAD_DIR=/proc/$BOXPID/root/run/wifi-isolate-agent/certs
 export AGENT_SHARED_DIR=/run/wifi-isolate/box/$STA
 rc=0
 hwsim-agent-client unix "$SOCK" || rc=1
-kill -TERM $DAEMON; wait $DAEMON || { echo "FAIL the daemon's release failed"; rc=1; }
-[ ! -e "$SOCK" ] || { echo "FAIL agent left its socket behind"; rc=1; }
-[ ! -d /proc/$BOXPID ] || { echo "FAIL the box's agent outlived the release"; rc=1; }
+# check NAME CONDITION...: one tally line (tests/src/tally.rs) either way.
+check() { name=$1; shift; if "$@"; then echo "ok   $name"; else echo "FAIL $name"; rc=1; fi; }
+kill -TERM $DAEMON
+check "release: the daemon exited 0" wait $DAEMON
+check "release: the agent's socket is gone" [ ! -e "$SOCK" ]
+check "release: the box's agent is gone" [ ! -d /proc/$BOXPID ]
 i=0
-while ! iw dev | grep -q "Interface $STA\$"; do
-  i=$((i+1)); [ $i -lt 100 ] || { echo "FAIL $STA did not come home after release"; rc=1; break; }
-  sleep 0.05
-done
-$IP -4 addr show dev "$STA" 2>/dev/null | grep -q inet && { echo "FAIL address left after release"; rc=1; }
-$IP -6 addr show dev "$STA" scope global 2>/dev/null | grep -q inet6 && { echo "FAIL global IPv6 address left after release"; rc=1; }
+while ! iw dev | grep -q "Interface $STA\$" && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.05; done
+check "release: $STA came home" sh -c "iw dev | grep -q 'Interface $STA\$'"
+check "release: no IPv4 address left" sh -c "! $IP -4 addr show dev $STA 2>/dev/null | grep -q inet"
+check "release: no global IPv6 address left" sh -c "! $IP -6 addr show dev $STA scope global 2>/dev/null | grep -q inet6"
 
 # --- 2. stdio, in a plain netns -----------------------------------------------------------------
 $IP netns add box
@@ -77,10 +78,9 @@ export AGENT_SHARED_DIR=/run/box-agent2
 hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
   --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1
 
+leaked=0
 for s in "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
-  if grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log; then
-    echo "FAIL a secret reached the agent's log"; rc=1
-  fi
+  grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log && leaked=1
 done
-[ $rc = 0 ] && echo "ok   no secret in the agent's logs"
+check "no secret in the agent's logs" [ $leaked = 0 ]
 exit $rc

@@ -1,9 +1,9 @@
 #!/bin/bash
-# Faults on a real systemd + udev + NetworkManager + podman system (issue 6, scenario 4), then
+# Faults on a real systemd + udev + NetworkManager + podman system, then
 # start/stop cycles (scenario 6): WI_PODMAN_CYCLES (10) with podman boxes, then WI_CYCLES (20)
 # with the built-in netns box (under TCG a podman cycle costs ~5.5 s, a netns one ~3.3 s). After each fault the invariant holds: active with the phy in its
 # box, or home with the unit inactive/failed — never lost, never in the host with routes, no
-# leaked containers. Issue 13's lifecycle scenarios, each its own named check ("13a" … "13g"):
+# leaked containers. The lifecycle scenarios, each its own named check ("13a" … "13g"):
 #   a. a stop during each start phase (podman and netns) → nothing left, NM as before
 #   b. a stop with a client retrying → stays stopped (held: 503 "is held"); start / reload lift it
 #   c. renamed adapters → refusal (exit 78), the radio now carrying the name untouched

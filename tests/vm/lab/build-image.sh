@@ -11,7 +11,7 @@
 # a sparse raw image. Cached as $WI_FULLSYS_CACHE/images/IMAGE-KEY.img, KEY = hash of the .deb and
 # of every input: booting it again costs nothing (boot-image.sh never writes to it: -snapshot).
 # --probe BIN: also the hostile-agent image localhost/wifi-isolate-hostile:latest (the same agent,
-# with BIN = the hostile-probe example as the entrypoint, which execs the agent; issue 12).
+# with BIN = the hostile-probe binary as the entrypoint, which execs the agent).
 # --out IMG: also copy (sparse) the image there.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

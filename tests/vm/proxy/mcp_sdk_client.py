@@ -1,7 +1,7 @@
 """The official MCP Python SDK (from PyPI) drives `wifi-isolate connect IFACE` over stdio.
 
 Run inside the hwsim VM against a live `wifi-isolate run IFACE`. Prints one tally line per check
-(tests/src/tally.rs: `ok   NAME` / `FAIL NAME: detail`) and
+(tests/src/tally.rs: `ok   NAME` / `FAIL NAME — detail`) and
 `N passed, N failed`; exit status 1 if any failed.
 """
 import asyncio
@@ -18,10 +18,10 @@ async def main(iface: str) -> int:
         nonlocal passed, failed
         if ok:
             passed += 1
-            print(f"ok   python-sdk {name}", flush=True)
+            print(f"ok   python-sdk: {name}", flush=True)
         else:
             failed += 1
-            print(f"FAIL python-sdk {name}: {detail}", flush=True)
+            print(f"FAIL python-sdk: {name} — {detail}", flush=True)
 
     params = StdioServerParameters(command="wifi-isolate", args=["connect", iface])
     async with stdio_client(params) as (read, write):

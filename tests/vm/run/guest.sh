@@ -20,12 +20,11 @@ for s in $STATIONS; do
 done
 hwsim-run-probe || rc=$?
 # Nothing may stay behind whatever the probe saw.
-for s in "$AP_WPA2_PSK"; do
-  if grep -qF "$s" /share/logs/daemon-*.log 2>/dev/null; then
-    echo "FAIL a secret reached a daemon/agent log"; rc=1
-  fi
-done
-[ $rc = 0 ] && echo "ok   no secret in the daemon/agent logs"
+if grep -qF "$AP_WPA2_PSK" /share/logs/daemon-*.log 2>/dev/null; then
+  echo "FAIL no secret in the daemon/agent logs"; rc=1
+else
+  echo "ok   no secret in the daemon/agent logs"
+fi
 # exec, not a child: a box that breaks out and kill(-1)s would take this shell, and with it the
 # result, down; hwsim-hostile-host makes itself unkillable by such a box. It exits non-zero if
 # PRIOR_RC is.

@@ -1,10 +1,10 @@
 #!/bin/bash
 # The user's story on a real systemd + udev + NetworkManager + podman system with the .deb
-# installed (issue 6, scenarios 1, 2, 3 and 5; the udev rule check of issue 5):
+# installed:
 #   enable --now → READY, NM off, card gone from the host → stop: home fast, not re-grabbed,
 #   not undone by udev → cold start through the socket + MCP story (WPA2, SAE, ping, DNS),
 #   journal audit, no PSK anywhere → a second adapter started by udev alone → disable --now →
-#   a hostile agent (the probe) in the podman box on a real radio (issue 12) → apt-get remove.
+#   a hostile agent (the probe) in the podman box on a real radio → apt-get remove.
 set -u
 . /share/fullsys-lib.sh
 S1=${STA[0]} S2=${STA[1]}
@@ -81,7 +81,7 @@ check "udevadm test: a non-wireless device untouched" not_ours "$out"
 
 # ---- 2. cold start through the socket, the MCP story, the journal ---------------------------
 check "socket still listening" systemctl is-active --quiet "wifi-isolate@$S1.socket"
-# The user's stop holds (issue 13: a client does not undo it; tests/vm/faults/guest.sh
+# The user's stop holds (a client does not undo it; tests/vm/faults/guest.sh
 # 13b proves that). The hold is runtime state in /run: a reboot clears it, and so does this, to
 # start cold from the socket as the first client after a boot does.
 rm -f "/run/wifi-isolate/hold/$S1"
@@ -142,7 +142,7 @@ for s in "$S1" "$S2"; do
 done
 check "no mounts of ours left" test "$(mounts_of_ours)" = "$mounts0"
 check "host routes/addresses unchanged at the end" same_host
-# ---- 6. a hostile agent in the podman box (issue 12) ---------------------------------------------
+# ---- 6. a hostile agent in the podman box ---------------------------------------------------------
 # The box's entrypoint is the hostile probe (tests/src/bin/hostile-probe.rs; image
 # localhost/wifi-isolate-hostile:latest, build-image.sh --probe): started by the REAL daemon on a
 # real radio, it attacks the host from inside the box, writes its report into the box dir and then

@@ -1,6 +1,7 @@
 # fullsys-lib.sh — sourced by the full-system guest scripts (bash, root, cwd /share, the lab env
 # exported: STATIONS, STATION_PHYS, AP_*). The product is the installed .deb; podman is the engine.
-# Every check prints `ok   NAME` or `FAIL NAME: detail`; `finish` exits 1 if any failed.
+# Every check prints the one tally's line (tests/src/tally.rs): `ok   NAME` or `FAIL NAME — detail`;
+# `finish` exits 1 if any failed.
 
 [ -r /share/extra.env ] && . /share/extra.env
 PASSED=0
@@ -13,7 +14,7 @@ read -r -a PHY <<<"$STATION_PHYS"
 ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 bad() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
 # check NAME CMD...: ok if CMD succeeds.
-check() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then ok "$name"; else bad "$name: $(tail -c 600 /tmp/check.out)"; fi; }
+check() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then ok "$name"; else bad "$name — $(tail -c 600 /tmp/check.out)"; fi; }
 finish() { echo "$PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ]; }
 ms() { date +%s%3N; }
 
@@ -107,7 +108,7 @@ dump_on_fail() {
 
 # hostile_podman IFACE: the hostile probe (tests/src/bin/hostile-probe.rs) as the podman box's
 # entrypoint (image localhost/wifi-isolate-hostile:latest, build-image.sh --probe), started by the
-# real daemon on IFACE's real radio (issue 12). The probe attacks the host from inside, writes its
+# real daemon on IFACE's real radio. The probe attacks the host from inside, writes its
 # report into the box dir and execs the real agent; the host is checked on its own side, the report
 # is copied to /share/hostile-report.json (tests/vm/story/ and tests/vm/faults/ re-checks it). Leaves IFACE stopped,
 # disabled and home. Needs the lib's baseline (take_baseline) and the MCP probe.

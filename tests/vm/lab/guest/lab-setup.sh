@@ -12,7 +12,7 @@
 #   to be ENABLED, writes /run/hwsim.env and /share/env. Sets STATIONS and STATION_PHYS.
 # Changes the positional parameters.
 
-# --- no IPv6 router adverts / DAD in the root netns (LAB.md): set defaults before radios exist --
+# --- no IPv6 router adverts / DAD in the root netns: set defaults before radios exist --
 for c in all default lo; do
   echo 0 > /proc/sys/net/ipv6/conf/$c/accept_ra
   echo 0 > /proc/sys/net/ipv6/conf/$c/accept_dad
