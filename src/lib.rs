@@ -41,22 +41,23 @@
 //!     (its bubblewrap + seccomp + cgroup sandbox) and `pidfd` (processes by pidfd, never a
 //!     recycled PID).
 //!   - [`host::files`] — files written whole or not at all.
+//!   - [`host::proxy`] — the host's MCP endpoint: socket-activated listeners proxied into the box
+//!     (hyper), Origin and bearer-token checks, tool-call audit: [`host::proxy::limits`]
+//!     (deadlines, connection caps, the body budget, refusal counters), `listen` (systemd's
+//!     listeners or our own, loopback only, the bearer token), `serve` (accept loops and
+//!     connection tasks).
 //!   - [`host::nm`] — NetworkManager over D-Bus: whether NM manages an interface, at runtime.
 //!   - [`host::rfkill`] — rfkill of one wiphy: read the switches, lift a soft block.
 //!   - [`host::udev`] — the persistent opt-in: one local udev rule per enabled adapter.
 //!   - [`host::wiphy`] — wiphy moves: the model and the `Wiphys` trait, the nl80211 client
-//!     (`nl80211`) and a recording fake ([`host::wiphy::fake`]).
+//!     (`nl80211`) and a recording fake (`fake`, in unit tests or with `--features fakes`, like
+//!     `host::nm`'s).
 //! - [`commands`] — one file per `wifi-isolate` subcommand:
 //!   - [`commands::run`] — `run IFACE`, the service's main process;
 //!   - [`commands::status`] — `status [IFACE] [--json]`, what each instance isolated;
 //!   - [`commands::doctor`] — `doctor`, everything isolation needs and how to fix what is missing;
 //!   - [`commands::enable`] — `enable|disable IFACE [--now]`, the persistent opt-in;
 //!   - [`commands::connect`] — `connect IFACE`, a stdio ⇄ socket bridge for stdio-only clients.
-//! - [`proxy`] — the host's MCP endpoint: socket-activated listeners proxied into the box (hyper),
-//!   Origin and bearer-token checks, tool-call audit:
-//!   - [`proxy::limits`] — deadlines, connection caps, the body budget, refusal counters;
-//!   - `listen` — the listeners: systemd's or our own, loopback only, the bearer token;
-//!   - `serve` — accept loops and connection tasks.
 //! - [`logging`] — tracing to journald, falling back to stderr; the `MESSAGE_ID`s admins grep;
 //!   libraries that log whole requests (secrets) capped at `info`.
 #![deny(missing_docs)]
@@ -65,6 +66,5 @@ pub mod agent;
 pub mod commands;
 pub mod host;
 pub mod logging;
-pub mod proxy;
 pub mod validate;
 pub mod wpa;

@@ -22,8 +22,9 @@ pub mod msgid {
 /// they never log below `info`, whatever filter the user asks for.
 const CAPPED: &[&str] = &["rmcp", "hyper", "hyper_util", "h2"];
 
-/// The user's filter with the [`CAPPED`] targets forced to `info`: the user's own directives for
-/// them are dropped, and the more specific `target=info` beats any global level.
+/// The user's filter with the capped targets (`rmcp`, `hyper`, `hyper_util`, `h2`) forced to
+/// `info`: the user's own directives for them are dropped, and the more specific `target=info`
+/// beats any global level.
 pub fn capped(filter: &str) -> String {
     let mut f = filter
         .split(',')

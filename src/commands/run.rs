@@ -15,8 +15,8 @@ use crate::host::daemon::{
 };
 use crate::host::engine;
 use crate::host::nm::{NetworkManager, NmDbus, NmError};
+use crate::host::proxy::{self, Limits, ListenSpec, Listener, Phase, Proxy, ProxyConfig};
 use crate::host::wiphy::Nl80211;
-use crate::proxy::{self, Limits, ListenSpec, Listener, Phase, Proxy, ProxyConfig};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]

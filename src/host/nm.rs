@@ -259,6 +259,7 @@ fn device_error(e: zbus::Error, iface: &str) -> NmError {
     call_error(e)
 }
 
+#[cfg(any(test, feature = "fakes"))]
 pub mod fake {
     //! A recording [`NetworkManager`] for unit tests of the daemon's logic.
 

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
-use wifi_isolate::proxy::{self, Listener, Proxy, ProxyConfig};
+use wifi_isolate::host::proxy::{self, Listener, Proxy, ProxyConfig};
 
 /// Upstream stand-in: answers with the headers it saw, then three SSE chunks 300 ms apart.
 async fn upstream(l: UnixListener) {
@@ -356,7 +356,7 @@ async fn a_planted_symlink_does_not_redirect_the_proxy() {
 
 use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wifi_isolate::proxy::{Limits, Phase};
+use wifi_isolate::host::proxy::{Limits, Phase};
 
 /// A proxy with `limits`, following `phase`; Unix cap 8, bodies up to 1024 bytes, `token`.
 fn limited_proxy(

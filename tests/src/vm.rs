@@ -390,7 +390,7 @@ pub fn hostile_report(path: &Path, engine: &str) -> Vec<Check> {
     let bad: Vec<_> = attempts
         .iter()
         .filter(|a| match a["outcome"].as_str() {
-            Some("refused") => !a["errno"].as_str().is_some_and(|e| !e.is_empty()),
+            Some("refused") => a["errno"].as_str().is_none_or(|e| e.is_empty()),
             Some("contained") => false,
             _ => true,
         })

@@ -19,8 +19,8 @@
 //! The rooms: this file holds the model ([`Wiphy`], [`IfaceInfo`], [`WiphyError`]), the
 //! capability the daemon uses ([`Wiphys`]) and the namespace-file helpers the daemon shares;
 //! `nl80211` holds [`Nl80211`], the real implementation, with its netlink plumbing (dumps,
-//! moves, interface restore, the namespace thread); [`fake`] holds [`fake::FakeWiphys`], a
-//! recording stand-in for unit tests of the daemon's logic.
+//! moves, interface restore, the namespace thread); `fake` holds `FakeWiphys`, a
+//! recording stand-in for unit tests of the daemon's logic (unit tests, or `--features fakes`).
 
 use std::fs::File;
 use std::future::Future;
@@ -30,6 +30,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+#[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 mod nl80211;
 

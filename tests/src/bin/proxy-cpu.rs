@@ -56,7 +56,7 @@ async fn upstream(sock: PathBuf) {
 }
 
 async fn proxy(listen: PathBuf, up: PathBuf, dedicated: bool) {
-    use wifi_isolate::proxy::{self, ListenSpec, Proxy, ProxyConfig};
+    use wifi_isolate::host::proxy::{self, ListenSpec, Proxy, ProxyConfig};
     let (_tx, ready) = tokio::sync::watch::channel(Some(nix::unistd::getuid().as_raw()));
     let p = Proxy::new(
         ProxyConfig {
