@@ -6,7 +6,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 /// `MESSAGE_ID`s (journald catalog style, 128-bit hex) of the events an admin looks for.
 pub mod msgid {
-    /// An MCP tool call (peer uid, tool, outcome).
+    /// An MCP tool call: one record per call, the host proxy's (peer, tool, the agent's outcome,
+    /// duration; never arguments).
     pub const TOOL_CALL: &str = "8c5e4ab0f2a94f1b9a0d2f5d6c31b7e1";
     /// NetworkManager told to leave the device alone.
     pub const UNMANAGE: &str = "2f0b8e6d5a7c4e3f9b1d0c8a7e6f5d41";

@@ -3,10 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -47,29 +43,6 @@ pub struct InstanceStatus {
     pub host_routes_via_interface: Vec<String>,
 }
 
-/// Ask the agent for `wifi_status` over its (checked) socket.
-pub async fn agent_wifi_status(socket: &AgentSocket) -> Option<Value> {
-    // Through the pinned fd: every connection the client makes reaches the checked socket.
-    let http = UnixSocketHttpClient::new(&socket.via().to_string_lossy(), "http://localhost/mcp");
-    let transport = StreamableHttpClientTransport::with_client(
-        http,
-        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
-    );
-    let fut = async {
-        let client = ().serve(transport).await.ok()?;
-        let r = client
-            .call_tool(CallToolRequestParams::new("wifi_status"))
-            .await
-            .ok()?;
-        let _ = client.cancel().await;
-        r.structured_content
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), fut)
-        .await
-        .ok()
-        .flatten()
-}
-
 /// Host view: is `iface` in the host, and which host routes (IPv4 and IPv6) go through it.
 fn host_routes_via(iface: &str) -> (bool, Vec<String>) {
     let present = std::path::Path::new("/sys/class/net").join(iface).exists();
@@ -102,7 +75,7 @@ pub async fn collect(paths: &Paths, only: Option<&str>) -> Vec<InstanceStatus> {
         let checked = AgentSocket::open(&paths.agent_socket(&name), iso.box_uid.unwrap_or(0));
         let (wifi, agent_error) = match &checked {
             Ok(s) => match s.answers().await {
-                Ok(()) => (agent_wifi_status(s).await, None),
+                Ok(()) => (s.wifi_status().await, None),
                 Err(e) => (None, Some(e.to_string())),
             },
             Err(e) => (None, Some(e.to_string())),

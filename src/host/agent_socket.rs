@@ -3,8 +3,10 @@
 //! The box can write its runtime directory (`<root>/box/INSTANCE`), so whatever sits at
 //! `mcp.sock` is box-controlled. A hostile box could plant a symlink there pointing at a host
 //! socket (D-Bus, systemd, the engine's API) and have the root daemon, `status` or the proxy talk
-//! to it. Every host caller (the proxy's upstream connect, `status`, the daemon's readiness probe)
-//! therefore goes through [`AgentSocket`]:
+//! to it. [`AgentSocket`] is therefore the host's one agent client: the proxy's upstream
+//! connections ([`AgentSocket::connect`]), the daemon's readiness and liveness probe
+//! ([`AgentSocket::answers`]) and `status`'s MCP call ([`AgentSocket::wifi_status`]) all go
+//! through it:
 //!
 //! 1. open the path with `O_PATH | O_NOFOLLOW` — a symlink is opened as itself, not followed;
 //! 2. `fstat` that fd: it must be a socket (a symlink or anything else is refused, with what it
@@ -221,6 +223,33 @@ impl AgentSocket {
             Ok(Err(e)) => Err(no(format!("read: {e}"))),
             Err(_) => Err(no("no answer within 2 s".into())),
         }
+    }
+
+    /// The agent's `wifi_status` (an MCP session through the pinned fd, so every connection the
+    /// client makes reaches the checked socket), or `None` if it does not answer within 5 s.
+    pub async fn wifi_status(&self) -> Option<serde_json::Value> {
+        use rmcp::ServiceExt;
+        use rmcp::model::CallToolRequestParams;
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
+        let http = UnixSocketHttpClient::new(&self.via().to_string_lossy(), "http://localhost/mcp");
+        let transport = StreamableHttpClientTransport::with_client(
+            http,
+            StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+        );
+        let fut = async {
+            let client = ().serve(transport).await.ok()?;
+            let r = client
+                .call_tool(CallToolRequestParams::new("wifi_status"))
+                .await
+                .ok()?;
+            let _ = client.cancel().await;
+            r.structured_content
+        };
+        tokio::time::timeout(Duration::from_secs(5), fut)
+            .await
+            .ok()
+            .flatten()
     }
 }
 

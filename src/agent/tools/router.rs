@@ -19,7 +19,6 @@ use super::schema::*;
 use super::translate::{eap_spec, psk_spec};
 use crate::agent::nettools::{self, Connectivity, DnsReport, HttpReport, PingReport};
 use crate::agent::{Agent, ConnectResult, Stage};
-use crate::logging::msgid;
 use crate::validate::{self, Ssid};
 use crate::wpa;
 
@@ -517,15 +516,16 @@ impl ServerHandler for WifiTools {
             Ok(_) => "ok",
             Err(_) => "protocol-error",
         };
-        tracing::info!(
-            MESSAGE_ID = msgid::TOOL_CALL,
-            IFACE = %self.agent.iface(),
+        // The audit record of a tool call is the host's (the proxy's, MESSAGE_ID TOOL_CALL, with
+        // this outcome read from the answer): one record per call, findable in the journal. The
+        // agent's own line is a debug trace.
+        tracing::debug!(
             tool = %tool,
             outcome,
             peer_uid = peer.map(|p| p.uid as i64).unwrap_or(-1),
             peer_pid = peer.map(|p| p.pid as i64).unwrap_or(-1),
             duration_ms = started.elapsed().as_millis() as u64,
-            "MCP tool call"
+            "tool call done"
         );
         result
     }

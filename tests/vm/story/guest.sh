@@ -99,6 +99,10 @@ journalctl -b --no-pager -o verbose >/tmp/journal.txt
 journalctl -b --no-pager -o verbose -u "$U1" MESSAGE_ID="$TOOL_CALL_ID" >/tmp/audit.txt
 check "journal: audit entries for the tool calls" bash -c 'grep -q "TOOL=wifi_connect" /tmp/audit.txt && grep -q "TOOL=wifi_scan" /tmp/audit.txt'
 check "journal: the audit names the peer (SO_PEERCRED)" grep -q "PEER=uid=0 pid=" /tmp/audit.txt
+# One record per tool call: every journal line that says "MCP tool call" is a MESSAGE_ID record
+# (the agent's own line is a debug trace under another message).
+check "journal: one audit record per tool call (all of them findable by MESSAGE_ID)" bash -c \
+  '[ "$(journalctl -b --no-pager -o cat | grep -c "MCP tool call")" = "$(journalctl -b --no-pager -o cat MESSAGE_ID=$0 | grep -c "MCP tool call")" ]' "$TOOL_CALL_ID"
 for psk in "$AP_WPA2_PSK" "$AP_SAE_PSK"; do
   check "no PSK in the journal" bash -c '! grep -qF "$0" /tmp/journal.txt' "$psk"
   check "no PSK in container logs or /run" bash -c '! grep -rqsF "$0" /var/lib/containers/storage/overlay-containers /run/wifi-isolate' "$psk"
