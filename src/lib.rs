@@ -58,6 +58,7 @@
 //!   - [`commands::doctor`] — `doctor`, everything isolation needs and how to fix what is missing;
 //!   - [`commands::enable`] — `enable|disable IFACE [--now]`, the persistent opt-in;
 //!   - [`commands::connect`] — `connect IFACE`, a stdio ⇄ socket bridge for stdio-only clients.
+//! - [`unix_socket`] — the one way we bind a Unix socket of our own (stale file replaced, mode).
 //! - [`logging`] — tracing to journald, falling back to stderr; the `MESSAGE_ID`s admins grep;
 //!   libraries that log whole requests (secrets) capped at `info`.
 #![deny(missing_docs)]
@@ -66,5 +67,6 @@ pub mod agent;
 pub mod commands;
 pub mod host;
 pub mod logging;
+pub mod unix_socket;
 pub mod validate;
 pub mod wpa;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
@@ -178,9 +178,8 @@ impl Dhcp {
 
     /// Serve the hook socket. Call once; the task lives as long as the agent.
     pub fn serve_hook(self: &Arc<Self>) -> anyhow::Result<()> {
-        let _ = std::fs::remove_file(&self.hook_sock);
-        let listener = UnixListener::bind(&self.hook_sock)
-            .with_context(|| format!("binding {}", self.hook_sock.display()))?;
+        // Only the box's own hook (udhcpc's script, same uid) talks to it.
+        let listener = crate::unix_socket::bind_fresh(&self.hook_sock, 0o600)?;
         let me = self.clone();
         tokio::spawn(async move {
             loop {

@@ -3,7 +3,6 @@
 //! rmcp leaves Origin validation off by default; we turn it on with an allow-list of local origins
 //! only, and accept `Host: localhost` (the host-side proxy rewrites `Host` for us).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -42,17 +41,7 @@ pub fn http_config(ct: CancellationToken) -> StreamableHttpServerConfig {
 
 /// Bind the agent's Unix socket (replacing a stale one), mode 0660.
 pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing stale {}", path.display())),
-    }
-    let l = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(l)
+    Ok(crate::unix_socket::bind_fresh(path, 0o660)?)
 }
 
 /// Serve MCP over HTTP on `listener` until `ct` is cancelled.

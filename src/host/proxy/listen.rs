@@ -76,17 +76,7 @@ pub fn from_systemd() -> std::io::Result<Vec<(String, Listener)>> {
 pub fn bind(spec: &ListenSpec) -> std::io::Result<Listener> {
     match spec {
         ListenSpec::Unix(p) => {
-            if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            match std::fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            let l = UnixListener::bind(p)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o660))?;
+            let l = crate::unix_socket::bind_fresh(p, 0o660)?;
             if let Ok(Some(g)) = nix::unistd::Group::from_name("wifi-isolate") {
                 let _ = nix::unistd::chown(p, None, Some(g.gid));
             }
