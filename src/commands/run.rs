@@ -99,66 +99,6 @@ fn arm_signals(stop: CancellationToken, reload: Arc<Notify>) -> std::io::Result<
     Ok(())
 }
 
-/// Whether a client is waiting on one of the listeners systemd passed: that connection is what
-/// started us (socket activation). A `systemctl start` finds them empty.
-fn client_waiting(listeners: &[Listener]) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
-    let mut fds: Vec<PollFd> = listeners
-        .iter()
-        .map(|l| match l {
-            Listener::Unix(u) => PollFd::new(u.as_fd(), PollFlags::POLLIN),
-            Listener::Tcp(t) => PollFd::new(t.as_fd(), PollFlags::POLLIN),
-        })
-        .collect();
-    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
-}
-
-/// Unix sockets we bound ourselves are removed when we exit (systemd's are systemd's).
-struct OwnSockets(Vec<PathBuf>);
-
-impl Drop for OwnSockets {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// The listeners: systemd's if it passed any (`true`), else ours.
-/// Unix sockets we bind ourselves are recorded in `own`, so they go away with us.
-fn listeners(
-    args: &RunArgs,
-    paths: &Paths,
-    own: &mut OwnSockets,
-) -> Result<(Vec<Listener>, bool), String> {
-    let from_systemd = proxy::from_systemd().map_err(|e| format!("listeners from systemd: {e}"))?;
-    if !from_systemd.is_empty() {
-        for (name, _) in &from_systemd {
-            info!(IFACE = %args.iface, name = %name, "listener from systemd");
-        }
-        return Ok((from_systemd.into_iter().map(|(_, l)| l).collect(), true));
-    }
-    if args.no_listen {
-        return Ok((vec![], false));
-    }
-    let specs = if args.listen.is_empty() {
-        vec![ListenSpec::Unix(paths.endpoint(&args.iface))]
-    } else {
-        args.listen.clone()
-    };
-    let bound = specs
-        .iter()
-        .map(|s| {
-            if let ListenSpec::Unix(p) = s {
-                own.0.push(p.clone());
-            }
-            proxy::bind(s).map_err(|e| format!("binding {s:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((bound, false))
-}
-
 /// The proxy as the lifecycle drives it.
 struct ProxyEndpoint {
     phase: tokio::sync::watch::Sender<Phase>,
@@ -237,9 +177,16 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut _own_sockets = OwnSockets(Vec::new());
     // The MCP endpoint comes up next: early clients wait (bounded) until the agent is ready.
-    let (listeners, from_systemd) = match listeners(&args, &paths, &mut _own_sockets) {
+    // (`--no-listen` conflicts with `--listen`: no default, nothing extra.)
+    let default_endpoint = (!args.no_listen).then(|| paths.endpoint(&args.iface));
+    let opened = proxy::open_listeners(&args.iface, default_endpoint, &args.listen);
+    let proxy::Opened {
+        listeners,
+        from_systemd,
+        client_waiting,
+        own: _own_sockets,
+    } = match opened {
         Ok(l) => l,
         Err(e) => {
             error!(IFACE = %args.iface, "{e}");
@@ -252,7 +199,7 @@ pub async fn exec(args: RunArgs) -> ExitCode {
         error!(IFACE = %args.iface, "{e}");
         return ExitCode::from(EXIT_NEVER_WORKS);
     }
-    let trigger = if from_systemd && client_waiting(&listeners) {
+    let trigger = if from_systemd && client_waiting {
         info!(IFACE = %args.iface, "started by a client on the socket");
         Trigger::Socket
     } else {

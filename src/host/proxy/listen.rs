@@ -160,3 +160,85 @@ pub fn require_loopback(listeners: &[Listener]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Unix sockets we bound ourselves are removed when we exit (systemd's are systemd's).
+pub struct OwnSockets(Vec<PathBuf>);
+
+impl Drop for OwnSockets {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The endpoint's listeners as `run` opened them.
+pub struct Opened {
+    /// Systemd's, or ours.
+    pub listeners: Vec<Listener>,
+    /// They came from systemd (socket activation or a socket unit).
+    pub from_systemd: bool,
+    /// A client was already waiting on one of systemd's: that connection is what started us
+    /// (a `systemctl start` finds them empty).
+    pub client_waiting: bool,
+    /// The Unix sockets we bound ourselves; dropping it removes them.
+    pub own: OwnSockets,
+}
+
+/// The listeners: systemd's if it passed any, else ours — `extra` if given, else `default`
+/// (none when both are empty: `--no-listen`).
+pub fn open_listeners(
+    iface: &str,
+    default: Option<PathBuf>,
+    extra: &[ListenSpec],
+) -> Result<Opened, String> {
+    let mut own = OwnSockets(Vec::new());
+    let from_systemd = from_systemd().map_err(|e| format!("listeners from systemd: {e}"))?;
+    if !from_systemd.is_empty() {
+        for (name, _) in &from_systemd {
+            tracing::info!(IFACE = %iface, name = %name, "listener from systemd");
+        }
+        let listeners: Vec<Listener> = from_systemd.into_iter().map(|(_, l)| l).collect();
+        return Ok(Opened {
+            client_waiting: client_waiting(&listeners),
+            listeners,
+            from_systemd: true,
+            own,
+        });
+    }
+    let specs = if extra.is_empty() {
+        default.map(ListenSpec::Unix).into_iter().collect()
+    } else {
+        extra.to_vec()
+    };
+    let listeners = specs
+        .iter()
+        .map(|s| {
+            if let ListenSpec::Unix(p) = s {
+                own.0.push(p.clone());
+            }
+            bind(s).map_err(|e| format!("binding {s:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Opened {
+        listeners,
+        from_systemd: false,
+        client_waiting: false,
+        own,
+    })
+}
+
+/// Whether a client is waiting on one of the listeners systemd passed: that connection is what
+/// started us (socket activation). A `systemctl start` finds them empty.
+fn client_waiting(listeners: &[Listener]) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds: Vec<PollFd> = listeners
+        .iter()
+        .map(|l| match l {
+            Listener::Unix(u) => PollFd::new(u.as_fd(), PollFlags::POLLIN),
+            Listener::Tcp(t) => PollFd::new(t.as_fd(), PollFlags::POLLIN),
+        })
+        .collect();
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}

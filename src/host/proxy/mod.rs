@@ -27,7 +27,10 @@ mod listen;
 mod serve;
 
 pub use limits::{Limits, Refusal};
-pub use listen::{ListenSpec, Listener, bind, from_systemd, load_token, require_loopback};
+pub use listen::{
+    ListenSpec, Listener, Opened, OwnSockets, bind, from_systemd, load_token, open_listeners,
+    require_loopback,
+};
 pub use serve::{serve, serve_dedicated};
 
 use limits::{Budget, PendingTcp, Refusals, Reserved};
