@@ -75,16 +75,10 @@ if [ ! -e "$INITRD" ]; then
   st="$(mktemp -d "$WI_FULLSYS_CACHE/.initrd.XXXXXX")"
   mkdir -p "$st"/{bin,proc,sys,dev,newroot,lib/modules/"$KVER"}
   cp /bin/busybox "$st/bin/busybox"
-  for a in $(/bin/busybox --list); do [ -e "$st/bin/$a" ] || ln -s busybox "$st/bin/$a"; done
+  busybox_applets /bin/busybox "$st/bin"
   cp "$LAB_DIR/guest/initrd-init" "$st/init"; chmod 0755 "$st/init"
-  cp "$KMODS"/modules.builtin* "$KMODS"/modules.order "$st/lib/modules/$KVER/"
-  for m in "${MODS[@]}"; do
-    modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-  done | sort -u | while read -r ko; do
-    rel="${ko#"$KMODS"/}"; mkdir -p "$st/lib/modules/$KVER/$(dirname "$rel")"; cp "$ko" "$st/lib/modules/$KVER/$rel"
-  done
-  depmod -b "$st" "$KVER"
-  (cd "$st" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$INITRD.tmp"
+  stage_modules "$st" "$KDIR" "$KVER" "${MODS[@]}"
+  pack_cpio "$st" "$INITRD.tmp"
   mv "$INITRD.tmp" "$INITRD"; rm -rf "$st"
   find "$WI_FULLSYS_CACHE" -maxdepth 1 -name 'initrd-*.cpio' ! -name "initrd-$IKEY.cpio" -delete
 fi

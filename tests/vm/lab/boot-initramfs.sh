@@ -287,18 +287,9 @@ if [ ! -e "$BASE" ]; then
   mkdir -p "$st/usr/lib/firmware"
   for f in "${REGDB[@]}"; do b="$(basename "$f")"; cp -L "$f" "$st/usr/lib/firmware/${b%-upstream}"; done
   # busybox applets as symlinks in /usr/bin, except where a real tool is shipped (ip!)
-  for a in $(/usr/bin/busybox --list); do
-    [ -e "$st/usr/bin/$a" ] || [ -e "$st/usr/sbin/$a" ] || ln -s busybox "$st/usr/bin/$a"
-  done
+  busybox_applets /usr/bin/busybox "$st/usr/bin" "$st/usr/sbin"
   # kernel modules + their dependencies, with a fresh modules.dep for busybox modprobe
-  mroot="$st/lib/modules/$KVER"; mkdir -p "$mroot"
-  cp "$KMODS"/modules.builtin* "$KMODS"/modules.order "$mroot/"
-  for m in "${MODULES[@]}"; do
-    modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-  done | sort -u | while read -r ko; do
-    rel="${ko#"$KMODS"/}"; mkdir -p "$mroot/$(dirname "$rel")"; cp "$ko" "$mroot/$rel"
-  done
-  depmod -b "$st" "$KVER"
+  stage_modules "$st" "$KDIR" "$KVER" "${MODULES[@]}"
   # guest init, http handler, minimal /etc
   cp "$LAB_DIR/guest/init" "$st/init"
   cp "$LAB_DIR/guest/http.sh" "$LAB_DIR/guest/prelude.sh" "$LAB_DIR/guest/lab-setup.sh" "$st/usr/lib/hwsim/"
@@ -308,7 +299,7 @@ if [ ! -e "$BASE" ]; then
   printf '127.0.0.1 localhost\n::1 localhost\n' > "$st/etc/hosts"
   printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$st/etc/nsswitch.conf"
   : > "$st/etc/resolv.conf"
-  (cd "$st" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$BASE.tmp"
+  pack_cpio "$st" "$BASE.tmp"
   mv "$BASE.tmp" "$BASE"
   rm -rf "$st"; trap - EXIT
   find "$IRD" -maxdepth 1 -name 'base-*.cpio' ! -name "base-$key.cpio" -delete
@@ -337,7 +328,7 @@ if [ ${#BINS[@]} -gt 0 ]; then
   for d in lib lib64 bin sbin; do
     if [ -d "$ex/$d" ] && [ ! -L "$ex/$d" ]; then mkdir -p "$ex/usr/$d"; cp -a "$ex/$d/." "$ex/usr/$d/"; rm -rf "${ex:?}/$d"; fi
   done
-  (cd "$ex" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$WORK/extra.cpio"
+  pack_cpio "$ex" "$WORK/extra.cpio"
   cat "$BASE" "$WORK/extra.cpio" > "$WORK/initrd.cpio"
   INITRD="$WORK/initrd.cpio"
 fi
