@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Agent;
-use super::tools::{PeerCred, WifiTools};
+use super::tools::{PeerCred, ResponseStream, WifiTools};
 
 /// Origins a browser-based client on this machine may use.
 pub const LOCAL_ORIGINS: &[&str] = &[
@@ -114,8 +114,52 @@ impl tower_service::Service<http::Request<hyper::body::Incoming>> for WithCred {
         if let Some(c) = self.cred {
             req.extensions_mut().insert(c);
         }
+        // The response stream of this request: a tool call it carries is cancelled when the
+        // client closes it before the end.
+        let closed = CancellationToken::new();
+        req.extensions_mut().insert(ResponseStream(closed.clone()));
         let inner = self.inner.clone();
-        Box::pin(async move { Ok(inner.handle(req).await) })
+        Box::pin(async move {
+            let (parts, body) = inner.handle(req).await.into_parts();
+            let body = http_body_util::combinators::BoxBody::new(Watched {
+                inner: body,
+                closed: Some(closed.drop_guard()),
+            });
+            Ok(http::Response::from_parts(parts, body))
+        })
+    }
+}
+
+/// A response body that cancels its request's [`ResponseStream`] if it is dropped before its end.
+struct Watched {
+    inner: http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>,
+    closed: Option<tokio_util::sync::DropGuard>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = &polled
+            && let Some(g) = self.closed.take()
+        {
+            // Answered to the end: nothing to cancel.
+            g.disarm();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -16,7 +16,7 @@ mod router;
 mod schema;
 mod translate;
 
-pub use router::{PeerCred, WifiTools};
+pub use router::{PeerCred, ResponseStream, WifiTools};
 pub use schema::*;
 pub use translate::{eap_spec, psk_spec};
 

@@ -24,6 +24,15 @@ use crate::wpa;
 
 type ToolResult<T> = Result<Json<T>, String>;
 
+/// The HTTP response stream of the request that carries a tool call: cancelled when the client
+/// closes it before the answer (the 2026 way to cancel; `notifications/cancelled` is the other).
+#[derive(Debug, Clone)]
+pub struct ResponseStream(pub tokio_util::sync::CancellationToken);
+
+/// Tools that change the radio's association: a cancelled one is followed by a disconnect, so
+/// the radio ends in a stated condition (disconnected) and no half-made network stays behind.
+const ASSOCIATING: &[&str] = &["wifi_connect", "wifi_connect_eap", "wifi_reconnect"];
+
 /// The peer of an MCP connection, as seen by the socket (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerCred {
@@ -507,11 +516,38 @@ impl ServerHandler for WifiTools {
             .get::<http::request::Parts>()
             .and_then(|p| p.extensions.get::<PeerCred>().copied());
         let started = Instant::now();
-        let result = self
+        let stream_closed = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<ResponseStream>().cloned());
+        let cancelled = context.ct.clone();
+        let call = self
             .tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .await;
+            .call(ToolCallContext::new(self, request, context));
+        // A cancelled call is dropped where it stands (its operation lock with it), then an
+        // associating tool is followed by a disconnect.
+        let why = tokio::select! {
+            r = call => Ok(r),
+            _ = cancelled.cancelled() => Err("notifications/cancelled"),
+            _ = async {
+                match &stream_closed {
+                    Some(s) => s.0.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            } => Err("the client closed the response stream"),
+        };
+        let result = match why {
+            Ok(r) => r,
+            Err(why) => Ok(self.cancelled(&tool, why).await),
+        };
         let outcome = match &result {
+            Ok(CallToolResponse::Complete(r))
+                if r.structured_content
+                    .as_ref()
+                    .is_some_and(|v| v["code"] == "cancelled") =>
+            {
+                "cancelled"
+            }
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "tool-error",
             Ok(_) => "ok",
             Err(_) => "protocol-error",
@@ -528,5 +564,31 @@ impl ServerHandler for WifiTools {
             "tool call done"
         );
         result
+    }
+}
+
+impl WifiTools {
+    /// What a cancelled call leaves: the radio disconnected after an associating tool (bounded:
+    /// 5 s), and a tool error with the stable code `cancelled` saying so.
+    async fn cancelled(&self, tool: &str, why: &str) -> CallToolResponse {
+        let mut state = "nothing changed on the radio";
+        if ASSOCIATING.contains(&tool) {
+            state =
+                match tokio::time::timeout(Duration::from_secs(5), self.agent.disconnect()).await {
+                    Ok(Ok(())) => "the radio is disconnected",
+                    Ok(Err(_)) | Err(_) => "the disconnect after it failed; call wifi_disconnect",
+                };
+        }
+        tracing::info!(tool, why, state, "tool call cancelled");
+        let mut r = rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+            format!("{tool} cancelled ({why}); {state}"),
+        )]);
+        r.structured_content = Some(serde_json::json!({
+            "code": "cancelled",
+            "tool": tool,
+            "reason": why,
+            "state": state,
+        }));
+        CallToolResponse::Complete(r)
     }
 }

@@ -784,6 +784,167 @@ async fn full_suite(r: &mut Run) {
     r.check_host("at the end");
 }
 
+/// The WiFi state the agent reports.
+async fn wpa_state(r: &Run) -> String {
+    let (_, st, _) = r.call_raw("wifi_status", json!({})).await;
+    st["wpa_state"].as_str().unwrap_or("?").to_string()
+}
+
+/// After a cancelled connect: wifi_disconnect answers within 2 s (the operation lock was
+/// released) and the radio is not associated.
+async fn after_cancel(r: &mut Run, how: &str) {
+    let t = Instant::now();
+    let (ok, _, text) = r.call_raw("wifi_disconnect", json!({})).await;
+    let took = t.elapsed();
+    r.check(
+        &format!("cancellation ({how}): wifi_disconnect answers within 2 s"),
+        ok && took < Duration::from_secs(2),
+        format!("{} ms: {text}", took.as_millis()),
+    );
+    let st = wpa_state(r).await;
+    r.check(
+        &format!("cancellation ({how}): the radio ends disconnected"),
+        st == "DISCONNECTED" || st == "INACTIVE",
+        format!("wpa_state {st}"),
+    );
+}
+
+/// One raw HTTP/1.1 request on the agent's socket; returns the head and the stream (still open).
+async fn raw_post(
+    sock: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> (String, tokio::net::UnixStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(sock)
+        .await
+        .expect("connect");
+    let body = body.to_string();
+    let sid = session
+        .map(|v| format!("Mcp-Session-Id: {v}\r\nMCP-Protocol-Version: 2025-11-25\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{sid}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        if s.read(&mut b).await.unwrap_or(0) == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    (String::from_utf8_lossy(&head).into_owned(), s)
+}
+
+/// Read from `s` until `needle` shows up (bounded: 10 s, 64 KiB).
+async fn read_until(s: &mut tokio::net::UnixStream, needle: &str) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 65536 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut b)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&b[..n]),
+            _ => return false,
+        }
+        if String::from_utf8_lossy(&got).contains(needle) {
+            return true;
+        }
+    }
+    false
+}
+
+/// A connect that cannot finish (the AP's DHCP server stopped, timeout 300 s), cancelled after
+/// 2 s, first with notifications/cancelled, then by closing the HTTP response stream.
+async fn cancellation_suite(r: &mut Run, sock: &str) {
+    let pid = std::fs::read_to_string("/run/hwsim/dnsmasq-wpa2b.pid").unwrap_or_default();
+    let stopped = pid.trim().parse::<i32>().is_ok_and(|p| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .is_ok()
+    });
+    r.check(
+        "cancellation: the wpa2b AP's DHCP server stopped",
+        stopped,
+        pid.trim(),
+    );
+    let connect =
+        json!({"ssid": env("AP_WPA2B_SSID"), "password": env("AP_WPA2B_PSK"), "timeout_secs": 300});
+    // 1. notifications/cancelled
+    let params = CallToolRequestParams::new("wifi_connect")
+        .with_arguments(connect.as_object().cloned().unwrap_or_default());
+    let handle = r
+        .svc
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("sending request");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = handle.cancel(Some("the test gave up".into())).await;
+    r.check(
+        "cancellation (notifications/cancelled): sent",
+        sent.is_ok(),
+        format!("{sent:?}"),
+    );
+    after_cancel(r, "notifications/cancelled").await;
+    // 2. the HTTP response stream closed: a session of its own, raw, so the test owns the stream.
+    let (head, mut s) = raw_post(
+        sock,
+        None,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw-cancel", "version": "0"}}}),
+    )
+    .await;
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mcp-session-id: ")
+                .or_else(|| l.strip_prefix("Mcp-Session-Id: "))
+        })
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let inited = read_until(&mut s, "\"result\"").await;
+    drop(s);
+    r.check(
+        "cancellation (stream closed): a raw session",
+        !sid.is_empty() && inited,
+        &head,
+    );
+    let (_, s2) = raw_post(
+        sock,
+        Some(&sid),
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    drop(s2);
+    let (head, s3) = raw_post(
+        sock,
+        Some(&sid),
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "wifi_connect", "arguments": connect}}),
+    )
+    .await;
+    r.check(
+        "cancellation (stream closed): the connect's response stream opened",
+        head.starts_with("HTTP/1.1 200"),
+        &head,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(s3);
+    after_cancel(r, "stream closed").await;
+}
+
 async fn stdio_suite(r: &mut Run) {
     let tools = r.svc.list_all_tools().await.expect("tools/list");
     r.check("stdio: tools listed", tools.len() >= 14, tools.len());
@@ -861,6 +1022,7 @@ async fn main() {
         stdio_suite(&mut run).await;
     } else {
         full_suite(&mut run).await;
+        cancellation_suite(&mut run, &args[2]).await;
         // The sessionless 2026-07-28 protocol (server/discover, per-request metadata).
         let sock = &args[2];
         let http = UnixSocketHttpClient::new(sock, "http://localhost/mcp");
