@@ -84,51 +84,23 @@ if [ ! -e "$INITRD" ]; then
 fi
 
 # --- boot ---------------------------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/fullsys-run.XXXXXX")"
-QPID="" TAILPID=""
-# shellcheck disable=SC2317
-cleanup() {
-  [ -n "$TAILPID" ] && kill "$TAILPID" 2>/dev/null || true
-  [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+lab_workdir fullsys-run
 CONSOLE="$SHARE/logs/console.log"
 : > "$CONSOLE"; : > "$SHARE/logs/test.log"
 T_BOOT=$(now_ms)
 log "booting $(basename "$IMAGE") ($KVER, TCG, ${MEM} MB, APs: ${APS:-none}, stations: $NST; prep $(secs_since "$T_START") s)"
 # snapshot=on: the guest's writes go to a temporary file, the image stays pristine for the next boot
-TMPDIR="$WORK" timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
+lab_qemu "$QUIET" "$TIMEOUT" \
   -accel tcg -cpu max -smp 2 -m "$MEM" ${WI_QEMU_EXTRA:-} \
   -nodefaults -display none -no-reboot -monitor none \
-  -serial "file:$CONSOLE" \
   -kernel "$KERNEL" -initrd "$INITRD" \
   -append "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off rdinit=/init systemd.show_status=auto" \
   -drive "file=$IMAGE,format=raw,if=virtio,snapshot=on,cache=unsafe,discard=unmap" \
   -virtfs "local,path=$SHARE,mount_tag=share,security_model=none" \
-  -device virtio-rng-pci \
-  </dev/null >"$WORK/qemu.out" 2>&1 &
-QPID=$!
-if [ "$QUIET" = 0 ]; then
-  tail -n +1 -F -s 0.2 --pid="$QPID" "$CONSOLE" "$SHARE/logs/test.log" 2>/dev/null &
-  TAILPID=$!
-fi
-qrc=0; wait "$QPID" || qrc=$?
-QPID=""
-if [ -n "$TAILPID" ]; then sleep 0.3; kill "$TAILPID" 2>/dev/null || true; wait "$TAILPID" 2>/dev/null || true; TAILPID=""; fi
+  -device virtio-rng-pci
 VM_S="$(secs_since "$T_BOOT")"
 
 up_of() { grep -a -m1 -o "$1 uptime=[0-9.]*" "$CONSOLE" | cut -d= -f2 || true; }
 lab="$(up_of FULLSYS-LAB-READY)"; ready="$(up_of FULLSYS-READY)"
-result="$(grep -a -m1 -o 'FULLSYS-RESULT: .*' "$CONSOLE" | tr -d '\r' || true)"
 echo "fullsys: timing: lab ready ${lab:-?} s, test start ${ready:-?} s (guest uptime), VM ${VM_S} s, total $(secs_since "$T_START") s"
-if [ "$result" = "FULLSYS-RESULT: PASS" ]; then echo "fullsys: PASS"; exit 0; fi
-if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then echo "fullsys: TIMEOUT after ${TIMEOUT} s (qemu killed)"
-elif [ -z "$result" ]; then echo "fullsys: VM ended without a result line (qemu rc=$qrc)"; sed 's/^/qemu: /' "$WORK/qemu.out"
-else echo "fullsys: ${result#FULLSYS-RESULT: }"; fi
-grep -a -e 'FULLSYS-SETUP-FAILED' -e 'FULLSYS-GUEST-TIMEOUT' -e '^FULLSYS:' "$CONSOLE" | tr -d '\r' || true
-echo "---- console tail ----"; tail -n 25 "$CONSOLE" | tr -d '\r'
-if [ -s "$SHARE/logs/test.log" ]; then echo "---- test.log tail ----"; tail -n 40 "$SHARE/logs/test.log"; fi
-echo "---- journal: $SHARE/logs/journal.log ----"
-echo "---- logs ----"; ls -1 "$SHARE"/logs/* 2>/dev/null
-exit 1
+lab_report fullsys FULLSYS "$TIMEOUT"

@@ -306,15 +306,7 @@ if [ ! -e "$BASE" ]; then
 fi
 
 # Per-run extra archive: --bin files (+ their libraries) in /usr/local/bin. Appended to the base.
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/hwsim-run.XXXXXX")"
-QPID=""; TAILPID=""
-# shellcheck disable=SC2317  # (called by the trap)
-cleanup() {
-  [ -n "$TAILPID" ] && kill "$TAILPID" 2>/dev/null || true
-  [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+lab_workdir hwsim-run
 INITRD="$BASE"
 if [ ${#BINS[@]} -gt 0 ]; then
   ex="$WORK/extra"; mkdir -p "$ex/usr/local/bin"
@@ -342,38 +334,15 @@ KERNEL="$KDIR/vmlinuz"; [ -e "$KDIR/vmlinux" ] && KERNEL="$KDIR/vmlinux"   # PVH
 : > "$CONSOLE"
 T_BOOT=$(now_ms)
 log "booting $KVER (accel $ACCEL, ${MEM} MB, APs: ${APS:-none}, stations: $NSTATIONS; build ${BUILD_S} s)"
-timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
+lab_qemu "$QUIET" "$TIMEOUT" \
   -accel "$ACCEL" -cpu "$CPU" -smp 2 -m "$MEM" ${WI_QEMU_EXTRA:-} \
   -nodefaults -display none -no-reboot -monitor none \
-  -serial "file:$CONSOLE" \
   -kernel "$KERNEL" -initrd "$INITRD" \
   -append "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off rdinit=/init" \
   -virtfs "local,path=$SHARE,mount_tag=share,security_model=none" \
-  -device virtio-rng-pci \
-  </dev/null >"$WORK/qemu.out" 2>&1 &
-QPID=$!
-if [ "$QUIET" = 0 ]; then
-  touch "$SHARE/logs/test.log"
-  tail -n +1 -F -s 0.2 --pid="$QPID" "$CONSOLE" "$SHARE/logs/test.log" 2>/dev/null &
-  TAILPID=$!
-fi
-qrc=0; wait "$QPID" || qrc=$?
-QPID=""
-if [ -n "$TAILPID" ]; then sleep 0.3; kill "$TAILPID" 2>/dev/null || true; wait "$TAILPID" 2>/dev/null || true; TAILPID=""; fi
+  -device virtio-rng-pci
 BOOT_S="$(secs_since "$T_BOOT")"
 
 ready="$(grep -a -m1 -o 'HWSIM-READY uptime=[0-9.]*' "$CONSOLE" | cut -d= -f2 || true)"
-result="$(grep -a -m1 -o 'HWSIM-RESULT: .*' "$CONSOLE" | tr -d '\r' || true)"
 echo "hwsim: timing: build ${BUILD_S} s, boot to lab ready ${ready:-?} s (guest uptime), VM ${BOOT_S} s, total $(secs_since "$T_START") s (kernel $KVER)"
-if [ "$result" = "HWSIM-RESULT: PASS" ]; then
-  echo "hwsim: PASS"
-  exit 0
-fi
-if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then echo "hwsim: TIMEOUT after ${TIMEOUT} s (qemu killed)"
-elif [ -z "$result" ]; then echo "hwsim: VM ended without a result line (qemu rc=$qrc)"; sed 's/^/qemu: /' "$WORK/qemu.out"
-else echo "hwsim: ${result#HWSIM-RESULT: }"; fi
-grep -a -e 'HWSIM-SETUP-FAILED' -e 'HWSIM-GUEST-TIMEOUT' "$CONSOLE" || true
-echo "---- console tail ----"; tail -n 25 "$CONSOLE" | tr -d '\r'
-if [ -s "$SHARE/logs/test.log" ]; then echo "---- test.log tail ----"; tail -n 40 "$SHARE/logs/test.log"; fi
-echo "---- logs ----"; ls -1 "$SHARE"/logs/* 2>/dev/null
-exit 1
+lab_report hwsim HWSIM "$TIMEOUT"

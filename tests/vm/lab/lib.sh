@@ -54,3 +54,51 @@ busybox_applets() {
 }
 # pack_cpio DIR OUT: DIR as a newc archive, root-owned and sorted (the same input, the same bytes).
 pack_cpio() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$2"; }
+
+# --- booting and reporting (both boots) ---------------------------------------------------------
+# lab_workdir NAME: a scratch dir $WORK, removed on exit with the VM and the log tail killed.
+lab_workdir() {
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")"
+  QPID="" TAILPID=""
+  trap lab_cleanup EXIT
+}
+# shellcheck disable=SC2317  # (called by the trap)
+lab_cleanup() {
+  [ -n "$TAILPID" ] && kill "$TAILPID" 2>/dev/null || true
+  [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+# lab_qemu QUIET TIMEOUT QEMU_ARGS...: run QEMU (killed after TIMEOUT s; its temporary files in
+# $WORK) with the serial console in $CONSOLE; streams the console and the test log unless QUIET
+# is 1. Sets qrc to QEMU's exit status.
+lab_qemu() {
+  local quiet=$1 timeout=$2; shift 2
+  TMPDIR="$WORK" timeout -k 5 "$timeout" qemu-system-x86_64 "$@" -serial "file:$CONSOLE" \
+    </dev/null >"$WORK/qemu.out" 2>&1 &
+  QPID=$!
+  if [ "$quiet" = 0 ]; then
+    touch "$SHARE/logs/test.log"
+    tail -n +1 -F -s 0.2 --pid="$QPID" "$CONSOLE" "$SHARE/logs/test.log" 2>/dev/null &
+    TAILPID=$!
+  fi
+  qrc=0; wait "$QPID" || qrc=$?
+  QPID=""
+  if [ -n "$TAILPID" ]; then sleep 0.3; kill "$TAILPID" 2>/dev/null || true; wait "$TAILPID" 2>/dev/null || true; TAILPID=""; fi
+}
+# lab_report NAME MARKER TIMEOUT: exit 0 if the console has "MARKER-RESULT: PASS"; else say why
+# (timeout, no result line, the guest's rc), the guest's own error lines, the console and test
+# log tails and the log files, and exit 1.
+lab_report() {
+  local name=$1 marker=$2 timeout=$3 result
+  result="$(grep -a -m1 -o "$marker-RESULT: .*" "$CONSOLE" | tr -d '\r' || true)"
+  if [ "$result" = "$marker-RESULT: PASS" ]; then echo "$name: PASS"; exit 0; fi
+  if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then echo "$name: TIMEOUT after ${timeout} s (qemu killed)"
+  elif [ -z "$result" ]; then echo "$name: VM ended without a result line (qemu rc=$qrc)"; sed 's/^/qemu: /' "$WORK/qemu.out"
+  else echo "$name: ${result#"$marker"-RESULT: }"; fi
+  grep -a -e "$marker-SETUP-FAILED" -e "$marker-GUEST-TIMEOUT" -e "^$marker:" "$CONSOLE" | tr -d '\r' || true
+  echo "---- console tail ----"; tail -n 25 "$CONSOLE" | tr -d '\r'
+  if [ -s "$SHARE/logs/test.log" ]; then echo "---- test.log tail ----"; tail -n 40 "$SHARE/logs/test.log"; fi
+  [ -e "$SHARE/logs/journal.log" ] && echo "---- journal: $SHARE/logs/journal.log ----"
+  echo "---- logs ----"; ls -1 "$SHARE"/logs/* 2>/dev/null
+  exit 1
+}
