@@ -34,6 +34,22 @@ impl Lab {
 
     /// Start `run IFACE --engine netns` and wait for READY=1. Checks the status line and the
     /// isolation. Returns the instance (even if not ready, for cleanup).
+    /// [`Lab::start`], the daemon killed if it did not come up: `None` ends the scenario (its
+    /// checks have failed already).
+    pub(crate) async fn start_up(
+        &mut self,
+        label: &str,
+        iface: &str,
+        phy: &str,
+    ) -> Option<Instance> {
+        let (d, ok) = self.start(label, iface, phy).await;
+        if !ok {
+            d.signal(nix::sys::signal::Signal::SIGKILL);
+            return None;
+        }
+        Some(d)
+    }
+
     pub(crate) async fn start(&mut self, label: &str, iface: &str, phy: &str) -> (Instance, bool) {
         let mut d = Instance::spawn(label, &["run", iface, "--engine", "netns"]);
         let ready = d.ready(Duration::from_secs(30)).await;

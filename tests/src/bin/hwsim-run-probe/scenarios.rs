@@ -105,11 +105,9 @@ pub(crate) async fn scenario_mcp(lab: &mut Lab) {
 
 pub(crate) async fn scenario_box_killed(lab: &mut Lab) {
     let (sta, phy) = (lab.sta1.clone(), lab.phy1.clone());
-    let (mut d, ok) = lab.start("B", &sta, &phy).await;
-    if !ok {
-        d.signal(nix::sys::signal::Signal::SIGKILL);
+    let Some(mut d) = lab.start_up("B", &sta, &phy).await else {
         return;
-    }
+    };
     let Some(bp) = box_pid(&sta) else { return };
     let (live, _) = agents();
     lab.t.check(
@@ -174,11 +172,9 @@ pub(crate) async fn scenario_box_killed(lab: &mut Lab) {
 
 pub(crate) async fn scenario_daemon_killed(lab: &mut Lab) {
     let (sta, phy) = (lab.sta1.clone(), lab.phy1.clone());
-    let (mut d, ok) = lab.start("C1", &sta, &phy).await;
-    if !ok {
-        d.signal(nix::sys::signal::Signal::SIGKILL);
+    let Some(mut d) = lab.start_up("C1", &sta, &phy).await else {
         return;
-    }
+    };
     let bp = box_pid(&sta).unwrap_or(0);
     d.signal(nix::sys::signal::Signal::SIGKILL);
     let exit = d.wait_exit(Duration::from_secs(5)).await;
@@ -238,11 +234,9 @@ pub(crate) async fn scenario_daemon_killed(lab: &mut Lab) {
 
 pub(crate) async fn scenario_unplug(lab: &mut Lab) {
     let (sta, phy) = (lab.sta2.clone(), lab.phy2.clone());
-    let (mut d, ok) = lab.start("D", &sta, &phy).await;
-    if !ok {
-        d.signal(nix::sys::signal::Signal::SIGKILL);
+    let Some(mut d) = lab.start_up("D", &sta, &phy).await else {
         return;
-    }
+    };
     let Some(bp) = box_pid(&sta) else { return };
     let t0 = Instant::now();
     let r = hwsim_del_radio(&PathBuf::from(format!("/proc/{bp}/ns/net")), &phy);
@@ -342,11 +336,9 @@ pub(crate) async fn scenario_refusals(lab: &mut Lab) {
     }
     // An instance runs on STA1; a second one by phy name, then by the same name.
     let (sta, phy) = (lab.sta1.clone(), lab.phy1.clone());
-    let (mut d, ok) = lab.start("E3", &sta, &phy).await;
-    if !ok {
-        d.signal(nix::sys::signal::Signal::SIGKILL);
+    let Some(mut d) = lab.start_up("E3", &sta, &phy).await else {
         return;
-    }
+    };
     let bp = box_pid(&sta).unwrap_or(0);
     for (label, name) in [("E3a", phy.clone()), ("E3b", sta.clone())] {
         let (hv, iw, m) = (host_view(), iw_dev(), mountinfo());
@@ -547,11 +539,9 @@ pub(crate) fn check_recreated(
 /// its own and the daemon must give it its interface back.
 pub(crate) async fn scenario_iface_deleted_in_box(lab: &mut Lab) {
     let (sta, phy) = (lab.sta1.clone(), lab.phy1.clone());
-    let (mut d, ok) = lab.start("F", &sta, &phy).await;
-    if !ok {
-        d.signal(nix::sys::signal::Signal::SIGKILL);
+    let Some(mut d) = lab.start_up("F", &sta, &phy).await else {
         return;
-    }
+    };
     let Some(bp) = box_pid(&sta) else { return };
     delete_in_box(lab, "F", bp, &sta, &phy);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -564,11 +554,9 @@ pub(crate) async fn scenario_iface_deleted_in_box(lab: &mut Lab) {
     lab.stop("F", &mut d, &sta, &phy).await;
     check_recreated(lab, "F", &d, &sta, &phy, "SIGTERM");
 
-    let (mut d, ok) = lab.start("F2", &sta, &phy).await;
-    if !ok {
-        d.signal(nix::sys::signal::Signal::SIGKILL);
+    let Some(mut d) = lab.start_up("F2", &sta, &phy).await else {
         return;
-    }
+    };
     let Some(bp) = box_pid(&sta) else { return };
     delete_in_box(lab, "F2", bp, &sta, &phy);
     let t0 = Instant::now();
