@@ -541,13 +541,7 @@ impl ServerHandler for WifiTools {
             Err(why) => Ok(self.cancelled(&tool, why).await),
         };
         let outcome = match &result {
-            Ok(CallToolResponse::Complete(r))
-                if r.structured_content
-                    .as_ref()
-                    .is_some_and(|v| v["code"] == "cancelled") =>
-            {
-                "cancelled"
-            }
+            Ok(CallToolResponse::Complete(r)) if error_code(r) == Some("cancelled") => "cancelled",
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "tool-error",
             Ok(_) => "ok",
             Err(_) => "protocol-error",
@@ -580,15 +574,43 @@ impl WifiTools {
                 };
         }
         tracing::info!(tool, why, state, "tool call cancelled");
-        let mut r = rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+        CallToolResponse::Complete(coded_error(
+            "cancelled",
             format!("{tool} cancelled ({why}); {state}"),
-        )]);
-        r.structured_content = Some(serde_json::json!({
-            "code": "cancelled",
-            "tool": tool,
-            "reason": why,
-            "state": state,
-        }));
-        CallToolResponse::Complete(r)
+        ))
+    }
+}
+
+/// The `_meta` key of a tool error's stable, machine-readable code (the text says the rest).
+/// Not `structuredContent`: that must match the tool's output schema.
+pub const ERROR_CODE_KEY: &str = "wifi-isolate/error-code";
+
+/// A tool error (`isError: true`) with its stable code in `_meta` ([`ERROR_CODE_KEY`]).
+fn coded_error(code: &str, text: String) -> rmcp::model::CallToolResult {
+    let mut r = rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)]);
+    let mut meta = serde_json::Map::new();
+    meta.insert(ERROR_CODE_KEY.into(), serde_json::Value::from(code));
+    r.meta = Some(rmcp::model::MetaObject(meta));
+    r
+}
+
+/// The stable code of a tool error, if it has one.
+fn error_code(r: &rmcp::model::CallToolResult) -> Option<&str> {
+    r.meta.as_ref()?.0.get(ERROR_CODE_KEY)?.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coded_error_carries_its_code_in_meta_not_in_structured_content() {
+        let r = coded_error("cancelled", "wifi_connect cancelled".into());
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(error_code(&r), Some("cancelled"));
+        assert!(r.structured_content.is_none());
+        let wire = serde_json::to_value(&r).unwrap();
+        assert_eq!(wire["_meta"][ERROR_CODE_KEY], "cancelled");
+        assert_eq!(error_code(&rmcp::model::CallToolResult::error(vec![])), None);
     }
 }
