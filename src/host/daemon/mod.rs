@@ -391,6 +391,9 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         if let Some(u) = &a.check_url {
             agent_args.extend(["--check-url".to_string(), u.clone()]);
         }
+        if !self.settings.security.inline_secrets {
+            agent_args.push("--no-inline-secrets".to_string());
+        }
         BoxSpec {
             instance: iso.instance.clone(),
             image: self.settings.engine.image.clone(),
@@ -430,6 +433,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         }
         std::fs::create_dir_all(&spec.runtime_dir)
             .map_err(|e| RunError::Other(format!("{}: {e}", spec.runtime_dir.display())))?;
+        self.install_networks(spec);
         let t = Duration::from_secs(self.settings.timeouts.box_start);
         let h = tokio::time::timeout(t, self.engine.start(spec))
             .await
@@ -438,6 +442,37 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             })??;
         info!(IFACE = %spec.instance, BOX = %format!("{}:{}", h.engine, h.name), pid = h.pid, "box started");
         Ok(h)
+    }
+
+    /// The saved networks this instance may use, copied into its (fresh) box dir for the box's
+    /// root alone ([`crate::networks`]). A profile that cannot be read is logged and left out;
+    /// the box starts either way (saved networks are a convenience, not a step that can fail).
+    fn install_networks(&self, spec: &BoxSpec) {
+        let store = crate::networks::Store::new(&self.paths.networks_dir);
+        // The box's root: the box uid in a netns box, the host's root in podman/docker.
+        let owner = match self.engine.kind() {
+            super::engine::EngineKind::Netns => spec.box_uid,
+            _ => 0,
+        };
+        let done = store
+            .for_box(&spec.instance)
+            .map_err(|e| e.to_string())
+            .and_then(|(files, bad)| {
+                for b in bad {
+                    warn!(IFACE = %spec.instance, cause = %b, "saved network left out of the box");
+                }
+                crate::networks::install_in_box(&spec.runtime_dir, owner, &files)
+                    .map(|()| files.len())
+                    .map_err(|e| e.to_string())
+            });
+        match done {
+            Ok(n) => {
+                info!(IFACE = %spec.instance, saved_networks = n, "saved networks copied into the box")
+            }
+            Err(e) => {
+                warn!(IFACE = %spec.instance, cause = %e, "saved networks not copied into the box")
+            }
+        }
     }
 
     /// Step 4: move the wiphy into the box's netns (by FD).
@@ -950,6 +985,7 @@ mod tests {
             paths: Paths {
                 root: root.to_path_buf(),
                 rules_dir: root.join("rules.d"),
+                networks_dir: root.join("networks"),
             },
         }
     }
