@@ -1471,6 +1471,43 @@ mod tests {
         assert_eq!(fin.exit_code(), 0, "{fin:?}");
     }
 
+    /// The saved networks the instance may use are in its box dir before the box starts: 0600
+    /// for the box's root (a netns box: the box uid), the others left out; the box's copy of
+    /// a `network add` profile is what the agent reads.
+    #[tokio::test]
+    async fn the_box_gets_its_saved_networks_for_its_root_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let store = crate::networks::Store::new(&d.paths.networks_dir);
+        let office = crate::networks::Profile::parse(
+            "ssid = \"Office\"\nsecurity = \"wpa2-psk\"\npsk = \"correct horse\"\n",
+            "t",
+        )
+        .unwrap();
+        let mut elsewhere = office.clone();
+        elsewhere.interfaces = vec!["wlan9".into()];
+        let name = |n| crate::networks::Name::parse(n).unwrap();
+        store.save(&name("office"), &office, false).unwrap();
+        store.save(&name("other"), &elsewhere, false).unwrap();
+        let (iso, _h) = d.isolate("wlan1").await.expect("isolate");
+        let copies = d.paths.box_dir("wlan1").join("networks");
+        let f = copies.join("office.toml");
+        let md = std::fs::metadata(&f).unwrap();
+        let want_owner = match e.kind() {
+            EngineKind::Netns => d.settings.engine.box_uid,
+            _ => 0,
+        };
+        assert_eq!((md.uid(), md.mode() & 0o777), (want_owner, 0o600));
+        assert!(
+            std::fs::read_to_string(&f)
+                .unwrap()
+                .contains("correct horse")
+        );
+        assert!(!copies.join("other.toml").exists(), "scoped to wlan9");
+        assert!(d.release(&iso).await.is_empty());
+    }
+
     /// A box dir an earlier box left (its uid's, 0700, with its socket) is cleared and made
     /// root's again before the next box starts (a podman box after a netns box could not
     /// replace the socket).
