@@ -46,7 +46,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, openat, renameat};
-use nix::sys::stat::{Mode, fstat, mkdirat};
+use nix::sys::stat::{Mode, fchmod, fstat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 use serde::{Deserialize, Serialize};
 
@@ -807,6 +807,8 @@ pub fn install_in_box(
             st.st_mode & 0o7777
         )));
     }
+    // 0755 whatever the umask (the unit's is 0077): the netns box's uid must enter it.
+    fchmod(dir.as_fd(), Mode::from_bits_truncate(0o755))?;
     let tmp = format!(".wi-{}.tmp", std::process::id());
     for (name, bytes) in files {
         let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
