@@ -582,6 +582,18 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         if !removed && let Some(h) = &h {
             self.remove_box(h, &mut errors).await;
         }
+        // The box's copy of the saved networks goes with the box (the box dir stays).
+        let copies = self
+            .paths
+            .box_dir(&iso.instance)
+            .join(crate::networks::BOX_SUBDIR);
+        match std::fs::remove_dir_all(&copies) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                warn!(IFACE = %iso.instance, cause = %e, "saved networks left in the box dir")
+            }
+        }
         if let Some(prev) = iso.nm_previous {
             if prev && self.paths.enabled(&iso.iface) {
                 info!(MESSAGE_ID = msgid::RESTORE, IFACE = %iso.iface, "enabled for isolation: NetworkManager stays off it (wifi-isolate disable gives it back)");
@@ -1506,6 +1518,7 @@ mod tests {
         );
         assert!(!copies.join("other.toml").exists(), "scoped to wlan9");
         assert!(d.release(&iso).await.is_empty());
+        assert!(!copies.exists(), "the copies go with the box");
     }
 
     /// A box dir an earlier box left (its uid's, 0700, with its socket) is cleared and made
