@@ -35,6 +35,10 @@
 //! unknown keys are refused. Certificate and key paths are host paths: the daemon reads them and
 //! puts their PEM text in the box's copy, so the box needs no host file.
 //!
+//! systemd credentials named `wifi-isolate.network.NAME` (same format; `LoadCredential=` or
+//! `SetCredentialEncrypted=` in a drop-in for `wifi-isolate@.service`) are profiles too, for the
+//! daemon only (a credential wins over a file of the same name; `network list` does not see them).
+//!
 //! **When the box sees a change:** at every box start, and at once when `network add` or
 //! `network remove` runs while boxes run (it rewrites every running box's copy). The agent reads
 //! the copy at each call, so nothing needs a restart.
@@ -59,6 +63,10 @@ use crate::validate::{
 pub const DEFAULT_DIR: &str = "/etc/wifi-isolate/networks";
 /// Environment variable that moves the profiles' directory (tests, a second installation).
 pub const DIR_ENV: &str = "WIFI_ISOLATE_NETWORKS_DIR";
+/// systemd credentials named `wifi-isolate.network.NAME` (`LoadCredential=` /
+/// `SetCredentialEncrypted=` in a drop-in of `wifi-isolate@.service`) are profiles too, read from
+/// `$CREDENTIALS_DIRECTORY` by the daemon; a credential wins over a file of the same name.
+pub const CREDENTIAL_PREFIX: &str = "wifi-isolate.network.";
 /// The box's copy: this directory under the box's runtime dir (`/run/wifi-isolate/networks` in
 /// the box).
 pub const BOX_SUBDIR: &str = "networks";
@@ -612,16 +620,54 @@ fn check_private(p: &Path, f: &std::fs::File, secret: bool) -> Result<(), Profil
 /// A profile's name and what reading it gave.
 pub type Loaded = (Name, Result<Profile, ProfileError>);
 
-/// The host's profiles: one root-only TOML file per name.
+/// The host's profiles: one root-only TOML file per name (and, for the daemon, systemd
+/// credentials).
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    credentials: Option<PathBuf>,
 }
 
 impl Store {
     /// The profiles in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            credentials: None,
+        }
+    }
+
+    /// Also the credentials `wifi-isolate.network.NAME` in `dir` (`$CREDENTIALS_DIRECTORY`).
+    pub fn with_credentials(mut self, dir: Option<PathBuf>) -> Self {
+        self.credentials = dir;
+        self
+    }
+
+    /// The profiles given as systemd credentials, sorted by name. systemd makes them root's
+    /// and 0400; the same permission rule applies.
+    fn credential_profiles(&self) -> Vec<Loaded> {
+        let Some(dir) = &self.credentials else {
+            return vec![];
+        };
+        let mut v: Vec<Loaded> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                let name = Name::parse(n.strip_prefix(CREDENTIAL_PREFIX)?).ok()?;
+                let path = e.path();
+                let p = open_nofollow(&path).and_then(|mut f| {
+                    check_private(&path, &f, true)?;
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut f, &mut text).map_err(io_err(&path))?;
+                    Profile::parse(&text, &format!("credential {n}"))
+                });
+                Some((name, p))
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// The directory.
@@ -762,7 +808,10 @@ impl Store {
         instance: &str,
     ) -> Result<(Vec<(Name, Vec<u8>)>, Vec<ProfileError>), ProfileError> {
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
-        for (name, p) in self.list()? {
+        let creds = self.credential_profiles();
+        let taken: Vec<Name> = creds.iter().map(|(n, _)| n.clone()).collect();
+        let files = self.list()?.into_iter().filter(|(n, _)| !taken.contains(n));
+        for (name, p) in creds.into_iter().chain(files) {
             match p.and_then(|p| {
                 if p.applies_to(instance) {
                     p.for_box().map(Some)

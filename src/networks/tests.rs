@@ -303,3 +303,35 @@ fn refresh_rewrites_running_boxes_that_have_a_copy() {
         "a box without a copy is left alone"
     );
 }
+
+#[test]
+fn systemd_credentials_are_profiles_too_and_win_over_files() {
+    let (d, s) = store();
+    s.save(&Name::parse("office").unwrap(), &office(), false)
+        .unwrap();
+    s.save(&Name::parse("lab").unwrap(), &office(), false)
+        .unwrap();
+    let creds = d.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    let cred = |n: &str, text: &str, mode: u32| {
+        let p = creds.join(format!("{CREDENTIAL_PREFIX}{n}"));
+        std::fs::write(&p, text).unwrap();
+        chmod(&p, mode);
+    };
+    cred(
+        "office",
+        "ssid = \"FromCred\"\nsecurity = \"open\"\n",
+        0o400,
+    );
+    cred("guest", "ssid = \"Guest\"\nsecurity = \"open\"\n", 0o400);
+    cred("leaky", "ssid = \"Leaky\"\nsecurity = \"open\"\n", 0o444);
+    std::fs::write(creds.join("token"), "not a network").unwrap();
+    let s = s.with_credentials(Some(creds));
+    let (files, bad) = s.for_box("wlan0").unwrap();
+    let names: Vec<_> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["guest", "office", "lab"]);
+    let office = parse(std::str::from_utf8(&files[1].1).unwrap()).unwrap();
+    assert_eq!(office.ssid, "FromCred", "the credential wins");
+    assert_eq!(bad.len(), 1);
+    assert!(bad[0].to_string().contains("chmod 600"), "{}", bad[0]);
+}

@@ -448,7 +448,8 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
     /// root alone ([`crate::networks`]). A profile that cannot be read is logged and left out;
     /// the box starts either way (saved networks are a convenience, not a step that can fail).
     fn install_networks(&self, spec: &BoxSpec) {
-        let store = crate::networks::Store::new(&self.paths.networks_dir);
+        let store = crate::networks::Store::new(&self.paths.networks_dir)
+            .with_credentials(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from));
         // The box's root: the box uid in a netns box, the host's root in podman/docker.
         let owner = match self.engine.kind() {
             super::engine::EngineKind::Netns => spec.box_uid,
