@@ -1,5 +1,5 @@
-# fullsys-networks-guest.sh — saved networks end to end on the full system (issue 14): sourced by
-# a full-system guest script after fullsys-lib.sh (bash, root, the lab env, the .deb installed,
+# fullsys-networks.sh — saved networks end to end on the full system (issue 14): sourced by a
+# full-system guest script after fullsys-lib.sh (bash, root, the lab env, the .deb installed,
 # podman). Functions only; nothing runs when it is sourced.
 #
 #   networks_story IFACE   IFACE enabled and active in a podman box, the lab's wpa2 and sae APs up:
@@ -11,8 +11,9 @@
 #     absent from the journal, `podman logs`, the box's debug logs, every tool result and the
 #     box dir. Leaves IFACE active (inline secrets allowed again), no profile left.
 #
-# Call it from the story guest while S1 is active in its podman box (after the MCP story):
-#   . /share/fullsys-networks-guest.sh && networks_story "$S1"
+# Call it from the story guest while S1 is active in its podman box (after the MCP story), with
+# this file in the suite's share (tests/vm/story/lab.toml):
+#   . /share/fullsys-networks.sh && networks_story "$S1"
 
 NET_OUT=/tmp/networks-results   # every tool result of this phase, searched for secrets at the end
 
@@ -100,15 +101,19 @@ networks_story() {
   net_call "$S" wifi_disconnect >/dev/null
   journalctl -b --no-pager -o verbose >/tmp/networks-journal.txt
   podman logs "wifi-isolate-$S" >/tmp/networks-podman.txt 2>&1
-  for secret in "$AP_WPA2_PSK" "$AP_SAE_PSK" inline-refused-pw 87654321; do
-    check "networks: '${secret:0:3}…' not in the journal" no_secret_in "$secret" /tmp/networks-journal.txt
-    check "networks: '${secret:0:3}…' not in podman logs" no_secret_in "$secret" /tmp/networks-podman.txt
-    check "networks: '${secret:0:3}…' not in any tool result (debug logs included)" no_secret_in "$secret" "$NET_OUT"
+  local role secret
+  for role in "WPA2 passphrase:$AP_WPA2_PSK" "SAE password:$AP_SAE_PSK" \
+    "refused inline password:inline-refused-pw" "numeric password:87654321"; do
+    secret=${role#*:} role=${role%%:*}
+    check "networks: the $role is not in the journal" no_secret_in "$secret" /tmp/networks-journal.txt
+    check "networks: the $role is not in podman logs" no_secret_in "$secret" /tmp/networks-podman.txt
+    check "networks: the $role is in no tool result (debug logs included)" no_secret_in "$secret" "$NET_OUT"
   done
-  for secret in "$AP_WPA2_PSK" "$AP_SAE_PSK"; do
-    check "networks: '${secret:0:3}…' in the box dir only as the saved copy" \
+  for role in "WPA2 passphrase:$AP_WPA2_PSK" "SAE password:$AP_SAE_PSK"; do
+    secret=${role#*:} role=${role%%:*}
+    check "networks: the $role is in the box dir only as the saved copy" \
       bash -c '! grep -rlsF -- "$0" "$1" | grep -v "^$1/networks/"' "$secret" "$box"
-    check "networks: '${secret:0:3}…' not in container storage" \
+    check "networks: the $role is not in container storage" \
       no_secret_in "$secret" /var/lib/containers/storage/overlay-containers
   done
 

@@ -177,7 +177,7 @@ async fn secrets_reach_no_log_line_no_reply_and_inline_ones_can_be_refused() {
     agent.shutdown().await;
     let text = log.text();
     assert!(
-        text.contains("MCP tool call") && text.contains("tool=wifi_connect_eap"),
+        text.contains("tool call done") && text.contains("tool=wifi_connect_eap"),
         "the capture sees the audit lines:\n{text}"
     );
     for secret in ["12345678", PSK, "correct horse", "pw-inline"] {

@@ -17,7 +17,7 @@ struct Out {
 }
 
 fn net(dir: &Path, boxes: &Path, args: &[&str], stdin: Option<&str>) -> Out {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wifi-isolate"));
+    let mut c = Command::new(wifi_isolate_tests::env::bin("wifi-isolate"));
     c.arg("network")
         .args(args)
         .arg("--box-root")
