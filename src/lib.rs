@@ -57,8 +57,13 @@
 //!   - [`commands::status`] — `status [IFACE] [--json]`, what each instance isolated;
 //!   - [`commands::doctor`] — `doctor`, everything isolation needs and how to fix what is missing;
 //!   - [`commands::enable`] — `enable|disable IFACE [--now]`, the persistent opt-in;
-//!   - [`commands::connect`] — `connect IFACE`, a stdio ⇄ socket bridge for stdio-only clients.
+//!   - [`commands::connect`] — `connect IFACE`, a stdio ⇄ socket bridge for stdio-only clients;
+//!   - [`commands::network`] — `network add|list|show|remove`, the saved networks (secrets from
+//!     a no-echo prompt or stdin, never argv).
 //! - [`unix_socket`] — the one way we bind a Unix socket of our own (stale file replaced, mode).
+//! - [`networks`] — saved networks: root-only profiles on the host, validated into the typed
+//!   values of [`validate`], and the box's copy (for the box's root alone) that
+//!   `wifi_connect {network}` reads.
 //! - [`logging`] — tracing to journald, falling back to stderr; the `MESSAGE_ID`s admins grep;
 //!   libraries that log whole requests (secrets) capped at `info`.
 #![deny(missing_docs)]
@@ -67,6 +72,7 @@ pub mod agent;
 pub mod commands;
 pub mod host;
 pub mod logging;
+pub mod networks;
 pub mod unix_socket;
 pub mod validate;
 pub mod wpa;

@@ -32,6 +32,7 @@ Files:
   /usr/lib/wifi-isolate/config.toml, /etc/wifi-isolate/config.d/*.toml,
   /etc/wifi-isolate/instance.d/IFACE.toml   settings (later files win)
   /etc/udev/rules.d/81-wifi-isolate-IFACE.rules   written by enable (adapter's identity)
+  /etc/wifi-isolate/networks/NAME.toml      saved networks (root 0600), see `network --help`
   /run/wifi-isolate/IFACE.sock              the MCP endpoint (wifi-isolate@IFACE.socket)
   /run/wifi-isolate/box/IFACE/mcp.sock      the agent's MCP socket (inside: /run/wifi-isolate)
   /run/wifi-isolate/hold/IFACE              after a stop: neither udev nor a client on the
@@ -66,6 +67,9 @@ enum Command {
     /// Undo enable: remove the rule, disable the socket and give the adapter back to
     /// NetworkManager. --now also stops the instance.
     Disable(commands::enable::EnableArgs),
+    /// Saved networks (add, list, show, remove): root-only profiles whose passwords reach the
+    /// box but never an MCP client; clients connect with wifi_connect {"network": NAME}.
+    Network(commands::network::NetworkArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,9 @@ fn main() -> ExitCode {
         Command::Run(_) => wifi_isolate::logging::init(false),
         // Interactive commands: warnings only, on stderr (connect speaks MCP on stdout).
         _ => wifi_isolate::logging::init_with_default(true, "warn"),
+    }
+    if let Command::Network(a) = cli.command {
+        return commands::network::exec(a);
     }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -90,6 +97,7 @@ fn main() -> ExitCode {
             Command::Connect(a) => commands::connect::exec(a).await,
             Command::Enable(a) => commands::enable::exec_enable(a).await,
             Command::Disable(a) => commands::enable::exec_disable(a).await,
+            Command::Network(_) => unreachable!("handled above"),
         }
     })
 }

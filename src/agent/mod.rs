@@ -54,7 +54,15 @@ pub struct AgentOptions {
     pub certs_dir: PathBuf,
     /// Box-private directory for PEM text given inline (`<runtime_dir>/certs` by default).
     pub upload_dir: PathBuf,
+    /// The box's copy of the host's saved networks ([`crate::networks`]), read at each call.
+    pub networks_dir: PathBuf,
+    /// Whether tools accept passwords and keys as arguments (`[security] inline_secrets`);
+    /// saved networks work either way.
+    pub inline_secrets: bool,
 }
+
+/// Where the daemon puts the box's copy of the saved networks, as the box sees it.
+pub const DEFAULT_NETWORKS_DIR: &str = "/run/wifi-isolate/networks";
 
 /// Stages `wifi_connect` reports as MCP progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -166,6 +174,17 @@ impl Agent {
             .with_context(|| format!("creating runtime dir {}", opts.runtime_dir.display()))?;
         let wi = iface::wait_for(opts.interface.as_deref(), opts.wait_interface).await?;
         info!(iface = %wi.name, phy = wi.wiphy, "wireless interface found");
+        Self::start_on(opts, wi).await
+    }
+
+    /// [`Agent::start`] on an interface already found (tests drive a wired or loopback one:
+    /// this host may have no radio).
+    pub async fn start_on(
+        opts: AgentOptions,
+        wi: iface::WirelessIface,
+    ) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&opts.runtime_dir)
+            .with_context(|| format!("creating runtime dir {}", opts.runtime_dir.display()))?;
         let net = NetCfg::open()?;
         net.set_up(wi.index)
             .await
@@ -312,6 +331,47 @@ impl Agent {
             .map(|l| l.dns.into_iter().map(std::net::IpAddr::V4).collect())
             .unwrap_or_default();
         nettools::Dns::new(servers, &self.opts.resolv_conf)
+    }
+
+    /// The saved network `name` from the box's copy ([`AgentOptions::networks_dir`]).
+    pub fn saved_network(&self, name: &str) -> Result<crate::networks::Profile, String> {
+        let n = crate::networks::Name::parse(name).map_err(|e| e.to_string())?;
+        let path = self.opts.networks_dir.join(format!("{n}.toml"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => crate::networks::Profile::parse(&text, &format!("saved network {n}"))
+                .map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+                "no saved network {n:?} for this adapter (see wifi_saved_networks); an \
+                 administrator adds it on the host: `wifi-isolate network add {n} --ssid SSID \
+                 --security MODE` (the passphrase is read from a prompt or stdin, never from \
+                 this conversation)"
+            )),
+            Err(e) => Err(format!("saved network {n}: {e}")),
+        }
+    }
+
+    /// Every saved network in the box's copy, by name; and the names that could not be read,
+    /// with the reason.
+    pub fn saved_networks(&self) -> (Vec<(String, crate::networks::Profile)>, Vec<String>) {
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        let mut names: Vec<String> = std::fs::read_dir(&self.opts.networks_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                n.strip_suffix(".toml").map(str::to_owned)
+            })
+            .filter(|n| crate::networks::Name::parse(n).is_ok())
+            .collect();
+        names.sort();
+        for n in names {
+            match self.saved_network(&n) {
+                Ok(p) => ok.push((n, p)),
+                Err(e) => bad.push(format!("{n}: {e}")),
+            }
+        }
+        (ok, bad)
     }
 
     /// Trigger a fresh scan and return what wpa_supplicant saw.

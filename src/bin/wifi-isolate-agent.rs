@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use wifi_isolate::agent::{Agent, AgentOptions, certs, dhcp, server};
+use wifi_isolate::agent::{self, Agent, AgentOptions, certs, dhcp, server};
 
 /// MCP server that drives the one WiFi adapter of its network namespace.
 ///
@@ -13,7 +13,7 @@ use wifi_isolate::agent::{Agent, AgentOptions, certs, dhcp, server};
 /// namespace holding only `lo` and the WiFi interface). It waits for the wireless interface to
 /// arrive, supervises wpa_supplicant (config and control socket in the runtime dir), runs a DHCP
 /// client (busybox udhcpc) after association, and exposes MCP tools: wifi_scan, wifi_connect,
-/// wifi_connect_eap, wifi_disconnect, wifi_status, wifi_list_networks, wifi_forget,
+/// wifi_connect_eap, wifi_saved_networks, wifi_disconnect, wifi_status, wifi_list_networks, wifi_forget,
 /// wifi_reconnect, network_ping, network_dns_lookup, network_http_get, network_check_internet,
 /// network_check_captive and wifi_debug_logs.
 ///
@@ -79,6 +79,16 @@ struct Cli {
     /// Box-private directory (0700) for PEM text given inline; default RUNTIME_DIR/certs.
     #[arg(long, value_name = "DIR")]
     upload_dir: Option<PathBuf>,
+
+    /// The box's copy of the host's saved networks (NAME.toml, written by the host daemon):
+    /// `wifi_connect {network: NAME}` and `wifi_saved_networks` read it at each call.
+    #[arg(long, default_value = agent::DEFAULT_NETWORKS_DIR, value_name = "DIR")]
+    networks_dir: PathBuf,
+
+    /// Refuse passwords and keys given as tool arguments (`[security] inline_secrets = false`
+    /// on the host): only saved networks carry secrets.
+    #[arg(long)]
+    no_inline_secrets: bool,
 }
 
 const EXAMPLES: &str = "\
@@ -160,6 +170,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         runtime_dir: cli.runtime_dir,
         certs_dir: cli.certs_dir,
         upload_dir,
+        networks_dir: cli.networks_dir,
+        inline_secrets: !cli.no_inline_secrets,
         resolv_conf: cli.resolv_conf,
         wpa_supplicant: cli.wpa_supplicant,
         udhcpc: find_udhcpc(cli.udhcpc),

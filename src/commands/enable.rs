@@ -39,6 +39,7 @@ impl EnableArgs {
         Paths {
             root: self.runtime_root.clone(),
             rules_dir: self.rules_dir.clone(),
+            networks_dir: crate::networks::host_dir(),
         }
     }
 }

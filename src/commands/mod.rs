@@ -3,5 +3,6 @@
 pub mod connect;
 pub mod doctor;
 pub mod enable;
+pub mod network;
 pub mod run;
 pub mod status;

@@ -216,6 +216,24 @@ impl Default for ProxySettings {
     }
 }
 
+/// `[security]`: what may carry a secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Whether tools accept passwords and keys as arguments (`wifi_connect` password,
+    /// `wifi_connect_eap` password/private key). `false`: only saved networks carry secrets
+    /// (`wifi-isolate network add`), so none passes through the AI model.
+    pub inline_secrets: bool,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            inline_secrets: true,
+        }
+    }
+}
+
 /// All settings of one instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -228,6 +246,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// The MCP endpoint.
     pub proxy: ProxySettings,
+    /// Secrets.
+    pub security: SecuritySettings,
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -457,6 +477,19 @@ mod tests {
         write(&d.path().join("config.toml"), "not toml [");
         assert!(Settings::load_from(&[d.path().to_path_buf()], "w").is_err());
     }
+    #[test]
+    fn inline_secrets_default_on_and_can_be_turned_off() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, _) = Settings::load_from(&[d.path().to_path_buf()], "w").unwrap();
+        assert!(s.security.inline_secrets);
+        write(
+            &d.path().join("config.toml"),
+            "[security]\ninline_secrets = false\n",
+        );
+        let (s, _) = Settings::load_from(&[d.path().to_path_buf()], "w").unwrap();
+        assert!(!s.security.inline_secrets);
+    }
+
     #[test]
     fn proxy_limits_have_defaults_and_are_validated() {
         let d = tempfile::tempdir().unwrap();

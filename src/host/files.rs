@@ -1,5 +1,7 @@
 //! Files the host writes for others to read (state, rules, profiles): whole or not at all.
 
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Write `bytes` to `path` through a temporary file beside it and a rename: readers see the old
@@ -13,6 +15,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
     let done = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+/// [`write_atomic`] for secrets: the temporary file is created fresh (`O_EXCL`, no link
+/// followed) with mode 0600 and synced before the rename, so the secret is never readable by
+/// anyone but the owner, not even for a moment. Missing directories are made 0700.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let done = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -45,5 +78,24 @@ mod tests {
             .map(|e| e.file_name().into_string().unwrap())
             .collect();
         assert!(!left.iter().any(|n| n.ends_with(".tmp")), "{left:?}");
+    }
+
+    #[test]
+    fn private_files_are_0600_from_the_start_in_a_0700_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new/secret.toml");
+        write_atomic_private(&p, b"psk = 1").unwrap();
+        write_atomic_private(&p, b"psk = 2").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"psk = 2");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(p.parent().unwrap()), 0o700);
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["secret.toml"]);
     }
 }

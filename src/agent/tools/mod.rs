@@ -18,7 +18,7 @@ mod translate;
 
 pub use router::{PeerCred, ResponseStream, WifiTools};
 pub use schema::*;
-pub use translate::{eap_spec, psk_spec};
+pub use translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
 
 /// A validation error as the tool-error text a client reads.
 fn err(e: impl std::fmt::Display) -> String {

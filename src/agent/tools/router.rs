@@ -16,7 +16,7 @@ use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_handler,
 
 use super::err;
 use super::schema::*;
-use super::translate::{eap_spec, psk_spec};
+use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
 use crate::agent::nettools::{self, Connectivity, DnsReport, HttpReport, PingReport};
 use crate::agent::{Agent, ConnectResult, Stage};
 use crate::validate::{self, Ssid};
@@ -40,6 +40,15 @@ pub struct PeerCred {
     pub uid: u32,
     /// Peer process id.
     pub pid: i32,
+}
+
+/// The tool error when `[security] inline_secrets = false` and a call carries a secret.
+fn inline_refused(what: &str) -> String {
+    format!(
+        "this host does not accept secrets as tool arguments ({what}): use a saved network, \
+         wifi_connect {{\"network\": NAME}} (see wifi_saved_networks); an administrator adds \
+         one on the host with `wifi-isolate network add NAME --ssid SSID --security MODE`"
+    )
 }
 
 fn timeout_of(secs: Option<u64>, default: u64) -> Result<Duration, String> {
@@ -141,9 +150,12 @@ impl WifiTools {
     }
 
     #[tool(
-        description = "Connect to a WiFi network (open, WPA2-PSK or WPA3-SAE) and get an address by \
-                       DHCP. Reports progress (associating, 4-way handshake, DHCP). Returns ip, \
-                       gateway, dns and elapsed time. A wrong password fails fast with \
+        description = "Connect to a WiFi network and get an address by DHCP. Prefer a saved \
+                       network: {\"network\": NAME} (wifi_saved_networks lists them; any \
+                       security, EAP included, and the password never passes through this \
+                       conversation). Or inline: ssid (+ password) for open, WPA2-PSK or \
+                       WPA3-SAE. Reports progress (associating, 4-way handshake, DHCP). Returns \
+                       ip, gateway, dns and elapsed time. A wrong password fails fast with \
                        'authentication failed'. Replaces an earlier configuration of the same SSID.",
         annotations(
             title = "Connect to WiFi",
@@ -159,7 +171,32 @@ impl WifiTools {
         peer: Peer<RoleServer>,
     ) -> ToolResult<ConnectResult> {
         let t = timeout_of(a.timeout_secs, 30)?;
-        let spec = psk_spec(self.agent.perm_mac, &a)?;
+        let spec = match &a.network {
+            Some(name) => {
+                if a.ssid.is_some()
+                    || a.password.is_some()
+                    || a.bssid.is_some()
+                    || a.hidden
+                    || a.security != SecurityMode::Auto
+                    || a.mac_address != MacMode::Permanent
+                {
+                    return Err(
+                        "network names a saved network: its ssid, password, security, \
+                                bssid, hidden and mac_address come from the host's profile; \
+                                give network alone (and timeout_secs)"
+                            .into(),
+                    );
+                }
+                let p = self.agent.saved_network(name)?;
+                profile_spec(self.agent.perm_mac, self.agent.certs(), &p)?
+            }
+            None => {
+                if a.password.is_some() && !self.agent.options().inline_secrets {
+                    return Err(inline_refused("password"));
+                }
+                psk_spec(self.agent.perm_mac, &a)?
+            }
+        };
         let progress = Progress::new(peer, &meta);
         let result = self.agent.connect(spec, t, &progress.sink()).await;
         progress.flush().await;
@@ -185,11 +222,45 @@ impl WifiTools {
         peer: Peer<RoleServer>,
     ) -> ToolResult<ConnectResult> {
         let t = timeout_of(a.timeout_secs, 30)?;
+        let inline = inline_eap_secrets(&a);
+        if !inline.is_empty() && !self.agent.options().inline_secrets {
+            return Err(inline_refused(&inline.join(", ")));
+        }
         let spec = eap_spec(&self.agent, &a)?;
         let progress = Progress::new(peer, &meta);
         let result = self.agent.connect(spec, t, &progress.sink()).await;
         progress.flush().await;
         Ok(Json(result?))
+    }
+
+    #[tool(
+        description = "The saved networks this adapter may use (set up on the host by its \
+                       administrator): name, ssid, security, EAP method, hidden. Connect with \
+                       wifi_connect {\"network\": NAME}. Never shows a secret.",
+        annotations(title = "Saved networks", read_only_hint = true)
+    )]
+    async fn wifi_saved_networks(&self) -> ToolResult<SavedNetworksResult> {
+        let (ok, unreadable) = self.agent.saved_networks();
+        Ok(Json(SavedNetworksResult {
+            networks: ok
+                .into_iter()
+                .map(|(name, p)| SavedNetwork {
+                    name,
+                    ssid: p.ssid.clone(),
+                    security: p.security.to_string(),
+                    eap_method: p.eap.as_ref().map(|e| {
+                        match e.method {
+                            EapKind::Peap => "peap",
+                            EapKind::Ttls => "ttls",
+                            EapKind::Tls => "tls",
+                        }
+                        .to_string()
+                    }),
+                    hidden: p.hidden,
+                })
+                .collect(),
+            unreadable,
+        }))
     }
 
     #[tool(
@@ -496,11 +567,16 @@ impl WifiTools {
 impl ServerHandler for WifiTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("wifi-isolate-agent", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "wifi-isolate-agent",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions(format!(
                 "Controls the WiFi adapter {} inside an isolated network namespace. Start with \
-                 wifi_scan, then wifi_connect (or wifi_connect_eap); network_* tools go out through \
-                 the WiFi only. The host's own networking is never affected.",
+                 wifi_saved_networks and wifi_scan, then wifi_connect (a saved network by name, \
+                 so no password passes through the conversation; or ssid + password, or \
+                 wifi_connect_eap); network_* tools go out through the WiFi only. The host's own \
+                 networking is never affected.",
                 self.agent.iface()
             ))
     }

@@ -1,7 +1,11 @@
 //! What a client sees: the tools' argument types (their JSON schemas, from the doc comments)
 //! and structured results.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use schemars::JsonSchema;
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::nettools::Connectivity;
@@ -23,7 +27,7 @@ pub enum SecurityMode {
 }
 
 /// MAC address to present to the network.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum MacMode {
     /// The adapter's own MAC.
@@ -35,14 +39,130 @@ pub enum MacMode {
     PerNetwork,
 }
 
-/// `wifi_connect` arguments.
+/// The text of every refused secret argument: fixed, so it can never repeat the value.
+pub const SECRET_NOT_A_STRING: &str =
+    "a password or key argument must be a JSON string (the value given is not repeated here)";
+
+/// A secret tool argument (a password, a PEM key): a JSON string. Anything else is refused with
+/// [`SECRET_NOT_A_STRING`], never with serde's own text (`invalid type: integer `12345678``),
+/// which rmcp would put in its error reply and its WARN log line. No `Debug` that shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretArg(crate::validate::Secret);
+
+impl SecretArg {
+    /// Wrap a value (a saved network's secret, a test's).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(crate::validate::Secret::new(value))
+    }
+
+    /// The value; only for validation and the encoder.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // deserialize_any: serde_json's deserialize_string reports a wrong type itself, quoting
+        // the value, before any visitor method could refuse it quietly.
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<T, E: de::Error>(self) -> Result<T, E> {
+        Err(E::custom(SECRET_NOT_A_STRING))
+    }
+}
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = SecretArg;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretArg, E> {
+        Ok(SecretArg::new(v))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<SecretArg, E> {
+        Ok(SecretArg::new(v))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<SecretArg, E> {
+        self.refuse()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<SecretArg, D::Error> {
+        self.refuse()
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, _: D) -> Result<SecretArg, D::Error> {
+        self.refuse()
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<SecretArg, A::Error> {
+        self.refuse()
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<SecretArg, A::Error> {
+        self.refuse()
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<SecretArg, A::Error> {
+        self.refuse()
+    }
+}
+
+impl JsonSchema for SecretArg {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        String::schema_name()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(g)
+    }
+}
+
+/// `wifi_connect` arguments: a saved `network`, or `ssid` (+ `password`, …) inline.
 // No Debug: it holds a password.
 #[derive(Deserialize, JsonSchema)]
 pub struct ConnectArgs {
-    /// Network name, 1-32 bytes.
-    pub ssid: String,
-    /// WPA passphrase (8-63 printable ASCII characters) or a 64-hex-digit PSK. Omit for open networks.
-    pub password: Option<String>,
+    /// A saved network by name (see wifi_saved_networks): its SSID, security and secret come
+    /// from the host's profile, and never pass through this conversation. Give either network
+    /// or ssid.
+    pub network: Option<String>,
+    /// Network name, 1-32 bytes (without network).
+    pub ssid: Option<String>,
+    /// WPA passphrase (8-63 printable ASCII characters) or a 64-hex-digit PSK. Omit for open
+    /// networks. May be refused by the host's policy: prefer a saved network.
+    pub password: Option<SecretArg>,
     /// Connect only to this access point (aa:bb:cc:dd:ee:ff).
     pub bssid: Option<String>,
     /// The network does not broadcast its SSID (probe for it explicitly).
@@ -59,7 +179,7 @@ pub struct ConnectArgs {
 }
 
 /// EAP method for `wifi_connect_eap`.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EapKind {
     /// PEAP with MSCHAPv2 inside.
@@ -82,17 +202,18 @@ pub struct ConnectEapArgs {
     pub identity: String,
     /// Outer identity sent in the clear (PEAP/TTLS), e.g. "anonymous".
     pub anonymous_identity: Option<String>,
-    /// Password (PEAP/TTLS).
-    pub password: Option<String>,
+    /// Password (PEAP/TTLS). May be refused by the host's policy: prefer a saved network
+    /// (wifi_connect with network).
+    pub password: Option<SecretArg>,
     /// CA certificate to verify the server: PEM text, or a file in the box's certificates
     /// directory (/etc/wifi-isolate/certs; absolute or relative to it, no symlinks).
     pub ca_cert: Option<String>,
     /// Client certificate (TLS): PEM text or a file in the certificates directory.
     pub client_cert: Option<String>,
     /// Client private key (TLS): PEM text or a file in the certificates directory.
-    pub private_key: Option<String>,
+    pub private_key: Option<SecretArg>,
     /// Password of the private key, if it is encrypted.
-    pub private_key_password: Option<String>,
+    pub private_key_password: Option<SecretArg>,
     /// Accept only a server certificate for this domain (or a subdomain).
     pub domain_suffix_match: Option<String>,
     /// Connect only to this access point.
@@ -166,6 +287,32 @@ pub struct LogArgs {
     pub lines: Option<usize>,
     /// Only entries from this source: wpa, event, dhcp, udhcpc or agent.
     pub source: Option<String>,
+}
+
+/// One saved network, as `wifi_saved_networks` lists it: never a secret, nor its length.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SavedNetwork {
+    /// The name to pass to wifi_connect as network.
+    pub name: String,
+    /// The SSID.
+    pub ssid: String,
+    /// open, wpa2-psk, wpa3-sae, wpa2-psk/wpa3-sae or eap.
+    pub security: String,
+    /// The EAP method (peap, ttls, tls), for eap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eap_method: Option<String>,
+    /// The network does not broadcast its SSID.
+    pub hidden: bool,
+}
+
+/// `wifi_saved_networks` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SavedNetworksResult {
+    /// Saved networks this adapter may use, by name.
+    pub networks: Vec<SavedNetwork>,
+    /// Profiles the agent could not read (name and reason), if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 /// `wifi_scan` result.

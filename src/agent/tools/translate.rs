@@ -3,14 +3,21 @@
 //! `ieee80211w`, `eap`, `phase2`… Validation only: nothing is sent to wpa_supplicant here.
 
 use super::err;
-use super::schema::{ConnectArgs, ConnectEapArgs, EapKind, MacMode, SecurityMode};
+use super::schema::{ConnectArgs, ConnectEapArgs, EapKind, MacMode, SecretArg, SecurityMode};
+use crate::agent::certs::Certs;
 use crate::agent::{Agent, NetworkSpec};
+use crate::networks::{Profile, Security};
 use crate::validate::{self, Bssid, Passphrase, SaePassword, Ssid};
 use crate::wpa::{EapMethod, KeyMgmt, NetworkField, Phase2};
 
 /// Build the network fields for `wifi_connect`; validation only, nothing is sent.
 pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<NetworkSpec, String> {
-    let ssid = Ssid::parse(&a.ssid).map_err(err)?;
+    let ssid = Ssid::parse(
+        a.ssid
+            .as_deref()
+            .ok_or("give ssid, or network (a saved network: see wifi_saved_networks)")?,
+    )
+    .map_err(err)?;
     let mut fields = vec![NetworkField::Ssid(ssid.clone())];
     let mut secrets = Vec::new();
     if let Some(b) = &a.bssid {
@@ -19,11 +26,12 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
     if a.hidden {
         fields.push(NetworkField::ScanSsid(true));
     }
-    let security = match (a.security, &a.password) {
+    let password = a.password.as_ref().map(SecretArg::expose);
+    let security = match (a.security, password) {
         (SecurityMode::Auto, None) => SecurityMode::Open,
         (s, _) => s,
     };
-    match (security, &a.password) {
+    match (security, password) {
         (SecurityMode::Open, Some(_)) => {
             return Err("security is open but a password was given; drop one of them".into());
         }
@@ -35,20 +43,20 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
         }
         (SecurityMode::Wpa2Psk, Some(p)) => {
             let pass = Passphrase::parse(p).map_err(err)?;
-            secrets.push(p.clone());
+            secrets.push(p.to_owned());
             fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk]));
             fields.push(NetworkField::Psk(pass));
         }
         (SecurityMode::Wpa3Sae, Some(p)) => {
             let sae = SaePassword::parse(p).map_err(err)?;
-            secrets.push(p.clone());
+            secrets.push(p.to_owned());
             fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::Sae]));
             fields.push(NetworkField::SaePassword(sae));
             fields.push(NetworkField::Ieee80211w(2));
         }
         (SecurityMode::Auto, Some(p)) => {
             let pass = Passphrase::parse(p).map_err(err)?;
-            secrets.push(p.clone());
+            secrets.push(p.to_owned());
             if pass.is_raw_psk() {
                 fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk]));
             } else {
@@ -89,10 +97,14 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
 /// in the box-private upload dir, paths only from the certs dir ([`crate::agent::certs`]); on a
 /// refused argument nothing stays behind.
 pub fn eap_spec(agent: &Agent, a: &ConnectEapArgs) -> Result<NetworkSpec, String> {
+    eap_spec_with(agent.certs(), a)
+}
+
+fn eap_spec_with(certs: &Certs, a: &ConnectEapArgs) -> Result<NetworkSpec, String> {
     let mut uploads = Vec::new();
-    let spec = eap_fields(agent.certs(), a, &mut uploads);
+    let spec = eap_fields(certs, a, &mut uploads);
     if spec.is_err() {
-        agent.certs().discard(&uploads);
+        certs.discard(&uploads);
     }
     spec.map(|(ssid, fields, secrets)| NetworkSpec {
         ssid,
@@ -101,6 +113,76 @@ pub fn eap_spec(agent: &Agent, a: &ConnectEapArgs) -> Result<NetworkSpec, String
         mac: None,
         uploads,
     })
+}
+
+/// Build the network fields for a saved network (the box's copy of a host profile): the profile
+/// becomes the arguments a client would have sent inline, so it takes the very same path
+/// ([`psk_spec`], or `eap_spec`'s) and gives the same network block. PEM text in the profile
+/// goes to the box-private upload dir, as inline PEM does.
+pub fn profile_spec(
+    agent_perm_mac: Option<[u8; 6]>,
+    certs: &Certs,
+    p: &Profile,
+) -> Result<NetworkSpec, String> {
+    p.validate()?;
+    let secret = |s: &Option<String>| s.as_deref().map(SecretArg::new);
+    if let (Security::Eap, Some(e)) = (p.security, &p.eap) {
+        return eap_spec_with(
+            certs,
+            &ConnectEapArgs {
+                ssid: p.ssid.clone(),
+                method: e.method,
+                identity: e.identity.clone(),
+                anonymous_identity: e.anonymous_identity.clone(),
+                password: secret(&e.password),
+                ca_cert: e.ca_cert.clone(),
+                client_cert: e.client_cert.clone(),
+                private_key: secret(&e.private_key),
+                private_key_password: secret(&e.private_key_password),
+                domain_suffix_match: e.domain_suffix_match.clone(),
+                bssid: p.bssid.clone(),
+                hidden: p.hidden,
+                timeout_secs: None,
+            },
+        );
+    }
+    let (security, password) = match p.security {
+        Security::Open | Security::Eap => (SecurityMode::Open, None),
+        Security::Wpa2Psk => (SecurityMode::Wpa2Psk, secret(&p.psk)),
+        Security::Transition => (SecurityMode::Auto, secret(&p.psk)),
+        Security::Wpa3Sae => (SecurityMode::Wpa3Sae, secret(&p.sae_password)),
+    };
+    psk_spec(
+        agent_perm_mac,
+        &ConnectArgs {
+            network: None,
+            ssid: Some(p.ssid.clone()),
+            password,
+            bssid: p.bssid.clone(),
+            hidden: p.hidden,
+            security,
+            mac_address: p.mac_address,
+            timeout_secs: None,
+        },
+    )
+}
+
+/// The inline secrets of `wifi_connect_eap` arguments, by name (for `inline_secrets = false`).
+pub fn inline_eap_secrets(a: &ConnectEapArgs) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if a.password.is_some() {
+        v.push("password");
+    }
+    if a.private_key
+        .as_ref()
+        .is_some_and(|k| k.expose().contains("-----BEGIN"))
+    {
+        v.push("private_key (PEM text)");
+    }
+    if a.private_key_password.is_some() {
+        v.push("private_key_password");
+    }
+    v
 }
 
 type EapFields = (Ssid, Vec<NetworkField>, Vec<String>);
@@ -135,7 +217,8 @@ fn eap_fields(
             fields.push(NetworkField::Phase2(Phase2::Mschapv2));
             let pw = a
                 .password
-                .as_deref()
+                .as_ref()
+                .map(SecretArg::expose)
                 .ok_or("PEAP and TTLS need a password")?;
             secrets.push(pw.to_string());
             fields.push(NetworkField::Password(
@@ -155,7 +238,8 @@ fn eap_fields(
                 .ok_or("EAP-TLS needs client_cert")?;
             let key = a
                 .private_key
-                .as_deref()
+                .as_ref()
+                .map(SecretArg::expose)
                 .ok_or("EAP-TLS needs private_key")?;
             if key.contains("-----BEGIN") {
                 secrets.push(key.to_string());
@@ -171,7 +255,8 @@ fn eap_fields(
                 uploads,
             )?));
             if let Some(p) = &a.private_key_password {
-                secrets.push(p.clone());
+                let p = p.expose();
+                secrets.push(p.to_owned());
                 fields.push(NetworkField::PrivateKeyPasswd(
                     validate::EapPassword::parse_key_password(p).map_err(err)?,
                 ));
@@ -342,6 +427,102 @@ mod tests {
     }
 
     #[test]
+    fn without_ssid_or_network_the_call_says_which_to_give() {
+        let e = psk_lines(json!({"security": "open"})).unwrap_err();
+        assert!(e.contains("give ssid, or network"), "{e}");
+    }
+
+    /// A secret of the wrong JSON type is refused with a fixed text: serde's own would quote
+    /// it (`invalid type: integer `12345678``), and rmcp puts that text in a reply and a log.
+    #[test]
+    fn a_secret_of_the_wrong_type_is_never_quoted() {
+        for bad in [
+            json!(12345678),
+            json!(-12345678),
+            json!(1234.5678),
+            json!(true),
+            json!(["12345678"]),
+            json!({"x": "12345678"}),
+        ] {
+            let e = serde_json::from_value::<ConnectArgs>(json!({"ssid": "lab", "password": bad}))
+                .err()
+                .unwrap()
+                .to_string();
+            assert_eq!(e, super::super::schema::SECRET_NOT_A_STRING, "{bad}");
+            for field in ["password", "private_key", "private_key_password"] {
+                let mut args = json!({"ssid": "c", "method": "tls", "identity": "u"});
+                args[field] = bad.clone();
+                let e = serde_json::from_value::<ConnectEapArgs>(args)
+                    .err()
+                    .unwrap();
+                assert!(!e.to_string().contains("1234"), "{field}: {e}");
+            }
+        }
+        // null is "absent", as for any optional argument.
+        let a = connect(json!({"ssid": "lab", "password": null}));
+        assert!(a.password.is_none());
+    }
+
+    fn profile(text: &str) -> Profile {
+        Profile::parse(text, "t").unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// A saved network gives the same network block as the same values sent inline.
+    #[test]
+    fn a_profile_becomes_the_block_its_inline_twin_does() {
+        let l = lab();
+        #[rustfmt::skip]
+        let table: Vec<(String, Value)> = vec![
+            ("ssid = \"lab\"\nsecurity = \"open\"\n".into(),
+             json!({"ssid": "lab", "security": "open"})),
+            (format!("ssid = \"lab\"\nsecurity = \"wpa2-psk\"\npsk = \"{PASS}\"\nhidden = true\n"),
+             json!({"ssid": "lab", "security": "wpa2-psk", "password": PASS, "hidden": true})),
+            (format!("ssid = \"lab\"\nsecurity = \"wpa3-sae\"\nsae_password = \"{PASS}\"\n\
+                      bssid = \"02:00:00:00:01:00\"\nmac_address = \"random\"\n"),
+             json!({"ssid": "lab", "security": "wpa3-sae", "password": PASS,
+                    "bssid": "02:00:00:00:01:00", "mac_address": "random"})),
+            (format!("ssid = \"lab\"\nsecurity = \"wpa2-psk/wpa3-sae\"\npsk = \"{PASS}\"\n"),
+             json!({"ssid": "lab", "password": PASS})),
+        ];
+        for (text, inline) in table {
+            let p = profile(&text);
+            let got = profile_spec(None, &l.certs, &p).unwrap();
+            assert_eq!(
+                lines(&got.fields),
+                psk_lines(inline.clone()).unwrap(),
+                "{text}"
+            );
+            assert_eq!(
+                got.secrets,
+                psk_spec(None, &connect(inline)).unwrap().secrets
+            );
+        }
+        let ca = l.tmp.path().join("certs/ca.pem").display().to_string();
+        let eap = profile(&format!(
+            "ssid = \"corp\"\nsecurity = \"eap\"\n[eap]\nmethod = \"peap\"\nidentity = \"alice\"\n\
+             password = \"s3cret pw\"\nca_cert = {ca:?}\n",
+        ));
+        let got = profile_spec(None, &l.certs, &eap).unwrap();
+        let want = eap_lines(
+            &l,
+            json!({"ssid": "corp", "method": "peap", "identity": "alice",
+                   "password": "s3cret pw", "ca_cert": ca}),
+        )
+        .unwrap();
+        assert_eq!(lines(&got.fields), want);
+        assert_eq!(got.secrets, vec!["s3cret pw".to_owned()]);
+        // PEM text in the box copy goes to the upload dir, like inline PEM.
+        let tls = profile(&format!(
+            "ssid = \"corp\"\nsecurity = \"eap\"\n[eap]\nmethod = \"tls\"\nidentity = \"d\"\n\
+             client_cert = {PEM_CERT:?}\nprivate_key = {PEM_KEY:?}\n"
+        ));
+        let got = profile_spec(None, &l.certs, &tls).unwrap();
+        assert_eq!(got.uploads.len(), 2);
+        assert_eq!(got.secrets, vec![PEM_KEY.to_owned()]);
+        l.certs.discard(&got.uploads);
+    }
+
+    #[test]
     fn unknown_security_and_mac_modes_are_refused_by_the_schema() {
         for args in [
             json!({"ssid": "lab", "security": "wep"}),
@@ -349,7 +530,6 @@ mod tests {
             json!({"ssid": "lab", "security": "wpa2_psk"}),
             json!({"ssid": "lab", "mac_address": "spoofed"}),
             json!({"ssid": "lab", "hidden": "yes"}),
-            json!({"security": "open"}),
         ] {
             assert!(
                 serde_json::from_value::<ConnectArgs>(args.clone()).is_err(),

@@ -4,7 +4,8 @@
 //! ```text
 //! /run/wifi-isolate/
 //!   IFACE.sock            the MCP endpoint (systemd's socket unit, or ours)
-//!   box/IFACE/            bind-mounted into the box at /run/wifi-isolate: mcp.sock, resolv.conf
+//!   box/IFACE/            bind-mounted into the box at /run/wifi-isolate: mcp.sock, resolv.conf,
+//!                         networks/ (the saved networks the box may use, for its root alone)
 //!   state/IFACE.json      what the daemon did (Isolation), outside the box's reach
 //!   state/IFACE.lock      one daemon per instance
 //!   state/wiphyN.lock     one daemon per phy
@@ -26,6 +27,8 @@ pub struct Paths {
     pub root: PathBuf,
     /// Where `enable` writes the adapters' local udev rules (`/etc/udev/rules.d`).
     pub rules_dir: PathBuf,
+    /// The host's saved networks ([`crate::networks::host_dir`]), copied into each box.
+    pub networks_dir: PathBuf,
 }
 
 impl Paths {
@@ -34,6 +37,7 @@ impl Paths {
         Paths {
             root: root.into(),
             rules_dir: PathBuf::from(crate::host::udev::RULES_DIR),
+            networks_dir: crate::networks::host_dir(),
         }
     }
 

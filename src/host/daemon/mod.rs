@@ -391,6 +391,9 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         if let Some(u) = &a.check_url {
             agent_args.extend(["--check-url".to_string(), u.clone()]);
         }
+        if !self.settings.security.inline_secrets {
+            agent_args.push("--no-inline-secrets".to_string());
+        }
         BoxSpec {
             instance: iso.instance.clone(),
             image: self.settings.engine.image.clone(),
@@ -430,6 +433,7 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         }
         std::fs::create_dir_all(&spec.runtime_dir)
             .map_err(|e| RunError::Other(format!("{}: {e}", spec.runtime_dir.display())))?;
+        self.install_networks(spec);
         let t = Duration::from_secs(self.settings.timeouts.box_start);
         let h = tokio::time::timeout(t, self.engine.start(spec))
             .await
@@ -438,6 +442,38 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             })??;
         info!(IFACE = %spec.instance, BOX = %format!("{}:{}", h.engine, h.name), pid = h.pid, "box started");
         Ok(h)
+    }
+
+    /// The saved networks this instance may use, copied into its (fresh) box dir for the box's
+    /// root alone ([`crate::networks`]). A profile that cannot be read is logged and left out;
+    /// the box starts either way (saved networks are a convenience, not a step that can fail).
+    fn install_networks(&self, spec: &BoxSpec) {
+        let store = crate::networks::Store::new(&self.paths.networks_dir)
+            .with_credentials(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from));
+        // The box's root: the box uid in a netns box, the host's root in podman/docker.
+        let owner = match self.engine.kind() {
+            super::engine::EngineKind::Netns => spec.box_uid,
+            _ => 0,
+        };
+        let done = store
+            .for_box(&spec.instance)
+            .map_err(|e| e.to_string())
+            .and_then(|(files, bad)| {
+                for b in bad {
+                    warn!(IFACE = %spec.instance, cause = %b, "saved network left out of the box");
+                }
+                crate::networks::install_in_box(&spec.runtime_dir, owner, &files)
+                    .map(|()| files.len())
+                    .map_err(|e| e.to_string())
+            });
+        match done {
+            Ok(n) => {
+                info!(IFACE = %spec.instance, saved_networks = n, "saved networks copied into the box")
+            }
+            Err(e) => {
+                warn!(IFACE = %spec.instance, cause = %e, "saved networks not copied into the box")
+            }
+        }
     }
 
     /// Step 4: move the wiphy into the box's netns (by FD).
@@ -546,6 +582,18 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         }
         if !removed && let Some(h) = &h {
             self.remove_box(h, &mut errors).await;
+        }
+        // The box's copy of the saved networks goes with the box (the box dir stays).
+        let copies = self
+            .paths
+            .box_dir(&iso.instance)
+            .join(crate::networks::BOX_SUBDIR);
+        match std::fs::remove_dir_all(&copies) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                warn!(IFACE = %iso.instance, cause = %e, "saved networks left in the box dir")
+            }
         }
         if let Some(prev) = iso.nm_previous {
             if prev && self.paths.enabled(&iso.iface) {
@@ -950,6 +998,7 @@ mod tests {
             paths: Paths {
                 root: root.to_path_buf(),
                 rules_dir: root.join("rules.d"),
+                networks_dir: root.join("networks"),
             },
         }
     }
@@ -1433,6 +1482,44 @@ mod tests {
             t.elapsed()
         );
         assert_eq!(fin.exit_code(), 0, "{fin:?}");
+    }
+
+    /// The saved networks the instance may use are in its box dir before the box starts: 0600
+    /// for the box's root (a netns box: the box uid), the others left out; the box's copy of
+    /// a `network add` profile is what the agent reads.
+    #[tokio::test]
+    async fn the_box_gets_its_saved_networks_for_its_root_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, w, nm, e) = lab();
+        let d = daemon(dir.path(), w.clone(), nm.clone(), e.clone());
+        let store = crate::networks::Store::new(&d.paths.networks_dir);
+        let office = crate::networks::Profile::parse(
+            "ssid = \"Office\"\nsecurity = \"wpa2-psk\"\npsk = \"correct horse\"\n",
+            "t",
+        )
+        .unwrap();
+        let mut elsewhere = office.clone();
+        elsewhere.interfaces = vec!["wlan9".into()];
+        let name = |n| crate::networks::Name::parse(n).unwrap();
+        store.save(&name("office"), &office, false).unwrap();
+        store.save(&name("other"), &elsewhere, false).unwrap();
+        let (iso, _h) = d.isolate("wlan1").await.expect("isolate");
+        let copies = d.paths.box_dir("wlan1").join("networks");
+        let f = copies.join("office.toml");
+        let md = std::fs::metadata(&f).unwrap();
+        let want_owner = match e.kind() {
+            EngineKind::Netns => d.settings.engine.box_uid,
+            _ => 0,
+        };
+        assert_eq!((md.uid(), md.mode() & 0o777), (want_owner, 0o600));
+        assert!(
+            std::fs::read_to_string(&f)
+                .unwrap()
+                .contains("correct horse")
+        );
+        assert!(!copies.join("other.toml").exists(), "scoped to wlan9");
+        assert!(d.release(&iso).await.is_empty());
+        assert!(!copies.exists(), "the copies go with the box");
     }
 
     /// A box dir an earlier box left (its uid's, 0700, with its socket) is cleared and made

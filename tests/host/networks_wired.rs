@@ -1,0 +1,262 @@
+//! A saved network through the REAL agent (its MCP server on a Unix socket, rmcp's client) to a
+//! REAL `wpa_supplicant -D wired` on a veth pair in a fresh network namespace: the box's copy
+//! of a profile becomes network blocks wpa_supplicant accepts and connects with, the secret
+//! reads back only as `*`, and no log line, tool result or debug-log entry carries it.
+//!
+//! The agent runs in-process on a thread that entered the namespace; its wpa_supplicant is a
+//! wrapper that swaps `-D nl80211` for `-D wired` (and `ap_scan=1` for 0). There is no DHCP
+//! server on the wire, so an open profile ends "associated … but DHCP gave no address" — that
+//! is wpa_supplicant's CTRL-EVENT-CONNECTED for the profile's network. The lease itself is
+//! checked on real radios by tests/vm/fullsys-networks-guest.sh.
+//!
+//! Needs root, iproute2 and wpa_supplicant; without them this FAILS, it never skips.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
+use serde_json::{Value, json};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer};
+use wifi_isolate::agent::iface::WirelessIface;
+use wifi_isolate::agent::tools::profile_spec;
+use wifi_isolate::agent::{Agent, AgentOptions, server};
+use wifi_isolate::networks::Profile;
+use wifi_isolate::wpa::{CtrlClient, NetworkFieldName};
+
+const PSK: &str = "wired-office-passphrase";
+const IFACE: &str = "wi0";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn run(args: &[&str]) {
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e} (install iproute2)"));
+    assert!(st.success(), "{args:?}: {st}");
+}
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn a_saved_network_reaches_a_real_wpa_supplicant_and_its_secret_no_log() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (netns, veth)"
+    );
+    assert!(
+        Command::new("wpa_supplicant")
+            .arg("-v")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok(),
+        "wpa_supplicant is not installed (apt install wpasupplicant)"
+    );
+    let ns = Netns(format!("wi-net-{}", std::process::id()));
+    run(&["ip", "netns", "add", &ns.0]);
+    run(&[
+        "ip", "-n", &ns.0, "link", "add", IFACE, "type", "veth", "peer", "name", "wi1",
+    ]);
+    for l in [IFACE, "wi1", "lo"] {
+        run(&["ip", "-n", &ns.0, "link", "set", l, "up"]);
+    }
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_filter(EnvFilter::new(wifi_isolate::logging::capped("trace"))),
+        ),
+    )
+    .unwrap();
+    let netns = std::fs::File::open(format!("/run/netns/{}", ns.0)).unwrap();
+    // setns only on a dedicated thread (DESIGN.md): the agent, its sockets and its
+    // wpa_supplicant child all live in the namespace.
+    std::thread::spawn(move || {
+        nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(body())
+    })
+    .join()
+    .expect("the test body");
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("tool=wifi_connect"),
+        "capture is live:\n{text}"
+    );
+    assert!(!text.contains(PSK), "the passphrase is in the log:\n{text}");
+}
+
+async fn body() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wrapper = tmp.path().join("wpa_supplicant-wired");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\n\
+         prev=\n\
+         for a do\n\
+           shift\n\
+           [ \"$a\" = nl80211 ] && a=wired\n\
+           if [ \"$prev\" = -c ]; then sed 's/^ap_scan=1$/ap_scan=0/' \"$a\" > \"$a.wired\"; a=\"$a.wired\"; fi\n\
+           set -- \"$@\" \"$a\"\n\
+           prev=$a\n\
+         done\n\
+         exec wpa_supplicant \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let networks = tmp.path().join("networks");
+    std::fs::create_dir(&networks).unwrap();
+    std::fs::write(
+        networks.join("wired.toml"),
+        "ssid = \"wired\"\nsecurity = \"open\"\n",
+    )
+    .unwrap();
+    let office = format!(
+        "ssid = \"Office\"\nsecurity = \"wpa2-psk\"\npsk = \"{PSK}\"\nhidden = true\n\
+         bssid = \"02:00:00:00:01:00\"\n"
+    );
+    std::fs::write(networks.join("office.toml"), &office).unwrap();
+    let runtime = tmp.path().join("rt");
+    let opts = AgentOptions {
+        interface: Some(IFACE.into()),
+        wait_interface: Duration::from_secs(1),
+        runtime_dir: runtime.clone(),
+        resolv_conf: tmp.path().join("resolv.conf"),
+        wpa_supplicant: wrapper,
+        udhcpc: vec!["/bin/true".into()],
+        country: None,
+        check_url: "http://127.0.0.1:9/generate_204".into(),
+        certs_dir: tmp.path().join("certs"),
+        upload_dir: runtime.join("certs"),
+        networks_dir: networks,
+        inline_secrets: false,
+    };
+    let index = nix::net::if_::if_nametoindex(IFACE).expect("wi0 in this netns");
+    let wi = WirelessIface {
+        name: IFACE.into(),
+        index,
+        wiphy: 0,
+    };
+    let agent = Agent::start_on(opts, wi).await.expect("agent on wi0");
+    agent
+        .client()
+        .await
+        .expect("wpa_supplicant -D wired answers");
+
+    // The exact lines: the profile's network block, field by field, into the real
+    // wpa_supplicant; each accepted, the secret write-only.
+    let p = Profile::parse(&office, "office").unwrap();
+    let spec = profile_spec(None, agent.certs(), &p).unwrap();
+    let client_dir = tmp.path().join("client");
+    std::fs::create_dir(&client_dir).unwrap();
+    let mine = CtrlClient::connect(&runtime.join("wpa_supplicant"), IFACE, &client_dir)
+        .await
+        .unwrap();
+    let id = mine.add_network().await.unwrap();
+    for f in &spec.fields {
+        mine.set_network(id, f)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for (field, want) in [
+        (NetworkFieldName::Ssid, "\"Office\""),
+        (NetworkFieldName::KeyMgmt, "WPA-PSK"),
+        (NetworkFieldName::Psk, "*"),
+        (NetworkFieldName::ScanSsid, "1"),
+        (NetworkFieldName::Bssid, "02:00:00:00:01:00"),
+    ] {
+        assert_eq!(
+            mine.get_network(id, field).await.unwrap(),
+            want,
+            "{field:?}"
+        );
+    }
+    mine.remove_network(id).await.unwrap();
+
+    let sock = tmp.path().join("mcp.sock");
+    let listener = server::bind_unix(&sock).unwrap();
+    let ct = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(server::serve_unix(agent.clone(), listener, ct.clone()));
+    let transport = StreamableHttpClientTransport::with_client(
+        UnixSocketHttpClient::new(sock.to_str().unwrap(), "http://localhost/mcp"),
+        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+    );
+    let client = ().serve(transport).await.expect("initialize");
+    let call = |tool: &'static str, args: Value| {
+        let client = &client;
+        async move {
+            let p = CallToolRequestParams::new(tool)
+                .with_arguments(args.as_object().cloned().unwrap_or_default());
+            let r = tokio::time::timeout(Duration::from_secs(30), client.call_tool(p))
+                .await
+                .expect("answered")
+                .expect("a tool result");
+            (r.is_error != Some(true), serde_json::to_string(&r).unwrap())
+        }
+    };
+
+    // The open profile: wpa_supplicant connects (wired: at once); no DHCP server here.
+    let (ok, r) = call(
+        "wifi_connect",
+        json!({"network": "wired", "timeout_secs": 4}),
+    )
+    .await;
+    assert!(!ok, "{r}");
+    assert!(
+        r.contains("associated with wired but DHCP gave no address"),
+        "the profile's network connected: {r}"
+    );
+    // The PSK profile: accepted by wpa_supplicant, then no 4-way handshake on a wire.
+    let (ok, r) = call(
+        "wifi_connect",
+        json!({"network": "office", "timeout_secs": 3}),
+    )
+    .await;
+    assert!(!ok && !r.contains(PSK), "{r}");
+    assert!(r.contains("timed out"), "{r}");
+    let (ok, r) = call("wifi_debug_logs", json!({"lines": 500})).await;
+    assert!(ok && r.contains("connecting to Office"), "{r}");
+    assert!(!r.contains(PSK), "{r}");
+    let (ok, r) = call("wifi_saved_networks", json!({})).await;
+    assert!(ok && r.contains("\"office\"") && r.contains("\"wired\"") && !r.contains(PSK));
+
+    let _ = client.cancel().await;
+    ct.cancel();
+    agent.shutdown().await;
+}
