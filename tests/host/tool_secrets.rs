@@ -4,9 +4,10 @@
 //! info — [`wifi_isolate::logging::capped`]): a password of the wrong JSON type, saved networks,
 //! and `[security] inline_secrets = false`.
 //!
-//! The agent runs on `lo` (this host has no radio; nothing here reaches wpa_supplicant, which
-//! is a binary that does not exist). Needs root (the agent opens rtnetlink and brings its
-//! interface up); without it the test FAILS, it never skips.
+//! The agent runs on `lo` of a network namespace of its own (this host has no radio; nothing
+//! here reaches wpa_supplicant, which is a binary that does not exist): the agent owns its
+//! interface's addresses and flushes them, and the host's `lo` must keep 127.0.0.1. Needs root
+//! (the namespace, rtnetlink); without it the test FAILS, it never skips.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -43,8 +44,24 @@ impl Captured {
 
 const PSK: &str = "office-passphrase-42";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_reach_no_log_line_no_reply_and_inline_ones_can_be_refused() {
+/// The test in a fresh network namespace: a thread of its own unshares one and runs a
+/// single-threaded runtime there (every task and socket of the agent stays in it).
+#[test]
+fn secrets_reach_no_log_line_no_reply_and_inline_ones_can_be_refused() {
+    std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("unshare(CLONE_NEWNET): this test needs root");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(in_own_netns());
+    })
+    .join()
+    .expect("the test body");
+}
+
+async fn in_own_netns() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
