@@ -108,6 +108,9 @@ for psk in "$AP_WPA2_PSK" "$AP_SAE_PSK"; do
   check "no PSK in container logs or /run" bash -c '! grep -rqsF "$0" /var/lib/containers/storage/overlay-containers /run/wifi-isolate' "$psk"
 done
 
+# ---- saved networks: the passphrase never passes through the model (fullsys-networks.sh) ------
+. /share/fullsys-networks.sh && networks_story "$S1"
+
 # ---- 5. a second adapter, in the built-in netns box, started by udev alone ------------------
 # (the netns box runs inside the unit's own sandbox: this proves the hardening block lets the
 # agent do DHCP, ping and DNS)
