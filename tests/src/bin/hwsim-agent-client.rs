@@ -63,6 +63,7 @@ impl Run {
         shared::tool_outcome(handle.await_response().await)
     }
 
+    #[track_caller]
     fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {
         self.tally.check(name, ok, detail);
     }
