@@ -7,6 +7,7 @@
 pub mod certs;
 pub mod dhcp;
 pub mod events;
+pub mod failure;
 pub mod iface;
 pub mod netcfg;
 pub mod nettools;
@@ -27,6 +28,7 @@ use crate::validate::Ssid;
 use crate::wpa::{CtrlClient, Event, NetworkField};
 use dhcp::{Dhcp, Lease};
 use events::LogRing;
+use failure::{Code, Failure};
 use netcfg::NetCfg;
 use supervisor::{Wpa, WpaPaths};
 
@@ -334,19 +336,22 @@ impl Agent {
     }
 
     /// The saved network `name` from the box's copy ([`AgentOptions::networks_dir`]).
-    pub fn saved_network(&self, name: &str) -> Result<crate::networks::Profile, String> {
-        let n = crate::networks::Name::parse(name).map_err(|e| e.to_string())?;
+    pub fn saved_network(&self, name: &str) -> Result<crate::networks::Profile, Failure> {
+        let n = crate::networks::Name::parse(name).map_err(Failure::invalid)?;
         let path = self.opts.networks_dir.join(format!("{n}.toml"));
         match std::fs::read_to_string(&path) {
             Ok(text) => crate::networks::Profile::parse(&text, &format!("saved network {n}"))
-                .map_err(|e| e.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-                "no saved network {n:?} for this adapter (see wifi_saved_networks); an \
+                .map_err(|e| Failure::from(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::new(
+                Code::NotFound,
+                format!(
+                    "no saved network {n:?} for this adapter (see wifi_saved_networks); an \
                  administrator adds it on the host: `wifi-isolate network add {n} --ssid SSID \
                  --security MODE` (the passphrase is read from a prompt or stdin, never from \
                  this conversation)"
+                ),
             )),
-            Err(e) => Err(format!("saved network {n}: {e}")),
+            Err(e) => Err(format!("saved network {n}: {e}").into()),
         }
     }
 
@@ -404,7 +409,7 @@ impl Agent {
         spec: NetworkSpec,
         timeout: Duration,
         progress: &(dyn Fn(Stage) + Send + Sync),
-    ) -> Result<ConnectResult, String> {
+    ) -> Result<ConnectResult, Failure> {
         let started = Instant::now();
         let _g = self.op.lock().await;
         for s in &spec.secrets {
@@ -424,7 +429,7 @@ impl Agent {
         started: Instant,
         timeout: Duration,
         progress: &(dyn Fn(Stage) + Send + Sync),
-    ) -> Result<ConnectResult, String> {
+    ) -> Result<ConnectResult, Failure> {
         let deadline = started + timeout;
         let client = self.client().await?;
         self.dhcp.stop().await;
@@ -445,7 +450,7 @@ impl Agent {
         .await;
         if let Err(e) = configured {
             let _ = client.remove_network(id).await;
-            return Err(format!("wpa_supplicant refused the network settings: {e}"));
+            return Err(format!("wpa_supplicant refused the network settings: {e}").into());
         }
         self.log.push(
             "agent",
@@ -461,11 +466,14 @@ impl Agent {
                 progress(Stage::Dhcp);
                 match self.lease_until(deadline).await {
                     Ok(Some(l)) => Ok(l),
-                    Err(e) => Err(e),
-                    Ok(None) => Err(format!(
-                        "associated with {} but DHCP gave no address within the {}s timeout",
-                        spec.ssid,
-                        timeout.as_secs()
+                    Err(e) => Err(Failure::from(e)),
+                    Ok(None) => Err(Failure::new(
+                        Code::NoDhcp,
+                        format!(
+                            "associated with {} but DHCP gave no address within the {}s timeout",
+                            spec.ssid,
+                            timeout.as_secs()
+                        ),
                     )),
                 }
             }
@@ -520,7 +528,7 @@ impl Agent {
         deadline: Instant,
         timeout: Duration,
         progress: &(dyn Fn(Stage) + Send + Sync),
-    ) -> Result<u32, String> {
+    ) -> Result<u32, Failure> {
         let (mut not_found, mut assoc_rejects, mut auth_rejects) = (0, 0, 0);
         let mut stage = Stage::Associating;
         loop {
@@ -528,12 +536,20 @@ impl Agent {
             let ev = match tokio::time::timeout(left, rx.recv()).await {
                 Ok(Ok(ev)) => ev,
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-                Ok(Err(_)) => return Err("wpa_supplicant went away while connecting".into()),
+                Ok(Err(_)) => {
+                    return Err(Failure::new(
+                        Code::SupplicantGone,
+                        "wpa_supplicant went away while connecting",
+                    ));
+                }
                 Err(_) => {
-                    return Err(format!(
-                        "timed out after {}s while {}",
-                        timeout.as_secs(),
-                        stage.progress().1
+                    return Err(Failure::new(
+                        Code::Timeout,
+                        format!(
+                            "timed out after {}s while {}",
+                            timeout.as_secs(),
+                            stage.progress().1
+                        ),
                     ));
                 }
             };
@@ -544,50 +560,62 @@ impl Agent {
                     progress(stage);
                 }
                 Event::HandshakeFailed => {
-                    return Err(
-                        "authentication failed: the 4-way handshake failed (wrong password?)"
-                            .into(),
-                    );
+                    return Err(Failure::new(
+                        Code::AuthFailed,
+                        "authentication failed: the 4-way handshake failed (wrong password?)",
+                    ));
                 }
                 Event::SsidTempDisabled { reason, .. } => {
                     let reason = reason.unwrap_or_default();
                     return Err(if reason.contains("WRONG_KEY") {
-                        "authentication failed: the access point rejected the password".into()
+                        Failure::new(
+                            Code::AuthFailed,
+                            "authentication failed: the access point rejected the password",
+                        )
                     } else if reason.contains("AUTH_FAILED") || reason.contains("EAP") {
-                        format!("authentication failed ({reason})")
+                        Failure::new(
+                            Code::AuthFailed,
+                            format!("authentication failed ({reason})"),
+                        )
                     } else {
-                        format!("connection failed: network temporarily disabled ({reason})")
+                        Failure::from(format!(
+                            "connection failed: network temporarily disabled ({reason})"
+                        ))
                     });
                 }
                 Event::EapFailure => {
-                    return Err(
-                        "authentication failed: the EAP server rejected the credentials".into(),
-                    );
+                    return Err(Failure::new(
+                        Code::AuthFailed,
+                        "authentication failed: the EAP server rejected the credentials",
+                    ));
                 }
                 Event::AuthReject { .. } => {
                     auth_rejects += 1;
                     if auth_rejects >= 2 {
-                        return Err(
+                        return Err(Failure::new(
+                            Code::AuthFailed,
                             "authentication failed: the access point rejected authentication \
-                             (wrong password or security mode)"
-                                .into(),
-                        );
+                             (wrong password or security mode)",
+                        ));
                     }
                 }
                 Event::AssocReject { .. } => {
                     assoc_rejects += 1;
                     if assoc_rejects >= 3 {
-                        return Err("the access point rejected the association 3 times".into());
+                        return Err(Failure::new(
+                            Code::AssocRejected,
+                            "the access point rejected the association 3 times",
+                        ));
                     }
                 }
                 Event::NetworkNotFound => {
                     not_found += 1;
                     if not_found >= 3 {
-                        return Err(
+                        return Err(Failure::new(
+                            Code::NotFound,
                             "network not found: no access point with this SSID (and BSSID, if \
-                             given) answered; for a hidden network set hidden=true"
-                                .into(),
-                        );
+                             given) answered; for a hidden network set hidden=true",
+                        ));
                     }
                 }
                 _ => {}
@@ -630,7 +658,7 @@ impl Agent {
         &self,
         timeout: Duration,
         progress: &(dyn Fn(Stage) + Send + Sync),
-    ) -> Result<ConnectResult, String> {
+    ) -> Result<ConnectResult, Failure> {
         let started = Instant::now();
         let deadline = started + timeout;
         let _g = self.op.lock().await;

@@ -17,12 +17,20 @@ use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_handler,
 use super::err;
 use super::schema::*;
 use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
+use crate::agent::failure::{Code, Failure};
 use crate::agent::nettools::{self, Connectivity, DnsReport, HttpReport, PingReport};
 use crate::agent::{Agent, ConnectResult, Stage};
 use crate::validate::{self, Ssid};
 use crate::wpa;
 
-type ToolResult<T> = Result<Json<T>, String>;
+type ToolResult<T> = Result<Json<T>, Failure>;
+
+/// A failure as the tool error a client reads: the text, and its stable code in `_meta`.
+impl rmcp::handler::server::tool::IntoCallToolResult for Failure {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        Ok(coded_error(self.code.as_str(), self.text).into())
+    }
+}
 
 /// The HTTP response stream of the request that carries a tool call: cancelled when the client
 /// closes it before the answer (the 2026 way to cancel; `notifications/cancelled` is the other).
@@ -43,23 +51,25 @@ pub struct PeerCred {
 }
 
 /// The tool error when `[security] inline_secrets = false` and a call carries a secret.
-fn inline_refused(what: &str) -> String {
-    format!(
+fn inline_refused(what: &str) -> Failure {
+    Failure::invalid(format!(
         "this host does not accept secrets as tool arguments ({what}): use a saved network, \
          wifi_connect {{\"network\": NAME}} (see wifi_saved_networks); an administrator adds \
          one on the host with `wifi-isolate network add NAME --ssid SSID --security MODE`"
-    )
+    ))
 }
 
-fn timeout_of(secs: Option<u64>, default: u64) -> Result<Duration, String> {
+fn timeout_of(secs: Option<u64>, default: u64) -> Result<Duration, Failure> {
     timeout_within(secs, default, 300)
 }
 
-fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration, String> {
+fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration, Failure> {
     match secs {
         None => Ok(Duration::from_secs(default)),
         Some(s) if (1..=max).contains(&s) => Ok(Duration::from_secs(s)),
-        Some(s) => Err(format!("timeout_secs must be 1-{max}, got {s}")),
+        Some(s) => Err(Failure::invalid(format!(
+            "timeout_secs must be 1-{max}, got {s}"
+        ))),
     }
 }
 
@@ -180,21 +190,21 @@ impl WifiTools {
                     || a.security != SecurityMode::Auto
                     || a.mac_address != MacMode::Permanent
                 {
-                    return Err(
+                    return Err(Failure::invalid(
                         "network names a saved network: its ssid, password, security, \
                                 bssid, hidden and mac_address come from the host's profile; \
-                                give network alone (and timeout_secs)"
-                            .into(),
-                    );
+                                give network alone (and timeout_secs)",
+                    ));
                 }
                 let p = self.agent.saved_network(name)?;
-                profile_spec(self.agent.perm_mac, self.agent.certs(), &p)?
+                profile_spec(self.agent.perm_mac, self.agent.certs(), &p)
+                    .map_err(Failure::invalid)?
             }
             None => {
                 if a.password.is_some() && !self.agent.options().inline_secrets {
                     return Err(inline_refused("password"));
                 }
-                psk_spec(self.agent.perm_mac, &a)?
+                psk_spec(self.agent.perm_mac, &a).map_err(Failure::invalid)?
             }
         };
         let progress = Progress::new(peer, &meta);
@@ -226,7 +236,7 @@ impl WifiTools {
         if !inline.is_empty() && !self.agent.options().inline_secrets {
             return Err(inline_refused(&inline.join(", ")));
         }
-        let spec = eap_spec(&self.agent, &a)?;
+        let spec = eap_spec(&self.agent, &a).map_err(Failure::invalid)?;
         let progress = Progress::new(peer, &meta);
         let result = self.agent.connect(spec, t, &progress.sink()).await;
         progress.flush().await;
@@ -358,11 +368,11 @@ impl WifiTools {
     )]
     async fn wifi_forget(&self, Parameters(a): Parameters<ForgetArgs>) -> ToolResult<Done> {
         let ssid = match &a.ssid {
-            Some(s) => Some(Ssid::parse(s).map_err(err)?),
+            Some(s) => Some(Ssid::parse(s).map_err(Failure::invalid)?),
             None => None,
         };
         if ssid.is_none() && a.network_id.is_none() {
-            return Err("give ssid or network_id".into());
+            return Err(Failure::invalid("give ssid or network_id"));
         }
         let ids = self.agent.forget(a.network_id, ssid.as_ref()).await?;
         Ok(Json(Done {
@@ -398,7 +408,7 @@ impl WifiTools {
     async fn network_ping(&self, Parameters(a): Parameters<PingArgs>) -> ToolResult<PingReport> {
         let count = a.count.unwrap_or(3);
         if !(1..=20).contains(&count) {
-            return Err(format!("count must be 1-20, got {count}"));
+            return Err(Failure::invalid(format!("count must be 1-20, got {count}")));
         }
         let wait = timeout_within(a.timeout_secs, 2, 30)?;
         let host = match a.host {
@@ -410,7 +420,7 @@ impl WifiTools {
                 .map(|g| g.to_string())
                 .ok_or("not connected (no gateway); give host")?,
         };
-        validate::host(&host).map_err(err)?;
+        validate::host(&host).map_err(Failure::invalid)?;
         let ip = self
             .agent
             .dns()
@@ -442,7 +452,7 @@ impl WifiTools {
         &self,
         Parameters(a): Parameters<DnsArgs>,
     ) -> ToolResult<DnsReport> {
-        validate::host(&a.name).map_err(err)?;
+        validate::host(&a.name).map_err(Failure::invalid)?;
         let dns = match &a.server {
             Some(s) => nettools::Dns::new(
                 vec![
@@ -474,7 +484,7 @@ impl WifiTools {
     ) -> ToolResult<HttpReport> {
         let max = a.max_bytes.unwrap_or(4096);
         if max > 65536 {
-            return Err("max_bytes must be at most 65536".into());
+            return Err(Failure::invalid("max_bytes must be at most 65536"));
         }
         let t = timeout_of(a.timeout_secs, 10)?;
         Ok(Json(
@@ -617,7 +627,11 @@ impl ServerHandler for WifiTools {
             Err(why) => Ok(self.cancelled(&tool, why).await),
         };
         let outcome = match &result {
-            Ok(CallToolResponse::Complete(r)) if error_code(r) == Some("cancelled") => "cancelled",
+            Ok(CallToolResponse::Complete(r))
+                if error_code(r) == Some(Code::Cancelled.as_str()) =>
+            {
+                "cancelled"
+            }
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "tool-error",
             Ok(_) => "ok",
             Err(_) => "protocol-error",
@@ -651,7 +665,7 @@ impl WifiTools {
         }
         tracing::info!(tool, why, state, "tool call cancelled");
         CallToolResponse::Complete(coded_error(
-            "cancelled",
+            Code::Cancelled.as_str(),
             format!("{tool} cancelled ({why}); {state}"),
         ))
     }
@@ -687,6 +701,9 @@ mod tests {
         assert!(r.structured_content.is_none());
         let wire = serde_json::to_value(&r).unwrap();
         assert_eq!(wire["_meta"][ERROR_CODE_KEY], "cancelled");
-        assert_eq!(error_code(&rmcp::model::CallToolResult::error(vec![])), None);
+        assert_eq!(
+            error_code(&rmcp::model::CallToolResult::error(vec![])),
+            None
+        );
     }
 }

@@ -85,13 +85,50 @@ impl Run {
         v
     }
 
-    async fn tool_err(&mut self, name: &str, tool: &str, args: Value, needle: &str) {
-        let (ok, _, text) = self.call_raw(tool, args).await;
+    /// A call that must fail with `needle` in its text; returns the error's stable code
+    /// (`_meta` "wifi-isolate/error-code").
+    async fn tool_err(
+        &mut self,
+        name: &str,
+        tool: &str,
+        args: Value,
+        needle: &str,
+    ) -> Option<String> {
+        let params = CallToolRequestParams::new(tool.to_string())
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        let r = self
+            .svc
+            .send_cancellable_request(
+                ClientRequest::CallToolRequest(Request::new(params)),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+            .expect("sending request")
+            .await_response()
+            .await;
+        let code = match &r {
+            Ok(rmcp::model::ServerResult::CallToolResult(c)) => c
+                .meta
+                .as_ref()
+                .and_then(|m| m.0.get("wifi-isolate/error-code"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            _ => None,
+        };
+        let (ok, _, text) = shared::tool_outcome(r);
         self.check(
             name,
             !ok && text.to_lowercase().contains(&needle.to_lowercase()),
             format!("expected a tool error containing {needle:?}, got ok={ok}: {text}"),
         );
+        code
+    }
+
+    /// The stable code of a tool error is `want`.
+    #[track_caller]
+    fn check_code(&mut self, name: &str, got: Option<String>, want: &str) {
+        let ok = got.as_deref() == Some(want);
+        self.check(&format!("{name}: code {want}"), ok, format!("got {got:?}"));
     }
 }
 
@@ -178,13 +215,15 @@ async fn full_suite(r: &mut Run) {
     r.check_host("after scan");
 
     // Bad input: clear errors, nothing applied.
-    r.tool_err(
-        "33-byte SSID refused",
-        "wifi_connect",
-        json!({"ssid": "a".repeat(33), "password": "12345678"}),
-        "ssid",
-    )
-    .await;
+    let code = r
+        .tool_err(
+            "33-byte SSID refused",
+            "wifi_connect",
+            json!({"ssid": "a".repeat(33), "password": "12345678"}),
+            "ssid",
+        )
+        .await;
+    r.check_code("33-byte SSID refused", code, "invalid_argument");
     r.tool_err(
         "7-char passphrase refused",
         "wifi_connect",
@@ -232,13 +271,15 @@ async fn full_suite(r: &mut Run) {
 
     // Wrong password: fast and clear.
     let t = Instant::now();
-    r.tool_err(
-        "wrong WPA2 password → authentication failed",
-        "wifi_connect",
-        json!({"ssid": env("AP_WPA2_SSID"), "password": "wrong-password-1", "timeout_secs": 60}),
-        "authentication failed",
-    )
-    .await;
+    let code = r
+        .tool_err(
+            "wrong WPA2 password → authentication failed",
+            "wifi_connect",
+            json!({"ssid": env("AP_WPA2_SSID"), "password": "wrong-password-1", "timeout_secs": 60}),
+            "authentication failed",
+        )
+        .await;
+    r.check_code("wrong WPA2 password", code, "auth_failed");
     let took = t.elapsed();
     r.check(
         "wrong password fails well before the timeout",
@@ -668,19 +709,21 @@ async fn full_suite(r: &mut Run) {
         key_body.len() > 10 && !logs.to_string().contains(&key_body),
         "key material found in logs",
     );
-    r.tool_err(
-        "EAP with a wrong password fails clearly",
-        "wifi_connect_eap",
-        json!({
-            "ssid": env("AP_EAP_SSID"),
-            "method": "peap",
-            "identity": env("AP_EAP_PEAP_IDENTITY"),
-            "password": "not-the-password",
-            "timeout_secs": 40,
-        }),
-        "authentication failed",
-    )
-    .await;
+    let code = r
+        .tool_err(
+            "EAP with a wrong password fails clearly",
+            "wifi_connect_eap",
+            json!({
+                "ssid": env("AP_EAP_SSID"),
+                "method": "peap",
+                "identity": env("AP_EAP_PEAP_IDENTITY"),
+                "password": "not-the-password",
+                "timeout_secs": 40,
+            }),
+            "authentication failed",
+        )
+        .await;
+    r.check_code("EAP with a wrong password", code, "auth_failed");
 
     // wpa_supplicant dies: the agent restarts it and restores the configured networks.
     let killed = std::fs::read_dir("/proc")
