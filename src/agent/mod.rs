@@ -54,6 +54,10 @@ pub struct AgentOptions {
     pub certs_dir: PathBuf,
     /// Box-private directory for PEM text given inline (`<runtime_dir>/certs` by default).
     pub upload_dir: PathBuf,
+    /// Test only: drive the wired interface [`AgentOptions::interface`] names (wpa_supplicant
+    /// `-D wired`, no nl80211), so the MCP server runs on a host without WiFi (the conformance
+    /// suite in `tests/host/conformance.rs`). Scans and connects do not work in this mode.
+    pub wired: bool,
 }
 
 /// Stages `wifi_connect` reports as MCP progress.
@@ -164,9 +168,27 @@ impl Agent {
     pub async fn start(opts: AgentOptions) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&opts.runtime_dir)
             .with_context(|| format!("creating runtime dir {}", opts.runtime_dir.display()))?;
-        let wi = iface::wait_for(opts.interface.as_deref(), opts.wait_interface).await?;
-        info!(iface = %wi.name, phy = wi.wiphy, "wireless interface found");
         let net = NetCfg::open()?;
+        let wi = if opts.wired {
+            let name = opts
+                .interface
+                .clone()
+                .context("wired mode needs the interface named")?;
+            let index = net
+                .index(&name)
+                .await?
+                .with_context(|| format!("no interface {name} in this network namespace"))?;
+            warn!(iface = %name, "wired test mode: no WiFi, wpa_supplicant -D wired");
+            iface::WirelessIface {
+                name,
+                index,
+                wiphy: u32::MAX,
+            }
+        } else {
+            let wi = iface::wait_for(opts.interface.as_deref(), opts.wait_interface).await?;
+            info!(iface = %wi.name, phy = wi.wiphy, "wireless interface found");
+            wi
+        };
         net.set_up(wi.index)
             .await
             .with_context(|| format!("bringing {} up (rfkill blocked?)", wi.name))?;
@@ -180,6 +202,7 @@ impl Agent {
                 runtime_dir: opts.runtime_dir.clone(),
                 ctrl_dir: opts.runtime_dir.join("wpa_supplicant"),
                 country: opts.country.clone(),
+                driver: if opts.wired { "wired" } else { "nl80211" },
             },
             log.clone(),
         )?;

@@ -79,6 +79,12 @@ struct Cli {
     /// Box-private directory (0700) for PEM text given inline; default RUNTIME_DIR/certs.
     #[arg(long, value_name = "DIR")]
     upload_dir: Option<PathBuf>,
+
+    /// Test only: drive the wired interface --interface names (wpa_supplicant -D wired), so
+    /// the MCP server runs on a host without WiFi (the conformance suite). Scan and connect
+    /// do not work.
+    #[arg(long, hide = true, requires = "interface")]
+    wired: bool,
 }
 
 const EXAMPLES: &str = "\
@@ -165,6 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         udhcpc: find_udhcpc(cli.udhcpc),
         country: cli.country,
         check_url: cli.check_url,
+        wired: cli.wired,
     });
     let agent = tokio::select! {
         agent = starting => agent?,
