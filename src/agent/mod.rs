@@ -61,6 +61,10 @@ pub struct AgentOptions {
     /// Whether tools accept passwords and keys as arguments (`[security] inline_secrets`);
     /// saved networks work either way.
     pub inline_secrets: bool,
+    /// Test only: drive the wired interface [`AgentOptions::interface`] names (wpa_supplicant
+    /// `-D wired`, no nl80211), so the MCP server runs on a host without WiFi (the conformance
+    /// suite in `tests/host/conformance.rs`). Scans and connects do not work in this mode.
+    pub wired: bool,
 }
 
 /// Where the daemon puts the box's copy of the saved networks, as the box sees it.
@@ -174,8 +178,26 @@ impl Agent {
     pub async fn start(opts: AgentOptions) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&opts.runtime_dir)
             .with_context(|| format!("creating runtime dir {}", opts.runtime_dir.display()))?;
-        let wi = iface::wait_for(opts.interface.as_deref(), opts.wait_interface).await?;
-        info!(iface = %wi.name, phy = wi.wiphy, "wireless interface found");
+        let wi = if opts.wired {
+            let name = opts
+                .interface
+                .clone()
+                .context("wired mode needs the interface named")?;
+            let index = NetCfg::open()?
+                .index(&name)
+                .await?
+                .with_context(|| format!("no interface {name} in this network namespace"))?;
+            warn!(iface = %name, "wired test mode: no WiFi, wpa_supplicant -D wired");
+            iface::WirelessIface {
+                name,
+                index,
+                wiphy: u32::MAX,
+            }
+        } else {
+            let wi = iface::wait_for(opts.interface.as_deref(), opts.wait_interface).await?;
+            info!(iface = %wi.name, phy = wi.wiphy, "wireless interface found");
+            wi
+        };
         Self::start_on(opts, wi).await
     }
 
@@ -201,6 +223,7 @@ impl Agent {
                 runtime_dir: opts.runtime_dir.clone(),
                 ctrl_dir: opts.runtime_dir.join("wpa_supplicant"),
                 country: opts.country.clone(),
+                driver: if opts.wired { "wired" } else { "nl80211" },
             },
             log.clone(),
         )?;

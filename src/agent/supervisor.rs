@@ -29,6 +29,8 @@ pub struct WpaPaths {
     pub ctrl_dir: PathBuf,
     /// Optional two-letter regulatory country (host-wide in the kernel!).
     pub country: Option<String>,
+    /// wpa_supplicant's driver: `nl80211`, or `wired` for the test-only wired mode.
+    pub driver: &'static str,
 }
 
 /// A supervised wpa_supplicant.
@@ -115,7 +117,7 @@ impl Wpa {
         let sock = self.paths.ctrl_dir.join(&self.iface);
         let _ = std::fs::remove_file(&sock);
         let mut child = Command::new(&self.paths.binary)
-            .args(["-D", "nl80211", "-i", &self.iface, "-c"])
+            .args(["-D", self.paths.driver, "-i", &self.iface, "-c"])
             .arg(conf)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -89,6 +89,12 @@ struct Cli {
     /// on the host): only saved networks carry secrets.
     #[arg(long)]
     no_inline_secrets: bool,
+
+    /// Test only: drive the wired interface --interface names (wpa_supplicant -D wired), so
+    /// the MCP server runs on a host without WiFi (the conformance suite). Scan and connect
+    /// do not work.
+    #[arg(long, hide = true, requires = "interface")]
+    wired: bool,
 }
 
 const EXAMPLES: &str = "\
@@ -177,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         udhcpc: find_udhcpc(cli.udhcpc),
         country: cli.country,
         check_url: cli.check_url,
+        wired: cli.wired,
     });
     let agent = tokio::select! {
         agent = starting => agent?,

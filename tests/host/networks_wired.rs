@@ -166,6 +166,7 @@ async fn body() {
         upload_dir: runtime.join("certs"),
         networks_dir: networks,
         inline_secrets: false,
+        wired: false,
     };
     let index = nix::net::if_::if_nametoindex(IFACE).expect("wi0 in this netns");
     let wi = WirelessIface {

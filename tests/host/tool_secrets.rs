@@ -100,6 +100,7 @@ async fn in_own_netns() {
         upload_dir: tmp.path().join("rt/certs"),
         networks_dir: networks,
         inline_secrets: false,
+        wired: false,
     };
     let lo = WirelessIface {
         name: "lo".into(),
