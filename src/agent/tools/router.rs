@@ -576,7 +576,14 @@ impl WifiTools {
 #[tool_handler]
 impl ServerHandler for WifiTools {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        #[allow(deprecated)] // logging/setLevel: 2025-11-25 clients still send it
+        let caps = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_prompts()
+            .enable_resources()
+            .enable_tools()
+            .build();
+        ServerConfig::new(caps)
             .with_server_info(Implementation::new(
                 "wifi-isolate-agent",
                 env!("CARGO_PKG_VERSION"),
@@ -589,6 +596,119 @@ impl ServerHandler for WifiTools {
                  networking is never affected.",
                 self.agent.iface()
             ))
+    }
+
+    /// `logging/setLevel` (2025-11-25; deprecated in 2026-07-28 for the per-request level):
+    /// accepted. The agent's own events are the `wifi-isolate://debug-log` resource and
+    /// `wifi_debug_logs`; it sends no log notifications.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!(level = ?request.level, "client log level");
+        Ok(())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        Ok(rmcp::model::ListResourcesResult::with_all_items(vec![
+            rmcp::model::Resource::new(RESOURCE_STATUS, "status")
+                .with_description(
+                    "What wifi_status returns: the WiFi state, addresses and routes in the box",
+                )
+                .with_mime_type("application/json"),
+            rmcp::model::Resource::new(RESOURCE_LOG, "debug-log")
+                .with_description(
+                    "The agent's recent events (supplicant, DHCP, agent), secrets redacted",
+                )
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        let json = |v: serde_json::Value| {
+            rmcp::model::ResourceContents::text(v.to_string(), request.uri.clone())
+                .with_mime_type("application/json")
+        };
+        let contents = match request.uri.as_str() {
+            RESOURCE_STATUS => match self.wifi_status().await {
+                Ok(Json(st)) => json(serde_json::to_value(st).unwrap_or_default()),
+                Err(f) => json(serde_json::json!({"error": f.text, "code": f.code.as_str()})),
+            },
+            RESOURCE_LOG => json(serde_json::json!({
+                "entries": self.agent.log().recent(200, None),
+            })),
+            other => {
+                return Err(ErrorData::resource_not_found(
+                    format!("no resource {other:?}: see resources/list"),
+                    None,
+                ));
+            }
+        };
+        Ok(rmcp::model::ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
+        let mut network = rmcp::model::PromptArgument::new("network");
+        network.description =
+            Some("a saved network's name (wifi_saved_networks), or an SSID to scan for".into());
+        network.required = Some(true);
+        Ok(rmcp::model::ListPromptsResult::with_all_items(vec![
+            rmcp::model::Prompt::new(
+                PROMPT_TEST,
+                Some(
+                    "Join a network and report what it does: association, DHCP, DNS, internet, captive portal",
+                ),
+                Some(vec![network]),
+            ),
+        ]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
+        if request.name != PROMPT_TEST {
+            return Err(ErrorData::invalid_params(
+                format!("no prompt {:?}: see prompts/list", request.name),
+                None,
+            ));
+        }
+        let network = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("network"))
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ErrorData::invalid_params("the argument network is required", None))?;
+        let text = format!(
+            "Test the WiFi network {network:?} with the wifi-isolate tools: if wifi_saved_networks \
+             lists it, connect with wifi_connect {{\"network\": NAME}} (never ask for its password); \
+             otherwise find it with wifi_scan. Then report the lease (wifi_status), \
+             network_check_internet, network_check_captive, a DNS lookup and a ping of the \
+             gateway, and disconnect with wifi_disconnect. Say what failed and its error code."
+        );
+        Ok(
+            rmcp::model::GetPromptResult::new(vec![rmcp::model::PromptMessage::new_text(
+                rmcp::model::Role::User,
+                text,
+            )])
+            .with_description("Join a network and report what it does")
+            .into(),
+        )
     }
 
     async fn call_tool(
@@ -670,6 +790,13 @@ impl WifiTools {
         ))
     }
 }
+
+/// The resource that reads like `wifi_status`.
+const RESOURCE_STATUS: &str = "wifi-isolate://status";
+/// The resource of the agent's recent events.
+const RESOURCE_LOG: &str = "wifi-isolate://debug-log";
+/// The one prompt: test a network end to end.
+const PROMPT_TEST: &str = "test_network";
 
 /// The `_meta` key of a tool error's stable, machine-readable code (the text says the rest).
 /// Not `structuredContent`: that must match the tool's output schema.
