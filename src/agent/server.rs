@@ -79,7 +79,16 @@ pub async fn serve_unix(
                 .into_owned();
             tokio::select! {
                 r = conn => if let Err(e) = r {
-                    warn!(cause = %e, "MCP connection ended with an error");
+                    // A client that goes away mid-answer (or cancels by closing its stream) is
+                    // normal; anything else is worth a warning.
+                    let gone = e
+                        .downcast_ref::<hyper::Error>()
+                        .is_some_and(|h| h.is_incomplete_message() || h.is_closed() || h.is_canceled());
+                    if gone {
+                        tracing::debug!(cause = %e, "MCP client went away");
+                    } else {
+                        warn!(cause = %e, "MCP connection ended with an error");
+                    }
                 },
                 _ = ct.cancelled() => {}
             }
