@@ -75,11 +75,11 @@ const ENGINE_API: ClientVersion = ClientVersion {
 };
 /// Timeout of ordinary API requests (seconds).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
-/// Timeout of the connect-time `/_ping` probe when the engine was named: a socket-activated
-/// podman.service starts on this first request, which took over 5 s at boot in the
-/// full-system VM.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// The same probe while `auto` looks for an engine: one that does not answer soon is skipped.
+/// Timeout of the connect-time `/_ping` probe when the engine was named, or when `auto` finds
+/// its socket: a socket-activated podman.service starts on this first request, which took
+/// over 5 s at boot in the full-system VM.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The same probe while `auto` looks for an engine whose socket is not there.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Grace period between SIGTERM and SIGKILL when stopping a box (seconds).
 pub const STOP_TIMEOUT_SECS: i32 = 5;

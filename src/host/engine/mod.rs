@@ -356,8 +356,21 @@ pub async fn select(kind: &str, podman_socket: &Path, docker_socket: &Path) -> R
             (EngineKind::Podman, podman_socket),
             (EngineKind::Docker, docker_socket),
         ] {
-            match ApiEngine::connect_within(k, sock, api::PROBE_TIMEOUT).await {
+            // No socket: that engine is not installed (or its socket unit is off) — next. A
+            // socket that is there is an engine that may be slow to start (podman.socket
+            // activates `podman system service` on the first ping; under load that can take
+            // more than the probe's 5 s): give it the full connect time rather than silently
+            // choosing another kind of box.
+            let within = if sock.exists() {
+                api::CONNECT_TIMEOUT
+            } else {
+                api::PROBE_TIMEOUT
+            };
+            match ApiEngine::connect_within(k, sock, within).await {
                 Ok(e) => return Ok(AnyEngine::Api(e)),
+                Err(err) if sock.exists() => {
+                    tracing::warn!(engine = %k, cause = %err, "engine socket present but not answering; trying the next engine")
+                }
                 Err(err) => tracing::debug!(engine = %k, cause = %err, "engine not usable"),
             }
         }
