@@ -18,16 +18,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 use wifi_isolate::agent::iface::WirelessIface;
 use wifi_isolate::agent::tools::profile_spec;
-use wifi_isolate::agent::{Agent, AgentOptions, server};
+use wifi_isolate::agent::{Agent, AgentOptions};
 use wifi_isolate::networks::Profile;
 use wifi_isolate::wpa::{CtrlClient, NetworkFieldName};
 
@@ -210,27 +206,8 @@ async fn body() {
     }
     mine.remove_network(id).await.unwrap();
 
-    let sock = tmp.path().join("mcp.sock");
-    let listener = server::bind_unix(&sock).unwrap();
-    let ct = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(server::serve_unix(agent.clone(), listener, ct.clone()));
-    let transport = StreamableHttpClientTransport::with_client(
-        UnixSocketHttpClient::new(sock.to_str().unwrap(), "http://localhost/mcp"),
-        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
-    );
-    let client = ().serve(transport).await.expect("initialize");
-    let call = |tool: &'static str, args: Value| {
-        let client = &client;
-        async move {
-            let p = CallToolRequestParams::new(tool)
-                .with_arguments(args.as_object().cloned().unwrap_or_default());
-            let r = tokio::time::timeout(Duration::from_secs(30), client.call_tool(p))
-                .await
-                .expect("answered")
-                .expect("a tool result");
-            (r.is_error != Some(true), serde_json::to_string(&r).unwrap())
-        }
-    };
+    let served = wifi_isolate_tests::agent::serve(agent.clone(), tmp.path()).await;
+    let call = |tool: &'static str, args: Value| served.call(tool, args, Duration::from_secs(30));
 
     // The open profile: wpa_supplicant connects (wired: at once); no DHCP server here.
     let (ok, r) = call(
@@ -243,6 +220,7 @@ async fn body() {
         r.contains("associated with wired but DHCP gave no address"),
         "the profile's network connected: {r}"
     );
+    assert!(r.contains(r#""wifi-isolate/error-code":"no_dhcp""#), "{r}");
     // The PSK profile: accepted by wpa_supplicant, then no 4-way handshake on a wire.
     let (ok, r) = call(
         "wifi_connect",
@@ -251,13 +229,13 @@ async fn body() {
     .await;
     assert!(!ok && !r.contains(PSK), "{r}");
     assert!(r.contains("timed out"), "{r}");
+    assert!(r.contains(r#""wifi-isolate/error-code":"timeout""#), "{r}");
     let (ok, r) = call("wifi_debug_logs", json!({"lines": 500})).await;
     assert!(ok && r.contains("connecting to Office"), "{r}");
     assert!(!r.contains(PSK), "{r}");
     let (ok, r) = call("wifi_saved_networks", json!({})).await;
     assert!(ok && r.contains("\"office\"") && r.contains("\"wired\"") && !r.contains(PSK));
 
-    let _ = client.cancel().await;
-    ct.cancel();
+    served.close().await;
     agent.shutdown().await;
 }

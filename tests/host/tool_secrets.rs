@@ -13,15 +13,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 use wifi_isolate::agent::iface::WirelessIface;
-use wifi_isolate::agent::{Agent, AgentOptions, server};
+use wifi_isolate::agent::{Agent, AgentOptions};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -44,24 +40,13 @@ impl Captured {
 
 const PSK: &str = "office-passphrase-42";
 
-/// The test in a fresh network namespace: a thread of its own unshares one and runs a
-/// single-threaded runtime there (every task and socket of the agent stays in it).
+/// In a network namespace of its own (the agent flushes its interface's addresses).
 #[test]
 fn secrets_reach_no_log_line_no_reply_and_inline_ones_can_be_refused() {
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .expect("unshare(CLONE_NEWNET): this test needs root");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(in_own_netns());
-    })
-    .join()
-    .expect("the test body");
+    wifi_isolate_tests::agent::in_own_netns(body);
 }
 
-async fn in_own_netns() {
+async fn body() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -108,27 +93,8 @@ async fn in_own_netns() {
         wiphy: 0,
     };
     let agent = Agent::start_on(opts, lo).await.expect("agent on lo");
-    let sock = tmp.path().join("mcp.sock");
-    let listener = server::bind_unix(&sock).unwrap();
-    let ct = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(server::serve_unix(agent.clone(), listener, ct.clone()));
-    let transport = StreamableHttpClientTransport::with_client(
-        UnixSocketHttpClient::new(sock.to_str().unwrap(), "http://localhost/mcp"),
-        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
-    );
-    let client = ().serve(transport).await.expect("initialize");
-    let call = |tool: &'static str, args: Value| {
-        let client = &client;
-        async move {
-            let p = CallToolRequestParams::new(tool)
-                .with_arguments(args.as_object().cloned().unwrap_or_default());
-            match tokio::time::timeout(Duration::from_secs(20), client.call_tool(p)).await {
-                Ok(Ok(r)) => (r.is_error != Some(true), serde_json::to_string(&r).unwrap()),
-                Ok(Err(e)) => (false, e.to_string()),
-                Err(_) => panic!("{tool} did not answer"),
-            }
-        }
-    };
+    let served = wifi_isolate_tests::agent::serve(agent.clone(), tmp.path()).await;
+    let call = |tool: &'static str, args: Value| served.call(tool, args, Duration::from_secs(20));
 
     // 1. A numeric password: refused without its digits, in the reply and in every log line.
     for args in [
@@ -190,8 +156,7 @@ async fn in_own_netns() {
     .await;
     assert!(!ok && e.contains("as tool arguments (password)"), "{e}");
 
-    let _ = client.cancel().await;
-    ct.cancel();
+    served.close().await;
     agent.shutdown().await;
     let text = log.text();
     assert!(

@@ -4,9 +4,11 @@
 //! - [`tally`]: the one tally — one `ok NAME` / `FAIL NAME: detail` line per named check;
 //! - [`vm`]: the one VM harness, host side (suites in `tests/vm/*/lab.toml`);
 //! - [`guest`], [`hwsim_nl`], [`mcp_unix`]: what the probes inside the VMs share;
+//! - [`agent`]: the real agent in-process (its MCP server and a client; a netns of its own);
 //! - [`engine`]: private podman/dockerd daemons, the stand-in agent and the checks every engine
 //!   must pass (`tests/host/engine_*.rs`).
 
+pub mod agent;
 pub mod engine;
 pub mod env;
 pub mod guest;
