@@ -233,12 +233,15 @@ fn wait_for(p: &Path) {
     panic!("{} never appeared", p.display());
 }
 
-fn stop(mut c: Child) {
+/// Stop a child; `Some(status)` when it had already exited by itself (died before its stop).
+fn stop(mut c: Child) -> Option<std::process::ExitStatus> {
+    let early = c.try_wait().ok().flatten();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(c.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = c.wait();
+    early
 }
 
 #[tokio::main]
@@ -292,13 +295,29 @@ async fn main() {
             .open("/share/logs/socket-proxyd.log")
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null());
-        let c = Command::new("systemd-socket-activate")
-            .arg("-l")
+        let mut cmd = Command::new("systemd-socket-activate");
+        cmd.arg("-l")
             .arg(&l4)
             .arg("systemd-socket-proxyd")
             .args(&proxyd_args)
             .arg(&agent)
-            .stderr(log)
+            .stderr(log);
+        // As systemd runs it (IgnoreSIGPIPE=yes, the default of every unit): socket-proxyd does
+        // not ignore SIGPIPE itself, and std's spawn resets it to the default, so a client that
+        // closes its connection before the agent's last bytes were spliced into it (rmcp's client
+        // drops the response stream once it has the result) killed it silently with SIGPIPE —
+        // every later call then got ECONNREFUSED (the issue-18 failures; BENCHMARKS.md).
+        if std::env::var_os("BENCH_PROXYD_SIGPIPE_DEFAULT").is_none() {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only signal(2), async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let c = cmd
             .spawn()
             .expect("systemd-socket-activate systemd-socket-proxyd");
         wait_for(&l4);
@@ -312,6 +331,7 @@ async fn main() {
     // Rounds, each path once per round in a rotated order: a slow stretch of the (noisy, TCG)
     // machine or the order itself then weighs on every path alike.
     let mut all: Vec<Path3> = paths.iter().map(|_| Path3::default()).collect();
+    let mut proxyd_deaths: Vec<String> = Vec::new();
     for round in 0..rounds {
         for k in 0..paths.len() {
             let i = (k + round) % paths.len();
@@ -319,8 +339,14 @@ async fn main() {
             eprintln!("round {}/{rounds}: measuring {name} ...", round + 1);
             let proxyd = (sock == &l4).then(start_proxyd);
             all[i].add(measure(sock, calls1, each, conc).await);
-            if let Some(p) = proxyd {
-                stop(p);
+            if let Some(p) = proxyd
+                && let Some(st) = stop(p)
+            {
+                eprintln!(
+                    "round {}: socket-proxyd had exited by itself: {st}",
+                    round + 1
+                );
+                proxyd_deaths.push(format!("round {}: {st}", round + 1));
             }
         }
     }
@@ -329,12 +355,23 @@ async fn main() {
     println!(
         "Equal work: every path makes the same {planned} calls ({rounds} rounds × ({calls1} from 1 client + {each} from each of {conc} clients)), the paths' order rotated per round. \
          Cells: median over the rounds [min, max] (an interval of the median with {:.1} % coverage); p99 over all of a path's calls. \
-         socket-proxyd options: `{}`.\n",
+         socket-proxyd options: `{}`, SIGPIPE {} (systemd's IgnoreSIGPIPE=yes default for a unit); a fresh one per measurement, {} of {rounds} exited by itself before its stop{}.\n",
         100.0 * minmax_coverage(rounds),
         if proxyd_args.is_empty() {
             "(defaults)".to_string()
         } else {
             proxyd_args.join(" ")
+        },
+        if std::env::var_os("BENCH_PROXYD_SIGPIPE_DEFAULT").is_none() {
+            "ignored"
+        } else {
+            "left at its default (BENCH_PROXYD_SIGPIPE_DEFAULT), unlike under systemd"
+        },
+        proxyd_deaths.len(),
+        if proxyd_deaths.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", proxyd_deaths.join("; "))
         }
     );
     println!(
