@@ -8,28 +8,26 @@ use std::path::Path;
 /// file or the new one, never half of one. The directory is made if missing; on failure the
 /// temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let done = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
+    write_via_temp(path, bytes, false)
 }
 
-/// [`write_atomic`] for secrets: the temporary file is created fresh (`O_EXCL`, no link
-/// followed) with mode 0600 and synced before the rename, so the secret is never readable by
-/// anyone but the owner, not even for a moment. Missing directories are made 0700.
+/// [`write_atomic`] for secrets: the temporary file is created with mode 0600 (and missing
+/// directories 0700), so the secret is never readable by anyone but the owner, not even for a
+/// moment.
 pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_via_temp(path, bytes, true)
+}
+
+/// The one way: the temporary file is created fresh (`O_EXCL`, no link followed — a stale one
+/// is removed first), written and synced, then renamed over `path`.
+fn write_via_temp(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(d)?;
+        let mut dirs = std::fs::DirBuilder::new();
+        dirs.recursive(true);
+        if private {
+            dirs.mode(0o700);
+        }
+        dirs.create(d)?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
@@ -38,7 +36,7 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let done = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(if private { 0o600 } else { 0o666 })
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)
         .and_then(|mut f| {
