@@ -8,7 +8,7 @@
 #   b. a stop with a client retrying → stays stopped (held: 503 "is held"); start / reload lift it
 #   c. renamed adapters → refusal (exit 78), the radio now carrying the name untouched
 #   d. the agent SIGSTOPped → StatusText "agent not answering", a new daemon within 30 s
-#   e. 300 idle TCP connections → a Unix client still served within 2 s
+#   e. 300 idle TCP connections → a Unix client still served within 4 s (before their 5 s header deadline)
 #   f. 20 000 refused requests in 10 s → the next tool call's audit record is in the journal
 #   g. apt-get remove → NetworkManager manages the enabled adapter again (last: the package goes)
 # The unplug comes before g (the radio is gone afterwards). Two radios: the second one is the
@@ -196,8 +196,10 @@ check "13e 300 idle TCP connections open ($(head -1 /tmp/idle.out))" grep -qx 'o
 sleep 1
 read -r rc took < <(timed_answer)
 echo "ENDPOINT: a Unix tool call with 300 idle TCP connections: rc=$rc ${took} ms (unloaded ${base} ms)"
-check "13e a Unix client is served within 2 s with 300 idle TCP connections (${took} ms; unloaded ${base} ms)" \
-  test "$rc" = 0 -a "${took:-99999}" -le 2000
+# Bound: under the idle connections' 5 s header deadline (nothing they hold could have been freed
+# by then), with room for TCG's noise (2.2 s seen once under load; unloaded ~1 s).
+check "13e a Unix client is served within 4 s with 300 idle TCP connections (${took} ms; unloaded ${base} ms)" \
+  test "$rc" = 0 -a "${took:-99999}" -le 4000
 check "13e an authenticated TCP client is served too" http_is "tcp:$TCP" "$TOKEN" 200
 wait "$idle_pid"
 cat /tmp/idle.out
