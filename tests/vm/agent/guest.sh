@@ -1,5 +1,5 @@
 # Guest script for the agent's hwsim suite (run by tests/vm/lab/boot-initramfs.sh, busybox sh, env sourced).
-# Drives wifi-isolate-agent with the real MCP client (tests/src/bin/hwsim-agent-client.rs) twice: first in
+# Drives wifi-isolate-agent with the real MCP client (tests/src/bin/hwsim-agent-client/) twice: first in
 # the hardened box the real daemon builds (`wifi-isolate run STA --engine netns`: bubblewrap, its
 # own user/pid/mount/net namespaces, seccomp) over the agent's Unix socket — every tool, on real
 # radios — then over stdio in a plain `ip netns` box. Finally checks that no secret reached the

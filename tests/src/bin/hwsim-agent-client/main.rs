@@ -9,6 +9,8 @@
 use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
+mod protocol;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1067,34 +1069,7 @@ async fn main() {
     } else {
         full_suite(&mut run).await;
         cancellation_suite(&mut run, &args[2]).await;
-        // The sessionless 2026-07-28 protocol (server/discover, per-request metadata).
-        let sock = &args[2];
-        let http = UnixSocketHttpClient::new(sock, "http://localhost/mcp");
-        let transport = StreamableHttpClientTransport::with_client(
-            http,
-            StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
-        );
-        use rmcp::ClientServiceExt;
-        let lifecycle = rmcp::ClientLifecycleMode::Discover {
-            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
-        };
-        match ().serve_with_lifecycle(transport, lifecycle).await {
-            Ok(svc) => {
-                let n = svc.list_all_tools().await.map(|t| t.len()).unwrap_or(0);
-                let st = svc
-                    .call_tool(CallToolRequestParams::new("wifi_status"))
-                    .await
-                    .map(|r| r.is_error != Some(true))
-                    .unwrap_or(false);
-                run.check(
-                    "protocol 2026-07-28: tools/list and a tool call",
-                    n >= 14 && st,
-                    format!("{n} tools, status ok {st}"),
-                );
-                let _ = svc.cancel().await;
-            }
-            Err(e) => run.check("protocol 2026-07-28: discover", false, e),
-        }
+        protocol::discover_suite(&mut run, &args[2]).await;
     }
     let (passed, failed) = (run.tally.passed, run.tally.failed);
     let _ = run.svc.cancel().await;
