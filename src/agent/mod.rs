@@ -9,8 +9,10 @@ pub mod dhcp;
 pub mod events;
 pub mod failure;
 pub mod iface;
+pub mod link;
 pub mod netcfg;
 pub mod nettools;
+pub mod radio;
 pub mod server;
 pub mod supervisor;
 pub mod tools;
@@ -122,6 +124,8 @@ pub struct ConnectResult {
     pub frequency: Option<u32>,
     /// Key management in use (`WPA2-PSK`, `SAE`, `NONE`, `WPA2/IEEE 802.1X/EAP`…).
     pub key_mgmt: Option<String>,
+    /// The security of the association: ciphers, PMF in use, SAE group and H2E/PK.
+    pub link_security: Option<crate::wpa::modes::LinkSecurity>,
     /// wpa_supplicant's network id.
     pub network_id: u32,
     /// Our IPv4 address.
@@ -149,6 +153,14 @@ impl ConnectResult {
             bssid: st.and_then(|s| s.bssid).map(|b| b.to_string()),
             frequency: st.and_then(|s| s.freq_mhz),
             key_mgmt: st.and_then(|s| s.key_mgmt.clone()),
+            link_security: st.map(|s| {
+                crate::wpa::modes::LinkSecurity::from_status(
+                    s.key_mgmt.as_deref(),
+                    s.pairwise_cipher.as_deref(),
+                    s.group_cipher.as_deref(),
+                    &s.other,
+                )
+            }),
             network_id,
             ip: lease.ip.to_string(),
             prefix: lease.prefix,

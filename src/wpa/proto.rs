@@ -31,6 +31,9 @@ pub const BSS_MASK_SUMMARY: u32 = (1 << 0)
     | (1 << 19)
     | (1 << 20);
 
+/// `BSS` field mask of [`Command::bss_ies`]: id and the raw information elements (hex).
+pub const BSS_MASK_IES: u32 = (1 << 0) | (1 << 10);
+
 /// A key management (AKM) suite for `key_mgmt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyMgmt {
@@ -467,6 +470,15 @@ impl Command {
         Command::Bss {
             selector,
             mask: Some(BSS_MASK_SUMMARY),
+        }
+    }
+
+    /// `BSS ID-<id> MASK=…`: one entry's id and information elements only (a separate request,
+    /// so the summary always fits in a reply).
+    pub fn bss_ies(id: u32) -> Self {
+        Command::Bss {
+            selector: BssSelector::Id(id),
+            mask: Some(BSS_MASK_IES),
         }
     }
 
