@@ -8,6 +8,7 @@ pub mod certs;
 pub mod dhcp;
 pub mod events;
 pub mod failure;
+pub mod history;
 pub mod iface;
 pub mod link;
 pub mod netcfg;
@@ -183,6 +184,8 @@ pub struct Agent {
     op: Mutex<()>,
     perm_mac: Option<[u8; 6]>,
     certs: certs::Certs,
+    /// What happened on the radio (`wifi_events`).
+    history: history::History,
 }
 
 impl Agent {
@@ -249,7 +252,10 @@ impl Agent {
         );
         dhcp.serve_hook()?;
         let certs = certs::Certs::new(&opts.certs_dir, &opts.upload_dir);
+        let history = history::History::default();
+        history.spawn(wpa.subscribe(), dhcp.subscribe_lease());
         let agent = Arc::new(Self {
+            history,
             opts,
             certs,
             iface: wi.name,
@@ -280,6 +286,11 @@ impl Agent {
     /// The interface this agent drives.
     pub fn iface(&self) -> &str {
         &self.iface
+    }
+
+    /// What happened on the radio: connects, roams, disconnects, rejections, leases.
+    pub fn history(&self) -> &history::History {
+        &self.history
     }
 
     /// The debug log ring.

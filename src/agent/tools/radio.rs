@@ -1,4 +1,5 @@
-//! The radio's tools beyond joining: `wifi_link` (the link's metrics, optionally sampled), and
+//! The radio's tools beyond joining: `wifi_link` (the link's metrics, optionally sampled),
+//! `wifi_events` (what happened on the radio, [`crate::agent::history`]), and
 //! `auto` security picking OWE for a network the last scan saw offered with it.
 
 use std::time::Duration;
@@ -7,9 +8,10 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 
 use super::router::WifiTools;
-use super::schema::{ConnectArgs, LinkArgs, SecurityMode};
+use super::schema::{ConnectArgs, EventsArgs, LinkArgs, SecurityMode};
 use crate::agent::Agent;
 use crate::agent::failure::Failure;
+use crate::agent::history::EventsResult;
 use crate::agent::link::LinkReport;
 use crate::validate::Ssid;
 
@@ -74,6 +76,32 @@ impl WifiTools {
     ) -> Result<Json<LinkReport>, Failure> {
         let (period, interval) = link_bounds(&a)?;
         Ok(Json(self.agent.link(period, interval).await?))
+    }
+
+    #[tool(
+        description = "What happened on the radio since the agent started (the last 500 \
+                       events, oldest first): associating, connected, roamed (another BSS \
+                       without a disconnect, from_bssid → bssid), disconnected (IEEE 802.11 \
+                       reason code and its meaning, locally_generated), auth/assoc rejected \
+                       (status code), network not found, temporarily disabled (WRONG_KEY, …), \
+                       scan failed, DHCP lease gained/lost. since_seq (the last_seq of an \
+                       earlier call) returns only newer ones; kinds filters.",
+        annotations(title = "WiFi events", read_only_hint = true)
+    )]
+    async fn wifi_events(
+        &self,
+        Parameters(a): Parameters<EventsArgs>,
+    ) -> Result<Json<EventsResult>, Failure> {
+        let limit = match a.limit {
+            None => 100,
+            Some(n) if (1..=500).contains(&n) => n as usize,
+            Some(n) => return Err(Failure::invalid(format!("limit must be 1-500, got {n}"))),
+        };
+        Ok(Json(self.agent.history().query(
+            a.since_seq.unwrap_or(0),
+            limit,
+            &a.kinds,
+        )))
     }
 }
 

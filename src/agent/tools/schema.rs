@@ -340,6 +340,18 @@ pub struct ScanResult {
     pub note: Option<String>,
 }
 
+/// `wifi_events` arguments.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+pub struct EventsArgs {
+    /// Only events after this sequence number (the `last_seq` of an earlier call).
+    pub since_seq: Option<u64>,
+    /// At most this many (the newest), 1-500 (default 100).
+    pub limit: Option<u64>,
+    /// Only these kinds (all when omitted).
+    #[serde(default)]
+    pub kinds: Vec<crate::agent::history::Kind>,
+}
+
 /// `wifi_link` arguments.
 #[derive(Debug, Deserialize, JsonSchema, Default)]
 pub struct LinkArgs {
