@@ -14,6 +14,7 @@ pub mod link;
 pub mod netcfg;
 pub mod nettools;
 pub mod radio;
+pub mod roam;
 pub mod server;
 pub mod supervisor;
 pub mod tools;

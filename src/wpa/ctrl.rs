@@ -392,6 +392,11 @@ impl CtrlClient {
         self.request_ok(&Command::Disconnect).await
     }
 
+    /// `ROAM <bssid>`.
+    pub async fn roam(&self, bssid: crate::validate::Bssid) -> Result<(), WpaError> {
+        self.request_ok(&Command::Roam(bssid)).await
+    }
+
     /// `RECONNECT`.
     pub async fn reconnect(&self) -> Result<(), WpaError> {
         self.request_ok(&Command::Reconnect).await

@@ -452,6 +452,8 @@ pub enum Command {
     Reconnect,
     /// `REASSOCIATE` (always).
     Reassociate,
+    /// `ROAM <bssid>`: move to another BSS of the current network (FT when both sides can).
+    Roam(Bssid),
     /// `SET <key> <value>` for a whitelisted key.
     Set(GlobalSetting),
     /// `SAVE_CONFIG` (needs `update_config=1`).
@@ -512,6 +514,7 @@ impl Command {
                 | Command::Disconnect
                 | Command::Reconnect
                 | Command::Reassociate
+                | Command::Roam(_)
                 | Command::Set(_)
                 | Command::SaveConfig
                 | Command::Terminate
@@ -560,6 +563,7 @@ impl Command {
             Command::Disconnect => "DISCONNECT".into(),
             Command::Reconnect => "RECONNECT".into(),
             Command::Reassociate => "REASSOCIATE".into(),
+            Command::Roam(bssid) => format!("ROAM {bssid}"),
             Command::Set(setting) => match setting {
                 GlobalSetting::MacAddr(value) => format!("SET mac_addr {value}"),
                 GlobalSetting::PreassocMacAddr(value) => format!("SET preassoc_mac_addr {value}"),

@@ -8,12 +8,13 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 
 use super::router::WifiTools;
-use super::schema::{ConnectArgs, EventsArgs, LinkArgs, SecurityMode};
+use super::schema::{ConnectArgs, EventsArgs, LinkArgs, RoamArgs, SecurityMode};
 use crate::agent::Agent;
 use crate::agent::failure::Failure;
 use crate::agent::history::EventsResult;
 use crate::agent::link::LinkReport;
-use crate::validate::Ssid;
+use crate::agent::roam::RoamResult;
+use crate::validate::{Bssid, Ssid};
 
 /// `wifi_link`'s bounds, checked before anything is read: (period, interval).
 pub(super) fn link_bounds(a: &LinkArgs) -> Result<(Option<Duration>, Duration), Failure> {
@@ -76,6 +77,31 @@ impl WifiTools {
     ) -> Result<Json<LinkReport>, Failure> {
         let (period, interval) = link_bounds(&a)?;
         Ok(Json(self.agent.link(period, interval).await?))
+    }
+
+    #[tool(
+        description = "Roam to another access point (bssid) of the current network, as \
+                       wifi_scan lists it (same ssid): wpa_supplicant's ROAM, timed from the \
+                       request to the new connection (roam_ms), with the method (ft when the \
+                       key management in use is 802.11r FT, else reassociation), then the DHCP \
+                       lease renewed (dhcp_ms). Connect first.",
+        annotations(title = "Roam", destructive_hint = true, open_world_hint = true)
+    )]
+    async fn wifi_roam(
+        &self,
+        Parameters(a): Parameters<RoamArgs>,
+    ) -> Result<Json<RoamResult>, Failure> {
+        let bssid = Bssid::parse(&a.bssid).map_err(Failure::invalid)?;
+        let timeout = match a.timeout_secs {
+            None => Duration::from_secs(15),
+            Some(s) if (1..=60).contains(&s) => Duration::from_secs(s),
+            Some(s) => {
+                return Err(Failure::invalid(format!(
+                    "timeout_secs must be 1-60, got {s}"
+                )));
+            }
+        };
+        Ok(Json(self.agent.roam(bssid, timeout).await?))
     }
 
     #[tool(

@@ -39,7 +39,12 @@ pub struct ResponseStream(pub tokio_util::sync::CancellationToken);
 
 /// Tools that change the radio's association: a cancelled one is followed by a disconnect, so
 /// the radio ends in a stated condition (disconnected) and no half-made network stays behind.
-const ASSOCIATING: &[&str] = &["wifi_connect", "wifi_connect_eap", "wifi_reconnect"];
+const ASSOCIATING: &[&str] = &[
+    "wifi_connect",
+    "wifi_connect_eap",
+    "wifi_reconnect",
+    "wifi_roam",
+];
 
 /// The peer of an MCP connection, as seen by the socket (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy)]

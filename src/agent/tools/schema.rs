@@ -340,6 +340,16 @@ pub struct ScanResult {
     pub note: Option<String>,
 }
 
+/// `wifi_roam` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RoamArgs {
+    /// The BSS to move to (aa:bb:cc:dd:ee:ff): another access point of the current network,
+    /// as wifi_scan lists it.
+    pub bssid: String,
+    /// Give up after this many seconds (default 15, max 60).
+    pub timeout_secs: Option<u64>,
+}
+
 /// `wifi_events` arguments.
 #[derive(Debug, Deserialize, JsonSchema, Default)]
 pub struct EventsArgs {

@@ -15,7 +15,7 @@ station radios left down and unconfigured in the root netns. Then runs GUEST_SCR
 /bin/sh in the guest (cwd /share, the env file sourced and exported) and powers off.
 
   --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e
-                   mixed  (order = AP index K, subnet
+                   mixed roam1 roam2  (order = AP index K, subnet
                    10.0.K.0/24; default: no AP)
   --stations N     number of station radios (default 1)
   --share DIR      host directory shared as /share (9p). The runner (re)creates DIR/logs, DIR/.hwsim,
@@ -66,8 +66,8 @@ for b in "${BINS[@]}"; do [ -f "$b" ] || die "no such --bin file: $b"; done
 APS="${APS_ARG//,/ }"
 seen=" "
 for a in $APS; do
-  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|owe|owetrans|owehid|saeh2e|mixed) ;;
-    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e mixed)";; esac
+  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2) ;;
+    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e mixed roam1 roam2)";; esac
   [[ "$seen" != *" $a "* ]] || die "AP '$a' listed twice"; seen+="$a "
 done
 [ $(( $(wc -w <<<"$APS") + NSTATIONS )) -ge 1 ] || die "nothing to simulate"
@@ -91,6 +91,8 @@ KMODS="$KDIR/root/lib/modules/$KVER"
 #   owehid  lab-owehid      owe       6        -        (hidden OWE half of owetrans; list both)
 #   saeh2e  lab-sae-h2e     sae       11       correct horse 5   (sae_pwe=1: hash-to-element only)
 #   mixed   lab-mixed       wpa2/wpa3 11       correct horse 6   (WPA-PSK + SAE, ieee80211w=2)
+#   roam1   lab-roam        wpa2-psk  1        correct horse 7   (two APs of one SSID: roaming;
+#   roam2   lab-roam        wpa2-psk  11       correct horse 7    each its own subnet)
 ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
   PSK="" HWMODE=g
   case "$1" in
@@ -105,6 +107,8 @@ ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
     owehid) SSID="lab-owehid";     SEC=owe;      CHAN=6 ;;
     saeh2e) SSID="lab-sae-h2e";    SEC=sae-h2e;  CHAN=11; PSK="correct horse 5" ;;
     mixed)  SSID="lab-mixed";      SEC=wpa2-psk/wpa3-sae; CHAN=11; PSK="correct horse 6" ;;
+    roam1)  SSID="lab-roam";       SEC=wpa2-psk; CHAN=1;  PSK="correct horse 7" ;;
+    roam2)  SSID="lab-roam";       SEC=wpa2-psk; CHAN=11; PSK="correct horse 7" ;;
   esac
   # the world regulatory domain forbids starting an AP on 5 GHz: stay on 2.4 GHz there
   if [ "$HWMODE" = a ] && [ "$COUNTRY" = 00 ]; then CHAN=11 HWMODE=g; fi

@@ -185,6 +185,107 @@ async fn events_checks(r: &mut Run) {
     let _ = r.call_raw("wifi_status", json!({})).await;
 }
 
+/// `wifi_roam` between the two APs of `lab-roam` (reassociation; each AP is its own subnet in
+/// the lab, so the renewed lease moves too), and its refusals.
+async fn roam_checks(r: &mut Run) {
+    let c = r
+        .ok(
+            "radio: connect lab-roam",
+            "wifi_connect",
+            json!({"ssid": env("AP_ROAM1_SSID"), "password": env("AP_ROAM1_PSK")}),
+        )
+        .await;
+    let (from, to) = if c["bssid"] == bssid("ROAM2").as_str() {
+        ("ROAM2", "ROAM1")
+    } else {
+        ("ROAM1", "ROAM2")
+    };
+    r.check(
+        "radio: roam: connected to one AP of lab-roam",
+        joined(&c, from, "WPA2-PSK"),
+        &c,
+    );
+    // Both APs of the SSID fresh in the table.
+    r.ok(
+        "radio: scan before the roam",
+        "wifi_scan",
+        json!({"timeout_secs": 60}),
+    )
+    .await;
+    let (_, ev, _) = r.call_raw("wifi_events", json!({})).await;
+    let since = ev["last_seq"].as_u64().unwrap_or(0);
+    let (ok, roam, text) = r.call_raw("wifi_roam", json!({"bssid": bssid(to)})).await;
+    let roam_ip = roam["ip"]
+        .as_str()
+        .map(|ip| subnet_of(ip.split('/').next().unwrap_or_default()));
+    r.check(
+        "radio: wifi_roam to the other AP of the SSID: timed, reassociation, lease renewed",
+        ok && roam["from_bssid"] == bssid(from).as_str()
+            && roam["to_bssid"] == bssid(to).as_str()
+            && roam["method"] == "reassociation"
+            && roam["roam_ms"].as_u64().is_some_and(|ms| ms < 15_000)
+            && roam_ip == Some(subnet_of(&env(&format!("AP_{to}_IP")))),
+        format!("{text} {roam}"),
+    );
+    let st = r
+        .ok("radio: status after the roam", "wifi_status", json!({}))
+        .await;
+    r.check(
+        "radio: after the roam wifi_status names the new BSS",
+        st["bssid"] == bssid(to).as_str() && st["wpa_state"] == "COMPLETED",
+        &st,
+    );
+    let (_, ev, _) = r.call_raw("wifi_events", json!({"since_seq": since})).await;
+    let evs = ev["events"].as_array().cloned().unwrap_or_default();
+    r.check(
+        "radio: events: the roam is logged (roamed, or disconnected + connected, to the new BSS)",
+        evs.iter().any(|e| {
+            (e["kind"] == "roamed" || e["kind"] == "connected") && e["bssid"] == bssid(to).as_str()
+        }),
+        &ev,
+    );
+    let code = r
+        .tool_err(
+            "radio: wifi_roam to a malformed BSSID refused",
+            "wifi_roam",
+            json!({"bssid": "02:00:00:zz:00:00"}),
+            "bssid",
+        )
+        .await;
+    r.check_code(
+        "radio: wifi_roam to a malformed BSSID refused",
+        code,
+        "invalid_argument",
+    );
+    let code = r
+        .tool_err(
+            "radio: wifi_roam to a BSS of another network refused",
+            "wifi_roam",
+            json!({"bssid": bssid("WPA2")}),
+            "no BSS",
+        )
+        .await;
+    r.check_code(
+        "radio: wifi_roam to a BSS of another network refused",
+        code,
+        "not_found",
+    );
+    let code = r
+        .tool_err(
+            "radio: wifi_roam timeout_secs 0 refused",
+            "wifi_roam",
+            json!({"bssid": bssid(from), "timeout_secs": 0}),
+            "timeout_secs",
+        )
+        .await;
+    r.check_code(
+        "radio: wifi_roam timeout_secs 0 refused",
+        code,
+        "invalid_argument",
+    );
+    r.check_host("after the roam");
+}
+
 pub(crate) async fn radio_suite(r: &mut Run) {
     let aps = aps();
     // --- 1. a scan while connected finishes, with every AP --------------------------------
@@ -520,6 +621,7 @@ pub(crate) async fn radio_suite(r: &mut Run) {
         "invalid_argument",
     );
     events_checks(r).await;
+    roam_checks(r).await;
     let short = r
         .ok(
             "radio: a 1 s scan answers",
