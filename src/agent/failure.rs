@@ -22,6 +22,8 @@ pub enum Code {
     SupplicantGone,
     /// The caller cancelled the call.
     Cancelled,
+    /// The tool needs an association and there is none.
+    NotConnected,
     /// Anything else; the text says what.
     Failed,
 }
@@ -38,6 +40,7 @@ impl Code {
             Code::NoDhcp => "no_dhcp",
             Code::SupplicantGone => "supplicant_gone",
             Code::Cancelled => "cancelled",
+            Code::NotConnected => "not_connected",
             Code::Failed => "failed",
         }
     }

@@ -8,9 +8,13 @@ pub mod certs;
 pub mod dhcp;
 pub mod events;
 pub mod failure;
+pub mod history;
 pub mod iface;
+pub mod link;
 pub mod netcfg;
 pub mod nettools;
+pub mod radio;
+pub mod roam;
 pub mod server;
 pub mod supervisor;
 pub mod tools;
@@ -122,6 +126,8 @@ pub struct ConnectResult {
     pub frequency: Option<u32>,
     /// Key management in use (`WPA2-PSK`, `SAE`, `NONE`, `WPA2/IEEE 802.1X/EAP`…).
     pub key_mgmt: Option<String>,
+    /// The security of the association: ciphers, PMF in use, SAE group and H2E/PK.
+    pub link_security: Option<crate::wpa::modes::LinkSecurity>,
     /// wpa_supplicant's network id.
     pub network_id: u32,
     /// Our IPv4 address.
@@ -149,6 +155,14 @@ impl ConnectResult {
             bssid: st.and_then(|s| s.bssid).map(|b| b.to_string()),
             frequency: st.and_then(|s| s.freq_mhz),
             key_mgmt: st.and_then(|s| s.key_mgmt.clone()),
+            link_security: st.map(|s| {
+                crate::wpa::modes::LinkSecurity::from_status(
+                    s.key_mgmt.as_deref(),
+                    s.pairwise_cipher.as_deref(),
+                    s.group_cipher.as_deref(),
+                    &s.other,
+                )
+            }),
             network_id,
             ip: lease.ip.to_string(),
             prefix: lease.prefix,
@@ -171,6 +185,8 @@ pub struct Agent {
     op: Mutex<()>,
     perm_mac: Option<[u8; 6]>,
     certs: certs::Certs,
+    /// What happened on the radio (`wifi_events`).
+    history: history::History,
 }
 
 impl Agent {
@@ -237,7 +253,10 @@ impl Agent {
         );
         dhcp.serve_hook()?;
         let certs = certs::Certs::new(&opts.certs_dir, &opts.upload_dir);
+        let history = history::History::default();
+        history.spawn(wpa.subscribe(), dhcp.subscribe_lease());
         let agent = Arc::new(Self {
+            history,
             opts,
             certs,
             iface: wi.name,
@@ -268,6 +287,11 @@ impl Agent {
     /// The interface this agent drives.
     pub fn iface(&self) -> &str {
         &self.iface
+    }
+
+    /// What happened on the radio: connects, roams, disconnects, rejections, leases.
+    pub fn history(&self) -> &history::History {
+        &self.history
     }
 
     /// The debug log ring.

@@ -36,7 +36,8 @@ pub struct Lab {
     pub about: String,
     /// How it boots.
     pub boot: Boot,
-    /// Access points, a comma list of `open wpa2 sae hidden wpa2b eap` (may be empty).
+    /// Access points, a comma list of `open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e mixed roam1 roam2`
+    /// (may be empty).
     #[serde(default)]
     pub aps: String,
     /// Station radios.

@@ -39,7 +39,12 @@ pub struct ResponseStream(pub tokio_util::sync::CancellationToken);
 
 /// Tools that change the radio's association: a cancelled one is followed by a disconnect, so
 /// the radio ends in a stated condition (disconnected) and no half-made network stays behind.
-const ASSOCIATING: &[&str] = &["wifi_connect", "wifi_connect_eap", "wifi_reconnect"];
+const ASSOCIATING: &[&str] = &[
+    "wifi_connect",
+    "wifi_connect_eap",
+    "wifi_reconnect",
+    "wifi_roam",
+];
 
 /// The peer of an MCP connection, as seen by the socket (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +81,7 @@ fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration,
 /// The MCP server: the agent's tools.
 #[derive(Clone)]
 pub struct WifiTools {
-    agent: Arc<Agent>,
+    pub(super) agent: Arc<Agent>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -137,25 +142,32 @@ impl WifiTools {
     pub fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::radio_router(),
         }
     }
 
     #[tool(
-        description = "Scan for WiFi networks now (a fresh scan, 2-10 s) and list every access point \
-                       seen: bssid, ssid, frequency (MHz), channel, signal (dBm), security \
-                       (open, wpa2-psk, wpa3-sae, wpa2-psk/wpa3-sae, wpa2-eap, ...). Hidden networks \
-                       show an empty ssid.",
+        description = "Scan for WiFi networks now (a fresh scan, 2-10 s; waits for its results up \
+                       to timeout_secs, default 30) and list every access point seen: bssid, \
+                       ssid, frequency (MHz), channel, signal (dBm), security (open, owe, \
+                       owe-transition, wpa2-psk, wpa3-sae, wpa2-psk/wpa3-sae, wpa2-eap, ...) and \
+                       modes (AKMs, ciphers, PMF disabled/optional/required, SAE H2E/PK, \
+                       transition). complete=false means the time ran out and the list is \
+                       partial. Hidden networks show an empty ssid.",
         annotations(title = "Scan WiFi", read_only_hint = true, open_world_hint = true)
     )]
     async fn wifi_scan(&self, Parameters(a): Parameters<TimeoutArgs>) -> ToolResult<ScanResult> {
-        let t = timeout_of(a.timeout_secs, 15)?;
+        let t = timeout_of(a.timeout_secs, 30)?;
         let started = Instant::now();
-        let mut networks = self.agent.scan(t).await?;
-        networks.sort_by_key(|n| std::cmp::Reverse(n.signal_dbm));
+        let mut scan = self.agent.scan_until(t).await?;
+        scan.networks
+            .sort_by_key(|n| std::cmp::Reverse(n.signal_dbm));
         Ok(Json(ScanResult {
-            networks,
+            networks: scan.networks,
             elapsed_ms: started.elapsed().as_millis() as u64,
+            complete: scan.complete,
+            attempts: scan.attempts,
+            note: scan.note,
         }))
     }
 
@@ -181,6 +193,8 @@ impl WifiTools {
         peer: Peer<RoleServer>,
     ) -> ToolResult<ConnectResult> {
         let t = timeout_of(a.timeout_secs, 30)?;
+        let mut a = a;
+        super::radio::auto_owe(&self.agent, &mut a).await;
         let spec = match &a.network {
             Some(name) => {
                 if a.ssid.is_some()

@@ -10,6 +10,7 @@ use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
 mod protocol;
+mod radio;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1068,6 +1069,7 @@ async fn main() {
         stdio_suite(&mut run).await;
     } else {
         full_suite(&mut run).await;
+        radio::radio_suite(&mut run).await;
         cancellation_suite(&mut run, &args[2]).await;
         protocol::discover_suite(&mut run, &args[2]).await;
     }
