@@ -418,7 +418,10 @@ impl WifiTools {
                 .lease()
                 .and_then(|l| l.gateway)
                 .map(|g| g.to_string())
-                .ok_or("not connected (no gateway); give host")?,
+                .ok_or(Failure::new(
+                    Code::NotConnected,
+                    "not connected (no gateway); give host",
+                ))?,
         };
         validate::host(&host).map_err(Failure::invalid)?;
         let ip = self
@@ -427,7 +430,8 @@ impl WifiTools {
             .lookup(&host)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        let ip = nettools::pick_address(&ip).ok_or_else(|| format!("{host} has no address"))?;
+        let ip = nettools::pick_address(&ip)
+            .ok_or_else(|| Failure::new(Code::NotFound, format!("{host} has no address")))?;
         let scope = self
             .agent
             .net()
@@ -455,10 +459,9 @@ impl WifiTools {
         validate::host(&a.name).map_err(Failure::invalid)?;
         let dns = match &a.server {
             Some(s) => nettools::Dns::new(
-                vec![
-                    s.parse()
-                        .map_err(|_| format!("server must be an IP address, got {s:?}"))?,
-                ],
+                vec![s.parse().map_err(|_| {
+                    Failure::invalid(format!("server must be an IP address, got {s:?}"))
+                })?],
                 &self.agent.options().resolv_conf,
             ),
             None => self.agent.dns(),
@@ -487,6 +490,7 @@ impl WifiTools {
             return Err(Failure::invalid("max_bytes must be at most 65536"));
         }
         let t = timeout_of(a.timeout_secs, 10)?;
+        nettools::parse_http_url(&a.url).map_err(|e| Failure::invalid(format!("{e:#}")))?;
         Ok(Json(
             nettools::http_get(&self.agent.dns(), &a.url, max, t)
                 .await
@@ -540,11 +544,11 @@ impl WifiTools {
 }
 
 impl WifiTools {
-    async fn check(&self, a: CheckArgs) -> Result<CheckResult, String> {
+    async fn check(&self, a: CheckArgs) -> Result<CheckResult, Failure> {
         let url = a
             .url
             .unwrap_or_else(|| self.agent.options().check_url.clone());
-        nettools::parse_http_url(&url).map_err(|e| format!("{e:#}"))?;
+        nettools::parse_http_url(&url).map_err(|e| Failure::invalid(format!("{e:#}")))?;
         let started = Instant::now();
         let got = nettools::http_get(&self.agent.dns(), &url, 1024, Duration::from_secs(10)).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -742,10 +746,25 @@ impl ServerHandler for WifiTools {
                 }
             } => Err("the client closed the response stream"),
         };
-        let result = match why {
+        let mut result = match why {
+            // Arguments that do not fit the tool's input schema: a tool error the model can
+            // correct (as the specification asks of input validation), coded like every other
+            // bad input. An unknown tool stays the protocol error.
+            Ok(Err(e))
+                if e.code == rmcp::model::ErrorCode::INVALID_PARAMS
+                    && self.tool_router.has_route(&tool) =>
+            {
+                Ok(CallToolResponse::Complete(coded_error(
+                    Code::InvalidArgument.as_str(),
+                    format!("{tool}: {}", e.message),
+                )))
+            }
             Ok(r) => r,
             Err(why) => Ok(self.cancelled(&tool, why).await),
         };
+        if let Ok(CallToolResponse::Complete(r)) = &mut result {
+            give_code(r);
+        }
         let outcome = match &result {
             Ok(CallToolResponse::Complete(r))
                 if error_code(r) == Some(Code::Cancelled.as_str()) =>
@@ -811,6 +830,28 @@ fn coded_error(code: &str, text: String) -> rmcp::model::CallToolResult {
     r
 }
 
+/// Every tool error leaves with a code: rmcp's own (arguments its deserializer refused, before
+/// the tool ran) are `invalid_argument`; anything else uncoded is `failed`.
+fn give_code(r: &mut rmcp::model::CallToolResult) {
+    if r.is_error != Some(true) || error_code(r).is_some() {
+        return;
+    }
+    let text: String = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+        .collect();
+    let code = if text.starts_with("failed to deserialize parameters") {
+        Code::InvalidArgument
+    } else {
+        Code::Failed
+    };
+    r.meta.get_or_insert_with(Default::default).0.insert(
+        ERROR_CODE_KEY.into(),
+        serde_json::Value::from(code.as_str()),
+    );
+}
+
 /// The stable code of a tool error, if it has one.
 fn error_code(r: &rmcp::model::CallToolResult) -> Option<&str> {
     r.meta.as_ref()?.0.get(ERROR_CODE_KEY)?.as_str()
@@ -832,5 +873,24 @@ mod tests {
             error_code(&rmcp::model::CallToolResult::error(vec![])),
             None
         );
+    }
+
+    #[test]
+    fn every_tool_error_leaves_with_a_code() {
+        let mut bad = rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+            "failed to deserialize parameters: invalid type: string \"abc\", expected u64",
+        )]);
+        give_code(&mut bad);
+        assert_eq!(error_code(&bad), Some("invalid_argument"));
+        let mut other =
+            rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text("boom")]);
+        give_code(&mut other);
+        assert_eq!(error_code(&other), Some("failed"));
+        let mut coded = coded_error("busy", "held".into());
+        give_code(&mut coded);
+        assert_eq!(error_code(&coded), Some("busy"));
+        let mut fine = rmcp::model::CallToolResult::success(vec![]);
+        give_code(&mut fine);
+        assert_eq!(error_code(&fine), None);
     }
 }

@@ -13,6 +13,9 @@
 //!   `INSPECTOR_CLI`); it speaks TCP only, so "via socket" reaches the socket through a byte
 //!   relay on loopback (as tests/host/conformance.rs does for the conformance suite).
 //!
+//! Then the tools' stable error codes on the radio (`error codes: …`: busy, no_dhcp, not_found,
+//! not_connected, invalid_argument) — last, as they stop the AP's DHCP server.
+//!
 //! The Python SDK's checks are tests/vm/proxy/mcp_sdk_client.py. Usage (as root, in the VM, the
 //! daemon running): `hwsim-clients-probe STATION`. Prints one tally line per check and
 //! `N passed, N failed`; exit 1 if any failed.
@@ -449,6 +452,109 @@ async fn inspector_path(t: &mut Tally, path: &str, target: &[String], ssid: &str
     );
 }
 
+/// A 2026-07-28 tools/call on the socket: the result (or the JSON-RPC error) as JSON.
+async fn tool(sock: &Path, name: &str, args: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": name, "arguments": args, "_meta": meta(MODERN)}});
+    let headers = [
+        ("mcp-protocol-version", MODERN),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", name),
+    ];
+    match http(sock, "POST", &headers, Some(&body)).await {
+        Ok((_, v)) if v.get("result").is_some() => v["result"].clone(),
+        Ok((s, v)) => json!({"http": s, "answer": v}),
+        Err(e) => json!({"error": e}),
+    }
+}
+
+fn code(result: &Value) -> &str {
+    result["_meta"]["wifi-isolate/error-code"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// Tool errors carry their stable codes on the radio: `busy` while a connect holds the
+/// operation lock (the AP's DHCP server stopped, so the connect waits out its timeout), then
+/// `no_dhcp` for that connect, `not_found`, `not_connected`, `invalid_argument` (arguments
+/// rmcp's deserializer refused, and bad input the tools refuse).
+async fn error_codes(t: &mut Tally, sock: &Path) {
+    let p = "error codes";
+    let pid = std::fs::read_to_string("/run/hwsim/dnsmasq-wpa2.pid").unwrap_or_default();
+    let stopped = pid.trim().parse::<i32>().is_ok_and(|p| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .is_ok()
+    });
+    t.check(
+        &format!("{p}: the wpa2 AP's DHCP server stopped"),
+        stopped,
+        pid.trim(),
+    );
+    let args = json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK"),
+                      "timeout_secs": 12});
+    let connect = {
+        let sock = sock.to_path_buf();
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            (tool(&sock, "wifi_connect", args).await, t0.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    let r = tool(sock, "wifi_disconnect", json!({})).await;
+    let waited = t0.elapsed();
+    t.check(
+        &format!("{p}: wifi_disconnect during a connect → busy"),
+        r["isError"] == true && code(&r) == "busy",
+        format!("after {waited:?}: {}", short(&r)),
+    );
+    let r = tool(sock, "wifi_forget", json!({"ssid": env("AP_WPA2_SSID")})).await;
+    t.check(
+        &format!("{p}: wifi_forget during a connect → busy"),
+        r["isError"] == true && code(&r) == "busy",
+        short(&r),
+    );
+    let (r, took) = connect.await.unwrap_or((Value::Null, Duration::ZERO));
+    t.check(
+        &format!("{p}: the connect without DHCP → no_dhcp"),
+        r["isError"] == true && code(&r) == "no_dhcp",
+        format!("after {took:?}: {}", short(&r)),
+    );
+    let r = tool(sock, "wifi_disconnect", json!({})).await;
+    t.check(
+        &format!("{p}: wifi_disconnect once it ended works"),
+        r["isError"] != true && r.get("structuredContent").is_some(),
+        short(&r),
+    );
+    let r = tool(sock, "wifi_forget", json!({"ssid": "wi-never-configured"})).await;
+    t.check(
+        &format!("{p}: wifi_forget of an unknown network → not_found"),
+        r["isError"] == true && code(&r) == "not_found",
+        short(&r),
+    );
+    let r = tool(sock, "network_ping", json!({})).await;
+    t.check(
+        &format!("{p}: network_ping with no connection → not_connected"),
+        r["isError"] == true && code(&r) == "not_connected",
+        short(&r),
+    );
+    let r = tool(sock, "wifi_scan", json!({"timeout_secs": "abc"})).await;
+    t.check(
+        &format!("{p}: an argument of the wrong type (rmcp's deserializer) → invalid_argument"),
+        r["isError"] == true && code(&r) == "invalid_argument",
+        short(&r),
+    );
+    let r = tool(sock, "network_http_get", json!({"url": "ftp://ap.test/"})).await;
+    t.check(
+        &format!("{p}: network_http_get of a non-http URL → invalid_argument"),
+        r["isError"] == true && code(&r) == "invalid_argument",
+        short(&r),
+    );
+}
+
 fn logfile(name: &str) -> Stdio {
     let dir = std::env::var("HWSIM_RUN_LOGS")
         .or_else(|_| std::env::var("HWSIM_LOGS"))
@@ -500,6 +606,7 @@ async fn main() {
         &ssid,
     )
     .await;
+    error_codes(&mut t, &sock).await;
     println!("{} passed, {} failed", t.passed, t.failed);
     std::process::exit(if t.failed == 0 { 0 } else { 1 });
 }
