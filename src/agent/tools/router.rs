@@ -23,6 +23,8 @@ use crate::agent::{Agent, ConnectResult, Stage};
 use crate::validate::{self, Ssid};
 use crate::wpa;
 
+mod tasks;
+
 type ToolResult<T> = Result<Json<T>, Failure>;
 
 /// A failure as the tool error a client reads: the text, and its stable code in `_meta`.
@@ -78,6 +80,9 @@ fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration,
 pub struct WifiTools {
     agent: Arc<Agent>,
     tool_router: ToolRouter<Self>,
+    /// The Tasks extension's tasks ([`tasks`]), one store for the process: a sessionless
+    /// server builds a `WifiTools` per request.
+    tasks: rmcp::task_manager::TaskManager,
 }
 
 /// MCP progress for one tool call: notifications go out in order from one task, and
@@ -138,6 +143,7 @@ impl WifiTools {
         Self {
             agent,
             tool_router: Self::tool_router(),
+            tasks: tasks::manager(),
         }
     }
 
@@ -586,6 +592,7 @@ impl ServerHandler for WifiTools {
             .enable_prompts()
             .enable_resources()
             .enable_tools()
+            .enable_tasks()
             .build();
         ServerConfig::new(caps)
             .with_server_info(Implementation::new(
@@ -715,12 +722,45 @@ impl ServerHandler for WifiTools {
         )
     }
 
+    /// `tasks/get` (the Tasks extension): the task's state, its result once completed.
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.tasks
+            .get_task(&request.task_id)
+            .map(rmcp::model::GetTaskResult::new)
+    }
+
+    /// `tasks/update`: no tool asks for input mid-task; answers are accepted and ignored.
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    /// `tasks/cancel`: the call stops as with `notifications/cancelled` ([`tasks`]).
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.cancel_task(&request.task_id)
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.to_string();
+        if tasks::wants_task(&tool, &context) {
+            return Ok(self.spawn_task(request, context));
+        }
         let peer = context
             .extensions
             .get::<http::request::Parts>()

@@ -13,8 +13,9 @@
 //!   `INSPECTOR_CLI`); it speaks TCP only, so "via socket" reaches the socket through a byte
 //!   relay on loopback (as tests/host/conformance.rs does for the conformance suite).
 //!
-//! Then the tools' stable error codes on the radio (`error codes: …`: busy, no_dhcp, not_found,
-//! not_connected, invalid_argument) — last, as they stop the AP's DHCP server.
+//! Then the Tasks extension (`tasks: …`, [`tasks`]) and the tools' stable error codes on the
+//! radio (`error codes: …`: busy, no_dhcp, not_found, not_connected, invalid_argument) — late,
+//! as they stop the AP's DHCP server; the cancelled task needs exactly that.
 //!
 //! The Python SDK's checks are tests/vm/proxy/mcp_sdk_client.py. Usage (as root, in the VM, the
 //! daemon running): `hwsim-clients-probe STATION`. Prints one tally line per check and
@@ -32,6 +33,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use wifi_isolate_tests::tally::Tally;
+
+mod tasks;
 
 const MODERN: &str = "2026-07-28";
 const UNSUPPORTED: &str = "2099-01-01";
@@ -606,7 +609,11 @@ async fn main() {
         &ssid,
     )
     .await;
+    let psk = env("AP_WPA2_PSK");
+    tasks::completed(&mut t, &sock, &ssid, &psk).await;
+    tasks::without_extension(&mut t, &sock).await;
     error_codes(&mut t, &sock).await;
+    tasks::cancelled(&mut t, &sock, &ssid, &psk).await;
     println!("{} passed, {} failed", t.passed, t.failed);
     std::process::exit(if t.failed == 0 { 0 } else { 1 });
 }
