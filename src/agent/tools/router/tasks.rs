@@ -30,6 +30,9 @@ pub(super) const LONG_TOOLS: &[&str] = &[
 const TASK_TTL_MS: u64 = 15 * 60 * 1000;
 /// The polling interval a task suggests.
 const POLL_MS: u64 = 500;
+/// At most this many tasks run at once; one more is answered `busy` (a client cannot pile up
+/// operations it never polls).
+const MAX_RUNNING: usize = 8;
 
 /// The agent's one task store (an agent serves one radio; a 2026-07-28 server builds a handler
 /// per request, so the store cannot live in the handler).
@@ -53,6 +56,12 @@ impl WifiTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> CallToolResponse {
+        if self.tasks.running_task_count() >= MAX_RUNNING {
+            return CallToolResponse::Complete(super::coded_error(
+                crate::agent::failure::Code::Busy.as_str(),
+                format!("{MAX_RUNNING} tasks are running already; wait for one to end"),
+            ));
+        }
         let me = self.clone();
         let tool = request.name.to_string();
         let options = TaskOptions::new()
