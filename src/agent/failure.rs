@@ -22,7 +22,10 @@ pub enum Code {
     SupplicantGone,
     /// The caller cancelled the call.
     Cancelled,
-    /// The tool needs an association and there is none.
+    /// Another operation that changes the connection holds the radio (the operation lock), or
+    /// wpa_supplicant refused because it is busy (a scan already running): retry later.
+    Busy,
+    /// The tool needs a connection (an association, a lease, a gateway) and there is none.
     NotConnected,
     /// Anything else; the text says what.
     Failed,
@@ -40,6 +43,7 @@ impl Code {
             Code::NoDhcp => "no_dhcp",
             Code::SupplicantGone => "supplicant_gone",
             Code::Cancelled => "cancelled",
+            Code::Busy => "busy",
             Code::NotConnected => "not_connected",
             Code::Failed => "failed",
         }
