@@ -73,10 +73,16 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
                 );
             }
             secrets.push(p.to_owned());
+            // FT-PSK too: 802.11r fast transition (wifi_roam) where the AP offers it; SAE is
+            // still preferred over it, and it over plain PSK (wpa_supplicant's AKM order).
             if pass.is_raw_psk() {
-                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk]));
+                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk, KeyMgmt::FtPsk]));
             } else {
-                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk, KeyMgmt::Sae]));
+                fields.push(NetworkField::KeyMgmt(vec![
+                    KeyMgmt::WpaPsk,
+                    KeyMgmt::FtPsk,
+                    KeyMgmt::Sae,
+                ]));
                 fields.push(NetworkField::SaePassword(
                     SaePassword::parse(p).map_err(err)?,
                 ));
@@ -356,12 +362,12 @@ mod tests {
              vec![&ssid, "key_mgmt SAE", &sae, "ieee80211w 2", "mac_addr 0"]),
             // auto with a passphrase: WPA2 or WPA3, whichever the AP offers (PMF optional)
             (json!({"ssid": "lab", "password": PASS}),
-             vec![&ssid, "key_mgmt WPA-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
+             vec![&ssid, "key_mgmt WPA-PSK FT-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
             (json!({"ssid": "lab", "security": "auto", "password": PASS}),
-             vec![&ssid, "key_mgmt WPA-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
-            // auto with a raw PSK: SAE has no raw-PSK form, so WPA2 only
+             vec![&ssid, "key_mgmt WPA-PSK FT-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
+            // auto with a raw PSK: SAE has no raw-PSK form, so WPA2 (with FT) only
             (json!({"ssid": "lab", "password": RAW_PSK}),
-             vec![&ssid, "key_mgmt WPA-PSK", &raw, "mac_addr 0"]),
+             vec![&ssid, "key_mgmt WPA-PSK FT-PSK", &raw, "mac_addr 0"]),
             // hidden: probe for the SSID; bssid: lock to one AP
             (json!({"ssid": "lab", "hidden": true}),
              vec![&ssid, "scan_ssid 1", "key_mgmt NONE", "mac_addr 0"]),

@@ -92,7 +92,8 @@ KMODS="$KDIR/root/lib/modules/$KVER"
 #   saeh2e  lab-sae-h2e     sae       11       correct horse 5   (sae_pwe=1: hash-to-element only)
 #   mixed   lab-mixed       wpa2/wpa3 11       correct horse 6   (WPA-PSK + SAE, ieee80211w=2)
 #   roam1   lab-roam        wpa2-psk  1        correct horse 7   (two APs of one SSID: roaming;
-#   roam2   lab-roam        wpa2-psk  11       correct horse 7    each its own subnet)
+#   roam2   lab-roam        wpa2-psk  11       correct horse 7    WPA-PSK + FT-PSK, one mobility
+#                                                                  domain; each its own subnet)
 ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
   PSK="" HWMODE=g
   case "$1" in
@@ -107,8 +108,8 @@ ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
     owehid) SSID="lab-owehid";     SEC=owe;      CHAN=6 ;;
     saeh2e) SSID="lab-sae-h2e";    SEC=sae-h2e;  CHAN=11; PSK="correct horse 5" ;;
     mixed)  SSID="lab-mixed";      SEC=wpa2-psk/wpa3-sae; CHAN=11; PSK="correct horse 6" ;;
-    roam1)  SSID="lab-roam";       SEC=wpa2-psk; CHAN=1;  PSK="correct horse 7" ;;
-    roam2)  SSID="lab-roam";       SEC=wpa2-psk; CHAN=11; PSK="correct horse 7" ;;
+    roam1)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=1;  PSK="correct horse 7" ;;
+    roam2)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=11; PSK="correct horse 7" ;;
   esac
   # the world regulatory domain forbids starting an AP on 5 GHz: stay on 2.4 GHz there
   if [ "$HWMODE" = a ] && [ "$COUNTRY" = 00 ]; then CHAN=11 HWMODE=g; fi
@@ -136,6 +137,9 @@ auth_algs=1
 EOC
   case "$SEC" in
     wpa2-psk) printf 'wpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=%s\n' "$PSK" ;;
+    # FT over the air between separate hostapds: one mobility domain, each AP derives the
+    # FT keys from the PSK itself (ft_psk_generate_local), so no R0KH/R1KH exchange is needed.
+    wpa2-psk-ft) printf 'wpa=2\nwpa_key_mgmt=WPA-PSK FT-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=%s\nmobility_domain=a1b2\nft_over_ds=0\nft_psk_generate_local=1\nnas_identifier=%s.lab.test\n' "$PSK" "$1" ;;
     sae)      printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_password=%s\n' "$PSK" ;;
     sae-h2e)  printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_pwe=1\nsae_password=%s\n' "$PSK" ;;
     wpa2-psk/wpa3-sae)

@@ -185,14 +185,25 @@ async fn events_checks(r: &mut Run) {
     let _ = r.call_raw("wifi_status", json!({})).await;
 }
 
-/// `wifi_roam` between the two APs of `lab-roam` (reassociation; each AP is its own subnet in
-/// the lab, so the renewed lease moves too), and its refusals.
-async fn roam_checks(r: &mut Run) {
+/// One roam between the two APs of `lab-roam`: connect (`security` as given), scan, roam to the
+/// other AP, and check the method, the time, the renewed lease (each AP is its own subnet in the
+/// lab, so the lease moves too), `wifi_status` and the event log. Returns the BSS roamed from.
+async fn roam_once(
+    r: &mut Run,
+    how: &str,
+    security: Option<&str>,
+    key_mgmt: &str,
+    method: &str,
+) -> &'static str {
+    let mut args = json!({"ssid": env("AP_ROAM1_SSID"), "password": env("AP_ROAM1_PSK")});
+    if let Some(s) = security {
+        args["security"] = json!(s);
+    }
     let c = r
         .ok(
-            "radio: connect lab-roam",
+            &format!("radio: connect lab-roam ({how})"),
             "wifi_connect",
-            json!({"ssid": env("AP_ROAM1_SSID"), "password": env("AP_ROAM1_PSK")}),
+            args,
         )
         .await;
     let (from, to) = if c["bssid"] == bssid("ROAM2").as_str() {
@@ -201,13 +212,13 @@ async fn roam_checks(r: &mut Run) {
         ("ROAM1", "ROAM2")
     };
     r.check(
-        "radio: roam: connected to one AP of lab-roam",
-        joined(&c, from, "WPA2-PSK"),
+        &format!("radio: roam ({how}): connected to one AP of lab-roam with {key_mgmt}"),
+        joined(&c, from, key_mgmt),
         &c,
     );
     // Both APs of the SSID fresh in the table.
     r.ok(
-        "radio: scan before the roam",
+        &format!("radio: scan before the roam ({how})"),
         "wifi_scan",
         json!({"timeout_secs": 60}),
     )
@@ -219,31 +230,73 @@ async fn roam_checks(r: &mut Run) {
         .as_str()
         .map(|ip| subnet_of(ip.split('/').next().unwrap_or_default()));
     r.check(
-        "radio: wifi_roam to the other AP of the SSID: timed, reassociation, lease renewed",
+        &format!(
+            "radio: wifi_roam ({how}) to the other AP of the SSID: timed, {method}, lease renewed"
+        ),
         ok && roam["from_bssid"] == bssid(from).as_str()
             && roam["to_bssid"] == bssid(to).as_str()
-            && roam["method"] == "reassociation"
+            && roam["method"] == method
             && roam["roam_ms"].as_u64().is_some_and(|ms| ms < 15_000)
             && roam_ip == Some(subnet_of(&env(&format!("AP_{to}_IP")))),
         format!("{text} {roam}"),
     );
     let st = r
-        .ok("radio: status after the roam", "wifi_status", json!({}))
+        .ok(
+            &format!("radio: status after the roam ({how})"),
+            "wifi_status",
+            json!({}),
+        )
         .await;
     r.check(
-        "radio: after the roam wifi_status names the new BSS",
+        &format!("radio: after the roam ({how}) wifi_status names the new BSS"),
         st["bssid"] == bssid(to).as_str() && st["wpa_state"] == "COMPLETED",
         &st,
     );
     let (_, ev, _) = r.call_raw("wifi_events", json!({"since_seq": since})).await;
     let evs = ev["events"].as_array().cloned().unwrap_or_default();
     r.check(
-        "radio: events: the roam is logged (roamed, or disconnected + connected, to the new BSS)",
+        &format!("radio: events: the roam ({how}) is logged (roamed, or disconnected + connected, to the new BSS)"),
         evs.iter().any(|e| {
             (e["kind"] == "roamed" || e["kind"] == "connected") && e["bssid"] == bssid(to).as_str()
         }),
         &ev,
     );
+    from
+}
+
+/// `wifi_roam` between the two APs of `lab-roam` (WPA-PSK + FT-PSK, one mobility domain):
+/// without FT (security wpa2-psk: a reassociation) and with it (auto includes FT-PSK: a fast
+/// transition), and its refusals.
+async fn roam_checks(r: &mut Run) {
+    let scan = r
+        .ok(
+            "radio: scan for the roam APs",
+            "wifi_scan",
+            json!({"timeout_secs": 60}),
+        )
+        .await;
+    let nets = scan["networks"].as_array().cloned().unwrap_or_default();
+    let both = ["ROAM1", "ROAM2"].iter().all(|ap| {
+        nets.iter().any(|n| {
+            n["bssid"] == bssid(ap).as_str()
+                && n["security"] == "wpa2-psk"
+                && n["modes"]["akms"] == json!(["PSK", "FT/PSK"])
+        })
+    });
+    r.check(
+        "radio: roam APs' modes: PSK + FT/PSK",
+        both,
+        format!("{nets:?}"),
+    );
+    roam_once(
+        r,
+        "without FT",
+        Some("wpa2-psk"),
+        "WPA2-PSK",
+        "reassociation",
+    )
+    .await;
+    let from = roam_once(r, "FT", None, "FT-PSK", "ft").await;
     let code = r
         .tool_err(
             "radio: wifi_roam to a malformed BSSID refused",
