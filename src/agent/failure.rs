@@ -22,6 +22,9 @@ pub enum Code {
     SupplicantGone,
     /// The caller cancelled the call.
     Cancelled,
+    /// The network needs a passphrase the call did not carry and no saved network has (the
+    /// text names `wifi-isolate network add`).
+    SecretRequired,
     /// Anything else; the text says what.
     Failed,
 }
@@ -38,6 +41,7 @@ impl Code {
             Code::NoDhcp => "no_dhcp",
             Code::SupplicantGone => "supplicant_gone",
             Code::Cancelled => "cancelled",
+            Code::SecretRequired => "secret_required",
             Code::Failed => "failed",
         }
     }

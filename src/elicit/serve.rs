@@ -285,7 +285,9 @@ async fn handle(
         .status(reply.status)
         .header("content-type", "text/html; charset=utf-8")
         .header("cache-control", "no-store")
-        .header("referrer-policy", "no-referrer")
+        // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the
+        // form's POST (Chromium does), and the Origin check needs the real one.
+        .header("referrer-policy", "same-origin")
         .header("x-frame-options", "DENY")
         .header("x-content-type-options", "nosniff")
         .header(

@@ -14,6 +14,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
+use super::elicit;
 use super::err;
 use super::schema::*;
 use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
@@ -179,7 +180,8 @@ impl WifiTools {
         Parameters(a): Parameters<ConnectArgs>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<ConnectResult> {
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ConnectResult>, elicit::ConnectError> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let spec = match &a.network {
             Some(name) => {
@@ -190,11 +192,11 @@ impl WifiTools {
                     || a.security != SecurityMode::Auto
                     || a.mac_address != MacMode::Permanent
                 {
-                    return Err(Failure::invalid(
+                    return Err(elicit::ConnectError::from(Failure::invalid(
                         "network names a saved network: its ssid, password, security, \
                                 bssid, hidden and mac_address come from the host's profile; \
                                 give network alone (and timeout_secs)",
-                    ));
+                    )));
                 }
                 let p = self.agent.saved_network(name)?;
                 profile_spec(self.agent.perm_mac, self.agent.certs(), &p)
@@ -202,9 +204,12 @@ impl WifiTools {
             }
             None => {
                 if a.password.is_some() && !self.agent.options().inline_secrets {
-                    return Err(inline_refused("password"));
+                    return Err(inline_refused("password").into());
                 }
-                psk_spec(self.agent.perm_mac, &a).map_err(Failure::invalid)?
+                match elicit::without_secret(&self.agent, &a, &ctx).await? {
+                    Some(spec) => spec,
+                    None => psk_spec(self.agent.perm_mac, &a).map_err(Failure::invalid)?,
+                }
             }
         };
         let progress = Progress::new(peer, &meta);
