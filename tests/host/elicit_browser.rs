@@ -44,6 +44,14 @@ const SSID: &str = "Lab <b>x</b>\"&'";
 const IFACE: &str = "wi0";
 const BOX_UID: u32 = 1878982656;
 
+/// A link for the browser: the URL, the saved-network name to tick "save" with, and where to
+/// send what the browser saw.
+type Browse = (
+    String,
+    Option<&'static str>,
+    tokio::sync::oneshot::Sender<Value>,
+);
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -94,14 +102,17 @@ fn browser_tools() -> (PathBuf, PathBuf) {
 
 /// Headless Chromium fills the page at `url` (in the host's netns: the page is on its
 /// loopback); the passphrase goes by the environment, not argv.
-fn browser_fills(url: &str) -> Value {
+fn browser_fills(url: &str, save_as: Option<&str>) -> Value {
     let (node, script) = browser_tools();
     let repo = wifi_isolate_tests::env::repo();
-    let out = Command::new(node)
+    let mut cmd = Command::new(node);
+    if let Some(n) = save_as {
+        cmd.env("SAVE_AS", n);
+    }
+    let out = cmd
         .arg(script)
         .arg(url)
         .env("PASSPHRASE", PASSPHRASE)
-        .env("SAVE_AS", "lab")
         .env("BROWSER_MODULES", repo.join(".cache/browser/node_modules"))
         .current_dir(repo.join(".cache/browser"))
         .stderr(Stdio::inherit())
@@ -194,8 +205,7 @@ fn a_real_browser_types_the_passphrase_and_the_retried_call_uses_it() {
         run(&["ip", "-n", &ns.0, "link", "set", l, "up"]);
     }
     let netns = std::fs::File::open(format!("/run/netns/{}", ns.0)).unwrap();
-    let (url_tx, url_rx) = std::sync::mpsc::channel::<String>();
-    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<()>();
+    let (url_tx, url_rx) = std::sync::mpsc::channel::<Browse>();
     let (tmp_path, bd) = (tmp.path().to_owned(), box_dir.clone());
     let agent_thread = std::thread::spawn(move || {
         nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
@@ -203,14 +213,22 @@ fn a_real_browser_types_the_passphrase_and_the_retried_call_uses_it() {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(agent_side(tmp_path, bd, url_tx, seen_rx))
+            .block_on(agent_side(tmp_path, bd, url_tx))
     });
-    // The browser, in the host's netns (the page is on its loopback).
-    let url = url_rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the agent answered with a link");
-    let out = browser_fills(&url);
-    let _ = seen_tx.send(());
+    // The browser, in the host's netns (the page is on its loopback): once per link the agent
+    // side hands over, until it is done.
+    let mut outs = Vec::new();
+    while let Ok((url, save_as, done)) = url_rx.recv_timeout(Duration::from_secs(120)) {
+        let out = browser_fills(&url, save_as);
+        outs.push(out.clone());
+        let _ = done.send(out);
+    }
+    assert_eq!(
+        outs.len(),
+        2,
+        "two links: the 2025-11-25 client's and the 2026-07-28 one's"
+    );
+    let out = outs[0].clone();
     println!(
         "browser: {}",
         serde_json::to_string(&{
@@ -253,6 +271,7 @@ fn a_real_browser_types_the_passphrase_and_the_retried_call_uses_it() {
     let md = std::fs::metadata(box_dir.join("networks/lab.toml")).expect("in the box's copy");
     assert_eq!((md.mode() & 0o777, md.uid()), (0o600, BOX_UID));
 
+    assert_eq!(outs[1]["postStatus"], 200, "{}", outs[1]);
     agent_thread.join().expect("the agent side");
     ct.cancel();
     page_thread.join().unwrap();
@@ -296,12 +315,7 @@ async fn connect(
     }
 }
 
-async fn agent_side(
-    tmp: PathBuf,
-    box_dir: PathBuf,
-    url_tx: std::sync::mpsc::Sender<String>,
-    seen: tokio::sync::oneshot::Receiver<()>,
-) {
+async fn agent_side(tmp: PathBuf, box_dir: PathBuf, url_tx: std::sync::mpsc::Sender<Browse>) {
     let wrapper = tmp.join("wpa_supplicant-wired");
     std::fs::write(
         &wrapper,
@@ -390,7 +404,8 @@ async fn agent_side(
             .contains("wifi_connect again"),
         "{e:?}"
     );
-    url_tx.send(url).unwrap();
+    let (done, seen) = tokio::sync::oneshot::channel();
+    url_tx.send((url, Some("lab"), done)).unwrap();
     seen.await.expect("the browser ran");
 
     // The retried call: the one-time profile, consumed, into the real wpa_supplicant.
@@ -418,6 +433,99 @@ async fn agent_side(
     let e = connect(&c).await.expect_err("asks again");
     assert_eq!(e.code.0, -32042);
     let _ = c.cancel().await;
+
+    // 2026-07-28 (no initialize, no -32042): the same link as an InputRequiredResult with one
+    // elicitation/create (mode url); rmcp's client hands it to its handler (here: the browser
+    // fills the page, then "accept") and retries the call with inputResponses.
+    let modern = modern_client(&sock, Elicitor::Browser(url_tx.clone())).await;
+    let r = connect_modern(&modern).await;
+    assert!(
+        r.contains(r#""wifi-isolate/error-code":"timeout""#),
+        "the retried call went to wpa_supplicant: {r}"
+    );
+    assert!(!one_time.exists(), "consumed again");
+    assert!(!r.contains(PASSPHRASE), "{r}");
+    let _ = modern.cancel().await;
+    // A person who declines: a tool error `cancelled`, not another round.
+    let declining = modern_client(&sock, Elicitor::Decline).await;
+    let r = connect_modern(&declining).await;
+    assert!(
+        r.contains(r#""wifi-isolate/error-code":"cancelled""#),
+        "{r}"
+    );
+    assert!(r.contains("not completed (decline)"), "{r}");
+    let _ = declining.cancel().await;
+    drop(url_tx);
     ct.cancel();
     agent.shutdown().await;
+}
+
+/// How the 2026-07-28 client answers the elicitation.
+#[derive(Clone)]
+enum Elicitor {
+    /// The browser fills the page (on the main thread), then accept.
+    Browser(std::sync::mpsc::Sender<Browse>),
+    /// The person declines.
+    Decline,
+}
+
+impl rmcp::ClientHandler for Elicitor {
+    fn get_info(&self) -> ClientConfig {
+        let mut caps = ClientCapabilities::default();
+        caps.elicitation =
+            Some(ElicitationCapability::new().with_url(UrlElicitationCapability::new()));
+        ClientConfig::new(caps, Implementation::new("elicit-test-2026", "1"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _ctx: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        use rmcp::model::{ElicitRequestParams, ElicitResult, ElicitationAction};
+        let ElicitRequestParams::UrlElicitationParams { url, .. } = request else {
+            panic!("only URL mode is asked for")
+        };
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        match self {
+            Elicitor::Decline => Ok(ElicitResult::new(ElicitationAction::Decline)),
+            Elicitor::Browser(tx) => {
+                let (done, seen) = tokio::sync::oneshot::channel();
+                tx.send((url, None, done)).unwrap();
+                let out = seen.await.expect("the browser ran");
+                assert_eq!(out["postStatus"], 200, "{out}");
+                Ok(ElicitResult::new(ElicitationAction::Accept))
+            }
+        }
+    }
+}
+
+async fn modern_client(
+    sock: &Path,
+    handler: Elicitor,
+) -> rmcp::service::RunningService<rmcp::RoleClient, Elicitor> {
+    use rmcp::ClientServiceExt;
+    let transport = StreamableHttpClientTransport::with_client(
+        UnixSocketHttpClient::new(sock.to_str().unwrap(), "http://localhost/mcp"),
+        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+    );
+    let lifecycle = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    handler
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .expect("discover")
+}
+
+/// wifi_connect through rmcp's high-level call (it drives the MRTR rounds): the final result.
+async fn connect_modern(c: &rmcp::service::RunningService<rmcp::RoleClient, Elicitor>) -> String {
+    let args = json!({"ssid": SSID, "security": "wpa2-psk", "timeout_secs": 3});
+    let p = CallToolRequestParams::new("wifi_connect")
+        .with_arguments(args.as_object().cloned().unwrap());
+    match tokio::time::timeout(Duration::from_secs(60), c.call_tool(p)).await {
+        Ok(Ok(r)) => serde_json::to_string(&r).unwrap(),
+        Ok(Err(e)) => panic!("wifi_connect (2026-07-28): {e}"),
+        Err(_) => panic!("wifi_connect (2026-07-28) did not answer"),
+    }
 }

@@ -189,3 +189,55 @@ pub async fn without_secret(
     )
     .into())
 }
+
+/// The key of the one input request of the 2026-07-28 (MRTR) form of the URL request.
+pub const INPUT_KEY: &str = "wifi_passphrase_page";
+
+/// The URL request in the form the peer's protocol has: -32042 (URLElicitationRequired) for
+/// 2025-11-25 and older; for 2026-07-28 and newer (no `initialize`, no -32042) the same link as
+/// an `InputRequiredResult` with one `elicitation/create` (mode url) input request — the client
+/// retries the call with `inputResponses` once the person is done.
+pub fn for_era(
+    result: Result<CallToolResponse, ErrorData>,
+    version: Option<rmcp::model::ProtocolVersion>,
+) -> Result<CallToolResponse, ErrorData> {
+    let modern = version.is_some_and(|v| !v.has_initialize());
+    match result {
+        Err(e) if modern && e.code.0 == URL_ELICITATION_REQUIRED => {
+            let el = e
+                .data
+                .as_ref()
+                .map(|d| d["elicitations"][0].clone())
+                .unwrap_or_default();
+            let text = |k: &str| el[k].as_str().unwrap_or_default().to_owned();
+            let params = rmcp::model::ElicitRequestParams::UrlElicitationParams {
+                meta: None,
+                message: text("message"),
+                url: text("url"),
+                elicitation_id: text("elicitationId"),
+            };
+            let mut requests = rmcp::model::InputRequests::new();
+            requests.insert(
+                INPUT_KEY.to_owned(),
+                rmcp::model::InputRequest::Elicitation(rmcp::model::ElicitRequest::new(params)),
+            );
+            Ok(CallToolResponse::InputRequired(
+                rmcp::model::InputRequiredResult::from_input_requests(requests),
+            ))
+        }
+        other => other,
+    }
+}
+
+/// A retried call whose person declined or cancelled the page (MRTR `inputResponses`): the
+/// failure to answer with, instead of asking again.
+pub fn declined(request: &rmcp::model::CallToolRequestParams) -> Option<Failure> {
+    let r = request.input_responses.as_ref()?.get(INPUT_KEY)?;
+    let action = r["action"].as_str().unwrap_or("cancel");
+    (action != "accept").then(|| {
+        Failure::new(
+            Code::Cancelled,
+            format!("the passphrase page was not completed ({action}); nothing was changed"),
+        )
+    })
+}

@@ -178,9 +178,11 @@ impl WifiTools {
     async fn wifi_connect(
         &self,
         Parameters(a): Parameters<ConnectArgs>,
+        // Before `meta`: that extractor moves the request's _meta out of the context (the
+        // 2026-07-28 client capabilities are there).
+        ctx: RequestContext<RoleServer>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ConnectResult>, elicit::ConnectError> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let spec = match &a.network {
@@ -722,6 +724,10 @@ impl ServerHandler for WifiTools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.to_string();
+        if let Some(f) = elicit::declined(&request) {
+            return Ok(coded_error(f.code.as_str(), f.text).into());
+        }
+        let version = context.protocol_version();
         let peer = context
             .extensions
             .get::<http::request::Parts>()
@@ -748,7 +754,7 @@ impl ServerHandler for WifiTools {
             } => Err("the client closed the response stream"),
         };
         let result = match why {
-            Ok(r) => r,
+            Ok(r) => elicit::for_era(r, version),
             Err(why) => Ok(self.cancelled(&tool, why).await),
         };
         let outcome = match &result {
