@@ -32,7 +32,8 @@ pkgs() {
     # Debian's `npm` package (or part of a `nodejs` that ships it), installed below if missing
     conformance) echo nodejs ;;
     # a real browser for the passphrase page (tests/host/elicit_browser.rs): Debian's headless
-    # Chromium (~290 MB installed, ~40 s here), driven by puppeteer-core from npm (below, into
+    # Chromium (chromium + chromium-common + ~20 libs: ~160 MB download, ~570 MB installed, 30-40 s
+    # here), driven by puppeteer-core from npm (below, into
     # .cache/browser, 33 MB) on the conformance suite's Node 22
     browser) echo chromium $(pkgs conformance) ;;
     *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance browser)" >&2; return 1 ;;
