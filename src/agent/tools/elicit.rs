@@ -241,3 +241,63 @@ pub fn declined(request: &rmcp::model::CallToolRequestParams) -> Option<Failure>
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::ProtocolVersion;
+
+    fn url_error() -> ErrorData {
+        ErrorData::new(
+            ErrorCode(URL_ELICITATION_REQUIRED),
+            "URL elicitation required",
+            Some(serde_json::json!({"elicitations": [{
+                "mode": "url", "elicitationId": "abc", "url": "http://127.0.0.1:1/e/abc?x",
+                "message": "open it",
+            }]})),
+        )
+    }
+
+    #[test]
+    fn legacy_peers_get_32042_and_2026_peers_an_input_required_result() {
+        for v in [
+            None,
+            Some(ProtocolVersion::V_2025_11_25),
+            Some(ProtocolVersion::V_2025_06_18),
+        ] {
+            let e = for_era(Err(url_error()), v.clone()).expect_err("-32042 stays");
+            assert_eq!(e.code.0, -32042, "{v:?}");
+        }
+        let Ok(CallToolResponse::InputRequired(r)) =
+            for_era(Err(url_error()), Some(ProtocolVersion::V_2026_07_28))
+        else {
+            panic!("an InputRequiredResult")
+        };
+        let wire = serde_json::to_value(&r).unwrap();
+        assert_eq!(wire["resultType"], "input_required");
+        let req = &wire["inputRequests"][INPUT_KEY];
+        assert_eq!(req["method"], "elicitation/create", "{wire}");
+        assert_eq!(req["params"]["mode"], "url");
+        assert_eq!(req["params"]["url"], "http://127.0.0.1:1/e/abc?x");
+        // Other errors pass unchanged.
+        let other = ErrorData::invalid_params("x", None);
+        let e = for_era(Err(other), Some(ProtocolVersion::V_2026_07_28)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+    }
+
+    #[test]
+    fn a_declined_page_is_a_cancelled_call_and_accept_goes_on() {
+        let mut p = rmcp::model::CallToolRequestParams::new("wifi_connect");
+        assert!(declined(&p).is_none());
+        for (action, stop) in [("accept", false), ("decline", true), ("cancel", true)] {
+            let mut m = rmcp::model::InputResponses::new();
+            m.insert(INPUT_KEY.into(), serde_json::json!({"action": action}));
+            p.input_responses = Some(m);
+            let f = declined(&p);
+            assert_eq!(f.is_some(), stop, "{action}");
+            if let Some(f) = f {
+                assert_eq!(f.code, Code::Cancelled);
+            }
+        }
+    }
+}
