@@ -3,7 +3,7 @@
 //! the WPA2 AP without a password → -32042 with a link; this client fills the form over HTTP as a
 //! browser would (the browser itself is `tests/host/elicit_browser.rs`); the retried call
 //! connects and gets a lease. A client without the capability gets `secret_required` naming
-//! `wifi-isolate network add`.
+//! `wifi-isolate network add`. A 2026-07-28 client gets the same link as an MRTR input request.
 
 use std::time::Duration;
 
@@ -191,6 +191,102 @@ pub(crate) async fn elicit_suite(run: &mut Run, sock: &str) {
         .await;
     run.check(
         "elicit: disconnect",
+        d.is_ok_and(|r| r.is_error != Some(true)),
+        "",
+    );
+    let _ = svc.cancel().await;
+    modern_suite(run, sock, &ssid, &psk).await;
+}
+
+/// A 2026-07-28 client: its handler gets the link as an `elicitation/create` (mode url) input
+/// request, fills the page, accepts; rmcp's call_tool retries with inputResponses.
+#[derive(Clone)]
+struct Filler {
+    psk: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for Filler {
+    fn get_info(&self) -> ClientConfig {
+        let mut caps = ClientCapabilities::default();
+        caps.elicitation =
+            Some(ElicitationCapability::new().with_url(UrlElicitationCapability::new()));
+        ClientConfig::new(caps, Implementation::new("elicit-client-2026", "1"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _ctx: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        use rmcp::model::{ElicitRequestParams, ElicitResult, ElicitationAction};
+        let ElicitRequestParams::UrlElicitationParams { url, .. } = request else {
+            return Ok(ElicitResult::new(ElicitationAction::Decline));
+        };
+        let (st, page) = http(&url, "GET", None, "").await;
+        let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &csrf_of(&page))
+            .append_pair("passphrase", &self.psk)
+            .finish();
+        let path_url = url.split('?').next().unwrap_or("").to_owned();
+        let (posted, _) = http(&path_url, "POST", Some(&origin), &body).await;
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{st} {posted} {url}"));
+        Ok(ElicitResult::new(ElicitationAction::Accept))
+    }
+}
+
+async fn modern_suite(run: &mut Run, sock: &str, ssid: &str, psk: &str) {
+    use rmcp::ClientServiceExt;
+    let filler = Filler {
+        psk: psk.to_owned(),
+        seen: Default::default(),
+    };
+    let seen = filler.seen.clone();
+    let transport = StreamableHttpClientTransport::with_client(
+        UnixSocketHttpClient::new(sock, "http://localhost/mcp"),
+        StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+    );
+    let lifecycle = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    let svc = match filler.serve_with_lifecycle(transport, lifecycle).await {
+        Ok(s) => s,
+        Err(e) => return run.check("elicit (2026-07-28): discover", false, e),
+    };
+    let p = CallToolRequestParams::new("wifi_connect").with_arguments(
+        json!({"ssid": ssid, "timeout_secs": 60})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let r = svc.call_tool(p).await;
+    let seen = seen.lock().unwrap().clone();
+    run.check(
+        "elicit (2026-07-28): the link came as an elicitation/create input request; the page took the passphrase",
+        seen.len() == 1 && seen[0].starts_with("200 200 http://127.0.0.1:"),
+        format!("{seen:?}"),
+    );
+    let c = match &r {
+        Ok(r) if r.is_error != Some(true) => r.structured_content.clone().unwrap_or_default(),
+        _ => Value::Null,
+    };
+    let gw = env("AP_WPA2_IP");
+    run.check(
+        "elicit (2026-07-28): the retried call (inputResponses) connects with a lease",
+        c["ip"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with(&format!("{}.", subnet_of(&gw)))),
+        format!("{r:?}"),
+    );
+    let d = svc
+        .call_tool(CallToolRequestParams::new("wifi_disconnect"))
+        .await;
+    run.check(
+        "elicit (2026-07-28): disconnect",
         d.is_ok_and(|r| r.is_error != Some(true)),
         "",
     );
