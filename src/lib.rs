@@ -61,6 +61,8 @@
 //!   - [`commands::network`] — `network add|list|show|remove`, the saved networks (secrets from
 //!     a no-echo prompt or stdin, never argv).
 //! - [`unix_socket`] — the one way we bind a Unix socket of our own (stale file replaced, mode).
+//! - [`elicit`] — URL-mode elicitation: the box links to a one-time loopback page the host
+//!   serves, where a person types a WiFi passphrase; it reaches the box as a one-time profile.
 //! - [`networks`] — saved networks: root-only profiles on the host, validated into the typed
 //!   values of [`validate`], and the box's copy (for the box's root alone) that
 //!   `wifi_connect {network}` reads.
@@ -70,6 +72,7 @@
 
 pub mod agent;
 pub mod commands;
+pub mod elicit;
 pub mod host;
 pub mod logging;
 pub mod networks;

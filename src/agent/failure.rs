@@ -22,6 +22,9 @@ pub enum Code {
     SupplicantGone,
     /// The caller cancelled the call.
     Cancelled,
+    /// The network needs a passphrase the call did not carry and no saved network has (the
+    /// text names `wifi-isolate network add`).
+    SecretRequired,
     /// Another operation that changes the connection holds the radio (the operation lock), or
     /// wpa_supplicant refused because it is busy (a scan already running): retry later.
     Busy,
@@ -43,6 +46,7 @@ impl Code {
             Code::NoDhcp => "no_dhcp",
             Code::SupplicantGone => "supplicant_gone",
             Code::Cancelled => "cancelled",
+            Code::SecretRequired => "secret_required",
             Code::Busy => "busy",
             Code::NotConnected => "not_connected",
             Code::Failed => "failed",

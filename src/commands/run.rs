@@ -246,6 +246,13 @@ pub async fn exec(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The passphrase page (URL-mode elicitation) on 127.0.0.1, before any box starts.
+    crate::elicit::serve::start(
+        &args.iface,
+        &settings.elicitation,
+        &paths.networks_dir,
+        &proxy_ct,
+    );
     // The engine's check (its API, the image) and NetworkManager's bus, side by side.
     let kind = settings.engine.kind.to_string();
     let both = async {

@@ -234,6 +234,30 @@ impl Default for SecuritySettings {
     }
 }
 
+/// `[elicitation]`: the one-time loopback page where a person types a WiFi passphrase the box
+/// asked for (MCP URL-mode elicitation, [`crate::elicit`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElicitationSettings {
+    /// Serve the page (and give the box the means to link to it).
+    pub enabled: bool,
+    /// The page's TCP port on 127.0.0.1; 0: a free port chosen at each start (the box learns
+    /// it with its grant).
+    pub port: u16,
+    /// Seconds a link (and a form opened from it) stays valid.
+    pub ttl_s: u64,
+}
+
+impl Default for ElicitationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: 0,
+            ttl_s: 600,
+        }
+    }
+}
+
 /// All settings of one instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -248,6 +272,8 @@ pub struct Settings {
     pub proxy: ProxySettings,
     /// Secrets.
     pub security: SecuritySettings,
+    /// The passphrase page (URL-mode elicitation).
+    pub elicitation: ElicitationSettings,
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -346,6 +372,9 @@ impl Settings {
         }
         if self.engine.box_uid == 0 || self.engine.box_uid == u32::MAX {
             return bad("engine.box_uid must be an unprivileged uid (not 0)".into());
+        }
+        if !(30..=86_400).contains(&self.elicitation.ttl_s) {
+            return bad("elicitation.ttl_s must be 30-86400".into());
         }
         if self.engine.pids_limit < 16 {
             return bad("engine.pids_limit must be at least 16".into());

@@ -9,15 +9,19 @@
 //! - `translate` — arguments to a wpa_supplicant network block: the security mode (or EAP
 //!   method) becomes `key_mgmt`, `psk`/`sae_password`, `ieee80211w`, `eap`, `phase2`…
 //!   ([`psk_spec`], [`eap_spec`]), validated, with nothing sent;
+//! - `elicit` — `wifi_connect` to a network that needs a secret it was not given: the one-time
+//!   profile the host's page left, the URL-elicitation request, or the `network add` error;
 //! - `radio` — the radio's own tools beyond joining (`wifi_link`), and `auto` picking OWE;
 //! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
 //!   and the tool-call audit record.
 
+mod elicit;
 mod radio;
 mod router;
 mod schema;
 mod translate;
 
+pub use elicit::URL_ELICITATION_REQUIRED;
 pub use router::{PeerCred, ResponseStream, WifiTools};
 pub use schema::*;
 pub use translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};

@@ -14,6 +14,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
+use super::elicit;
 use super::err;
 use super::schema::*;
 use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
@@ -195,9 +196,12 @@ impl WifiTools {
     async fn wifi_connect(
         &self,
         Parameters(a): Parameters<ConnectArgs>,
+        // Before `meta`: that extractor moves the request's _meta out of the context (the
+        // 2026-07-28 client capabilities are there).
+        ctx: RequestContext<RoleServer>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<ConnectResult> {
+    ) -> Result<Json<ConnectResult>, elicit::ConnectError> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let mut a = a;
         super::radio::auto_owe(&self.agent, &mut a).await;
@@ -210,11 +214,11 @@ impl WifiTools {
                     || a.security != SecurityMode::Auto
                     || a.mac_address != MacMode::Permanent
                 {
-                    return Err(Failure::invalid(
+                    return Err(elicit::ConnectError::from(Failure::invalid(
                         "network names a saved network: its ssid, password, security, \
                                 bssid, hidden and mac_address come from the host's profile; \
                                 give network alone (and timeout_secs)",
-                    ));
+                    )));
                 }
                 let p = self.agent.saved_network(name)?;
                 profile_spec(self.agent.perm_mac, self.agent.certs(), &p)
@@ -222,9 +226,12 @@ impl WifiTools {
             }
             None => {
                 if a.password.is_some() && !self.agent.options().inline_secrets {
-                    return Err(inline_refused("password"));
+                    return Err(inline_refused("password").into());
                 }
-                psk_spec(self.agent.perm_mac, &a).map_err(Failure::invalid)?
+                match elicit::without_secret(&self.agent, &a, &ctx).await? {
+                    Some(spec) => spec,
+                    None => psk_spec(self.agent.perm_mac, &a).map_err(Failure::invalid)?,
+                }
             }
         };
         let progress = Progress::new(peer, &meta);
@@ -772,6 +779,10 @@ impl ServerHandler for WifiTools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.to_string();
+        if let Some(f) = elicit::declined(&request) {
+            return Ok(coded_error(f.code.as_str(), f.text).into());
+        }
+        let version = context.protocol_version();
         if tasks::wants_task(&tool, &context) {
             return Ok(self.spawn_task(request, context));
         }
@@ -813,7 +824,7 @@ impl ServerHandler for WifiTools {
                     format!("{tool}: {}", e.message),
                 )))
             }
-            Ok(r) => r,
+            Ok(r) => elicit::for_era(r, version),
             Err(why) => Ok(self.cancelled(&tool, why).await),
         };
         if let Ok(CallToolResponse::Complete(r)) = &mut result {

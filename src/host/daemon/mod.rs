@@ -434,6 +434,8 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         std::fs::create_dir_all(&spec.runtime_dir)
             .map_err(|e| RunError::Other(format!("{}: {e}", spec.runtime_dir.display())))?;
         self.install_networks(spec);
+        // The passphrase page's grant (a fresh key per box; nothing when no page is served).
+        crate::elicit::serve::box_started(&spec.runtime_dir, self.box_owner(spec));
         let t = Duration::from_secs(self.settings.timeouts.box_start);
         let h = tokio::time::timeout(t, self.engine.start(spec))
             .await
@@ -444,17 +446,21 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         Ok(h)
     }
 
+    /// The box's root: the box uid in a netns box, the host's root in podman/docker.
+    fn box_owner(&self, spec: &BoxSpec) -> u32 {
+        match self.engine.kind() {
+            super::engine::EngineKind::Netns => spec.box_uid,
+            _ => 0,
+        }
+    }
+
     /// The saved networks this instance may use, copied into its (fresh) box dir for the box's
     /// root alone ([`crate::networks`]). A profile that cannot be read is logged and left out;
     /// the box starts either way (saved networks are a convenience, not a step that can fail).
     fn install_networks(&self, spec: &BoxSpec) {
         let store = crate::networks::Store::new(&self.paths.networks_dir)
             .with_credentials(std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from));
-        // The box's root: the box uid in a netns box, the host's root in podman/docker.
-        let owner = match self.engine.kind() {
-            super::engine::EngineKind::Netns => spec.box_uid,
-            _ => 0,
-        };
+        let owner = self.box_owner(spec);
         let done = store
             .for_box(&spec.instance)
             .map_err(|e| e.to_string())

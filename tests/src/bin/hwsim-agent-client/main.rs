@@ -9,6 +9,7 @@
 use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
+mod elicit;
 mod protocol;
 mod radio;
 
@@ -1072,6 +1073,7 @@ async fn main() {
         radio::radio_suite(&mut run).await;
         cancellation_suite(&mut run, &args[2]).await;
         protocol::discover_suite(&mut run, &args[2]).await;
+        elicit::elicit_suite(&mut run, &args[2]).await;
     }
     let (passed, failed) = (run.tally.passed, run.tally.failed);
     let _ = run.svc.cancel().await;
