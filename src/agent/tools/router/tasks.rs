@@ -1,6 +1,6 @@
 //! The Tasks extension (`io.modelcontextprotocol/tasks`, SEP-2663) for the long tools, on rmcp's
-//! [`TaskManager`]: a client that declares the extension (in `initialize`, or per request in
-//! `_meta` on 2026-07-28) and calls one of [`LONG_TOOLS`] gets a task at once (`resultType:
+//! [`TaskManager`]: a request that declares the extension (in its 2026-07-28 `_meta`, see
+//! [`wants_task`]) and calls one of [`LONG_TOOLS`] gets a task at once (`resultType:
 //! "task"`, an unguessable id: a v4 UUID) and polls `tasks/get`, which carries the tool's result
 //! (its error code included) once the task is `completed`. `tasks/cancel` stops the call the way
 //! `notifications/cancelled` does: the call is dropped (its operation lock with it), an
@@ -41,10 +41,15 @@ pub(super) fn manager() -> TaskManager {
     TASKS.get_or_init(TaskManager::new).clone()
 }
 
-/// This call should become a task: a long tool, from a client that declared the extension.
+/// This call should become a task: a long tool, and the request itself declares the extension
+/// (its `_meta` client capabilities, the 2026-07-28 envelope). A declaration made once at
+/// `initialize` is not enough: clients advertise the extension there by default without
+/// handling a task in their plain tool calls (MCP Inspector 2.12's CLI does exactly that:
+/// "harmless on legacy (extensions ignored)"), so a legacy session gets its result directly.
 pub(super) fn wants_task(tool: &str, context: &RequestContext<RoleServer>) -> bool {
     LONG_TOOLS.contains(&tool)
         && context
+            .meta
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks())
 }

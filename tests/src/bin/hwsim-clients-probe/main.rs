@@ -612,6 +612,7 @@ async fn main() {
     let psk = env("AP_WPA2_PSK");
     tasks::completed(&mut t, &sock, &ssid, &psk).await;
     tasks::without_extension(&mut t, &sock).await;
+    tasks::legacy_declared(&mut t, &sock).await;
     error_codes(&mut t, &sock).await;
     tasks::cancelled(&mut t, &sock, &ssid, &psk).await;
     println!("{} passed, {} failed", t.passed, t.failed);

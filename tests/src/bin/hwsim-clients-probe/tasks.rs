@@ -33,13 +33,45 @@ impl ClientHandler for TaskClient {
 
 pub(crate) type Svc = RunningService<RoleClient, TaskClient>;
 
+/// A 2026-07-28 client (server/discover; rmcp stamps its capabilities, the extension
+/// included, into every request's `_meta`).
 pub(crate) async fn client(sock: &Path) -> Result<Svc, String> {
+    use rmcp::ClientServiceExt;
+    let lifecycle = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    TaskClient
+        .serve_with_lifecycle(transport(sock), lifecycle)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn transport(sock: &Path) -> StreamableHttpClientTransport<UnixSocketHttpClient> {
     let http = UnixSocketHttpClient::new(&sock.to_string_lossy(), "http://localhost/mcp");
-    let t = StreamableHttpClientTransport::with_client(
+    StreamableHttpClientTransport::with_client(
         http,
         StreamableHttpClientTransportConfig::with_uri("http://localhost/mcp"),
+    )
+}
+
+/// A legacy session that declares the extension at `initialize` (as MCP Inspector does by
+/// default, without polling) gets its long call's result directly.
+pub(crate) async fn legacy_declared(t: &mut Tally, sock: &Path) {
+    let r = match TaskClient.serve(transport(sock)).await {
+        Ok(svc) => {
+            let r = svc
+                .call_tool_once(CallToolRequestParams::new("wifi_scan"))
+                .await;
+            let _ = svc.cancel().await;
+            r.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    t.check(
+        "tasks: a legacy session declaring it at initialize gets wifi_scan's result directly",
+        matches!(&r, Ok(CallToolResponse::Complete(c)) if c.is_error != Some(true)),
+        format!("{r:?}"),
     );
-    TaskClient.serve(t).await.map_err(|e| e.to_string())
 }
 
 fn args(v: Value) -> CallToolRequestParams {
