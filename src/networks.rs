@@ -44,14 +44,13 @@
 //! the copy at each call, so nothing needs a restart.
 
 use std::fmt;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{OFlag, openat, renameat};
+use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, fchmod, fstat, mkdirat};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::tools::{EapKind, MacMode};
@@ -858,37 +857,8 @@ pub fn install_in_box(
     }
     // 0755 whatever the umask (the unit's is 0077): the netns box's uid must enter it.
     fchmod(dir.as_fd(), Mode::from_bits_truncate(0o755))?;
-    let tmp = format!(".wi-{}.tmp", std::process::id());
     for (name, bytes) in files {
-        let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        let fd = openat(
-            dir.as_fd(),
-            tmp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )?;
-        let mut f = std::fs::File::from(fd);
-        let written = fchown(
-            f.as_fd(),
-            Some(Uid::from_raw(owner)),
-            Some(Gid::from_raw(owner)),
-        )
-        .map_err(std::io::Error::from)
-        .and_then(|()| f.write_all(bytes))
-        .and_then(|()| f.sync_all())
-        .and_then(|()| {
-            renameat(
-                dir.as_fd(),
-                tmp.as_str(),
-                dir.as_fd(),
-                name.file_name().as_str(),
-            )
-            .map_err(Into::into)
-        });
-        if written.is_err() {
-            let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        }
-        written?;
+        crate::host::files::write_owned_in(&dir, name.file_name().as_str(), owner, bytes)?;
     }
     let keep: Vec<String> = files.iter().map(|(n, _)| n.file_name()).collect();
     let listing = std::fs::read_dir(format!(

@@ -9,9 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response};
-use nix::fcntl::{OFlag, openat, renameat};
+use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, fchmod, fstat, mkdirat};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
+use nix::unistd::{Gid, Uid, fchown};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -57,33 +57,6 @@ pub fn open_box_subdir(box_dir: &Path, owner: u32) -> std::io::Result<OwnedFd> {
     Ok(dir)
 }
 
-/// Write `bytes` as `name` in `dir` for `owner` alone (0600): a fresh `O_EXCL`/`O_NOFOLLOW`
-/// temporary of a random name, synced, renamed into place inside `dir`.
-pub fn write_for_box(dir: &OwnedFd, name: &str, owner: u32, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = format!(".wi-{}.tmp", hex::encode(super::random::<8>()));
-    let fd = openat(
-        dir.as_fd(),
-        tmp.as_str(),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )?;
-    let mut f = std::fs::File::from(fd);
-    let written = fchown(
-        f.as_fd(),
-        Some(Uid::from_raw(owner)),
-        Some(Gid::from_raw(owner)),
-    )
-    .map_err(std::io::Error::from)
-    .and_then(|()| f.write_all(bytes))
-    .and_then(|()| f.sync_all())
-    .and_then(|()| renameat(dir.as_fd(), tmp.as_str(), dir.as_fd(), name).map_err(Into::into));
-    if written.is_err() {
-        let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-    }
-    written
-}
-
 /// The real deliveries: the box's `elicit/` dir, and the host's saved networks.
 pub struct BoxDelivery {
     /// The instance (the profile is for its box alone).
@@ -103,7 +76,7 @@ impl Deliver for BoxDelivery {
     fn one_time(&self, target: &BoxTarget, ssid: &Ssid, p: &Profile) -> Result<(), String> {
         let text = toml::to_string(p).map_err(|e| e.to_string())?;
         let dir = open_box_subdir(&target.dir, target.owner).map_err(|e| e.to_string())?;
-        write_for_box(
+        crate::host::files::write_owned_in(
             &dir,
             &super::one_time_file(ssid),
             target.owner,
@@ -138,7 +111,7 @@ pub fn box_started(box_dir: &Path, owner: u32) {
         .map_err(std::io::Error::other)
         .and_then(|json| {
             let dir = open_box_subdir(box_dir, owner)?;
-            write_for_box(&dir, GRANT_FILE, owner, &json)
+            crate::host::files::write_owned_in(&dir, GRANT_FILE, owner, &json)
         });
     match done {
         Ok(()) => info!(base_url = %grant.base_url, "elicitation grant given to the box"),

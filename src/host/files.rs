@@ -1,8 +1,13 @@
 //! Files the host writes for others to read (state, rules, profiles): whole or not at all.
 
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 /// Write `bytes` to `path` through a temporary file beside it and a rename: readers see the old
 /// file or the new one, never half of one. The directory is made if missing; on failure the
@@ -48,6 +53,38 @@ fn write_via_temp(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<(
         let _ = std::fs::remove_file(&tmp);
     }
     done
+}
+
+/// Write `bytes` as `name` in `dir` for `owner` alone (0600): a fresh `O_EXCL`/`O_NOFOLLOW`
+/// temporary of a random name, synced, renamed into place inside `dir`.
+pub fn write_owned_in(dir: &OwnedFd, name: &str, owner: u32, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = format!(".wi-{}.tmp", hex::encode(random_suffix()));
+    let fd = openat(
+        dir.as_fd(),
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )?;
+    let mut f = std::fs::File::from(fd);
+    let written = fchown(
+        f.as_fd(),
+        Some(Uid::from_raw(owner)),
+        Some(Gid::from_raw(owner)),
+    )
+    .map_err(std::io::Error::from)
+    .and_then(|()| f.write_all(bytes))
+    .and_then(|()| f.sync_all())
+    .and_then(|()| renameat(dir.as_fd(), tmp.as_str(), dir.as_fd(), name).map_err(Into::into));
+    if written.is_err() {
+        let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    written
+}
+
+fn random_suffix() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("getrandom");
+    b
 }
 
 #[cfg(test)]

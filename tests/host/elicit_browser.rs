@@ -14,12 +14,11 @@
 //! Needs root, iproute2, wpa_supplicant, chromium and `tests/deps.sh browser` (puppeteer-core and
 //! a Node 22 in `.cache/browser`); without them this FAILS, it never skips.
 
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
@@ -31,12 +30,12 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{EnvFilter, Layer};
 use wifi_isolate::agent::iface::WirelessIface;
 use wifi_isolate::agent::{Agent, AgentOptions};
 use wifi_isolate::elicit::serve::{self, BoxDelivery};
 use wifi_isolate::networks::Profile;
+use wifi_isolate_tests::logs::Captured;
+use wifi_isolate_tests::netns::Netns;
 
 const PASSPHRASE: &str = "typed-in-the-browser-77";
 /// Comes from the box: the page must show it as text.
@@ -51,38 +50,6 @@ type Browse = (
     Option<&'static str>,
     tokio::sync::oneshot::Sender<Value>,
 );
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn run(args: &[&str]) {
-    let st = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e} (install iproute2)"));
-    assert!(st.success(), "{args:?}: {st}");
-}
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 /// The browser's tools, or a failure that says how to install them.
 fn browser_tools() -> (PathBuf, PathBuf) {
@@ -145,17 +112,7 @@ fn a_real_browser_types_the_passphrase_and_the_retried_call_uses_it() {
         "wpa_supplicant is not installed (apt install wpasupplicant)"
     );
     browser_tools();
-    let log = Captured::default();
-    let writer = log.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .with_filter(EnvFilter::new(wifi_isolate::logging::capped("trace"))),
-        ),
-    )
-    .unwrap();
+    let log = Captured::everything();
 
     let tmp = tempfile::tempdir().unwrap();
     let box_dir = tmp.path().join("box");
@@ -196,15 +153,8 @@ fn a_real_browser_types_the_passphrase_and_the_retried_call_uses_it() {
     });
 
     // The agent, in a netns of its own with a veth (its wpa_supplicant on a wire).
-    let ns = Netns(format!("wi-el-{}", std::process::id()));
-    run(&["ip", "netns", "add", &ns.0]);
-    run(&[
-        "ip", "-n", &ns.0, "link", "add", IFACE, "type", "veth", "peer", "name", "wi1",
-    ]);
-    for l in [IFACE, "wi1", "lo"] {
-        run(&["ip", "-n", &ns.0, "link", "set", l, "up"]);
-    }
-    let netns = std::fs::File::open(format!("/run/netns/{}", ns.0)).unwrap();
+    let ns = Netns::with_veth("wi-el", IFACE, "wi1");
+    let netns = ns.file();
     let (url_tx, url_rx) = std::sync::mpsc::channel::<Browse>();
     let (tmp_path, bd) = (tmp.path().to_owned(), box_dir.clone());
     let agent_thread = std::thread::spawn(move || {
@@ -275,7 +225,7 @@ fn a_real_browser_types_the_passphrase_and_the_retried_call_uses_it() {
     agent_thread.join().expect("the agent side");
     ct.cancel();
     page_thread.join().unwrap();
-    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let text = log.text();
     assert!(text.contains("went to the box"), "capture is live:\n{text}");
     assert!(text.contains("using the one-time profile"), "{text}");
     assert!(

@@ -23,28 +23,10 @@ use wifi_isolate::agent::{Agent, AgentOptions};
 use wifi_isolate::networks::Profile;
 use wifi_isolate::wpa::{CtrlClient, NetworkFieldName};
 use wifi_isolate_tests::logs::Captured;
+use wifi_isolate_tests::netns::Netns;
 
 const PSK: &str = "wired-office-passphrase";
 const IFACE: &str = "wi0";
-
-fn run(args: &[&str]) {
-    let st = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e} (install iproute2)"));
-    assert!(st.success(), "{args:?}: {st}");
-}
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 #[test]
 fn a_saved_network_reaches_a_real_wpa_supplicant_and_its_secret_no_log() {
@@ -62,16 +44,9 @@ fn a_saved_network_reaches_a_real_wpa_supplicant_and_its_secret_no_log() {
             .is_ok(),
         "wpa_supplicant is not installed (apt install wpasupplicant)"
     );
-    let ns = Netns(format!("wi-net-{}", std::process::id()));
-    run(&["ip", "netns", "add", &ns.0]);
-    run(&[
-        "ip", "-n", &ns.0, "link", "add", IFACE, "type", "veth", "peer", "name", "wi1",
-    ]);
-    for l in [IFACE, "wi1", "lo"] {
-        run(&["ip", "-n", &ns.0, "link", "set", l, "up"]);
-    }
+    let ns = Netns::with_veth("wi-net", IFACE, "wi1");
     let log = Captured::everything();
-    let netns = std::fs::File::open(format!("/run/netns/{}", ns.0)).unwrap();
+    let netns = ns.file();
     // setns only on a dedicated thread (DESIGN.md): the agent, its sockets and its
     // wpa_supplicant child all live in the namespace.
     std::thread::spawn(move || {

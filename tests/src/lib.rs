@@ -5,6 +5,7 @@
 //! - [`vm`]: the one VM harness, host side (suites in `tests/vm/*/lab.toml`);
 //! - [`guest`], [`hwsim_nl`], [`mcp_unix`]: what the probes inside the VMs share;
 //! - [`logs`]: the process's own log lines, captured (secrets absent, flood summaries);
+//! - [`netns`]: network namespaces of a test's own (deleted on drop), a veth pair in them;
 //! - [`agent`]: the real agent in-process (its MCP server and a client; a netns of its own);
 //! - [`engine`]: private podman/dockerd daemons, the stand-in agent and the checks every engine
 //!   must pass (`tests/host/engine_*.rs`).
@@ -16,5 +17,6 @@ pub mod guest;
 pub mod hwsim_nl;
 pub mod logs;
 pub mod mcp_unix;
+pub mod netns;
 pub mod tally;
 pub mod vm;
