@@ -22,6 +22,16 @@ pub enum Code {
     SupplicantGone,
     /// The caller cancelled the call.
     Cancelled,
+    /// A name did not resolve (NXDOMAIN, SERVFAIL, no answer, no DNS server).
+    DnsFailed,
+    /// The peer refused the TCP connection (RST).
+    ConnectionRefused,
+    /// No route to the peer, or the network is down.
+    Unreachable,
+    /// The TLS peer's certificate is not trusted (unknown issuer, expired, wrong name).
+    TlsUntrusted,
+    /// The TLS handshake failed for another reason (protocol, alert, no common cipher).
+    TlsFailed,
     /// Anything else; the text says what.
     Failed,
 }
@@ -38,6 +48,11 @@ impl Code {
             Code::NoDhcp => "no_dhcp",
             Code::SupplicantGone => "supplicant_gone",
             Code::Cancelled => "cancelled",
+            Code::DnsFailed => "dns_failed",
+            Code::ConnectionRefused => "connection_refused",
+            Code::Unreachable => "unreachable",
+            Code::TlsUntrusted => "tls_untrusted",
+            Code::TlsFailed => "tls_failed",
             Code::Failed => "failed",
         }
     }

@@ -9,6 +9,7 @@ pub mod dhcp;
 pub mod events;
 pub mod failure;
 pub mod iface;
+pub mod net;
 pub mod netcfg;
 pub mod nettools;
 pub mod server;
@@ -435,6 +436,7 @@ impl Agent {
     ) -> Result<ConnectResult, Failure> {
         let started = Instant::now();
         let _g = self.op.lock().await;
+        net::http::clear_cookies(); // a new network: no cookie of the last one goes along
         for s in &spec.secrets {
             self.log.register_secret(s);
         }
@@ -673,6 +675,7 @@ impl Agent {
         client.disconnect().await.map_err(|e| e.to_string())?;
         self.dhcp.stop().await;
         self.certs.remove_files();
+        net::http::clear_cookies();
         Ok(())
     }
 

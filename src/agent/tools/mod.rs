@@ -10,12 +10,17 @@
 //!   method) becomes `key_mgmt`, `psk`/`sae_password`, `ieee80211w`, `eap`, `phase2`…
 //!   ([`psk_spec`], [`eap_spec`]), validated, with nothing sent;
 //! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
-//!   and the tool-call audit record.
+//!   and the tool-call audit record;
+//! - `net` — the network tester's tools (`network_http_request`, `network_http_get`,
+//!   `network_port_check`, `network_dns_lookup`): their arguments, bounds and results, a router
+//!   of their own added to `router`'s.
 
+mod net;
 mod router;
 mod schema;
 mod translate;
 
+pub use net::{DnsLookupArgs, DnsLookupReport, HttpRequestArgs, PortCheckArgs, PortCheckReport};
 pub use router::{PeerCred, ResponseStream, WifiTools};
 pub use schema::*;
 pub use translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};

@@ -18,7 +18,7 @@ use super::err;
 use super::schema::*;
 use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
 use crate::agent::failure::{Code, Failure};
-use crate::agent::nettools::{self, Connectivity, DnsReport, HttpReport, PingReport};
+use crate::agent::nettools::{self, Connectivity, PingReport};
 use crate::agent::{Agent, ConnectResult, Stage};
 use crate::validate::{self, Ssid};
 use crate::wpa;
@@ -76,7 +76,7 @@ fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration,
 /// The MCP server: the agent's tools.
 #[derive(Clone)]
 pub struct WifiTools {
-    agent: Arc<Agent>,
+    pub(super) agent: Arc<Agent>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -137,7 +137,7 @@ impl WifiTools {
     pub fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::net_router(),
         }
     }
 
@@ -438,57 +438,6 @@ impl WifiTools {
             .unwrap_or(0);
         Ok(Json(
             nettools::ping(ip, scope, count, wait)
-                .await
-                .map_err(|e| format!("{e:#}"))?,
-        ))
-    }
-
-    #[tool(
-        description = "Resolve a host name through the WiFi's DNS servers (from DHCP) or a given \
-                       server. Returns the addresses and the servers asked.",
-        annotations(title = "DNS lookup", read_only_hint = true, open_world_hint = true)
-    )]
-    async fn network_dns_lookup(
-        &self,
-        Parameters(a): Parameters<DnsArgs>,
-    ) -> ToolResult<DnsReport> {
-        validate::host(&a.name).map_err(Failure::invalid)?;
-        let dns = match &a.server {
-            Some(s) => nettools::Dns::new(
-                vec![
-                    s.parse()
-                        .map_err(|_| format!("server must be an IP address, got {s:?}"))?,
-                ],
-                &self.agent.options().resolv_conf,
-            ),
-            None => self.agent.dns(),
-        };
-        let started = Instant::now();
-        let addrs = dns.lookup(&a.name).await.map_err(|e| format!("{e:#}"))?;
-        Ok(Json(DnsReport {
-            name: a.name,
-            addresses: addrs.iter().map(|a| a.to_string()).collect(),
-            servers: dns.servers().iter().map(|s| s.to_string()).collect(),
-            elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        }))
-    }
-
-    #[tool(
-        description = "HTTP GET an http:// URL through the WiFi. Returns status, a few headers \
-                       (location, content-type, server) and the start of the body.",
-        annotations(title = "HTTP GET", read_only_hint = true, open_world_hint = true)
-    )]
-    async fn network_http_get(
-        &self,
-        Parameters(a): Parameters<HttpGetArgs>,
-    ) -> ToolResult<HttpReport> {
-        let max = a.max_bytes.unwrap_or(4096);
-        if max > 65536 {
-            return Err(Failure::invalid("max_bytes must be at most 65536"));
-        }
-        let t = timeout_of(a.timeout_secs, 10)?;
-        Ok(Json(
-            nettools::http_get(&self.agent.dns(), &a.url, max, t)
                 .await
                 .map_err(|e| format!("{e:#}"))?,
         ))
