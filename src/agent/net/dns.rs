@@ -70,6 +70,8 @@ pub enum Outcome {
     OtherRcode,
     /// No server answered in time.
     Timeout,
+    /// No server answered, and not for lack of time: refused (ICMP port unreachable) or no route.
+    NoResponse,
 }
 
 /// One resource record.
@@ -141,7 +143,8 @@ pub fn question_name(name: &str, t: DnsType) -> Result<Name, Failure> {
             )));
         }
         Err(_) => {
-            crate::validate::host(name).map_err(Failure::invalid)?;
+            // Service labels (`_sip._tcp`, `_dmarc`) are DNS names, though not host names.
+            crate::validate::host(&name.replace('_', "x")).map_err(Failure::invalid)?;
             if name.ends_with('.') {
                 name.to_string()
             } else {
@@ -312,10 +315,15 @@ pub async fn lookup(
             });
         }
     }
+    let timed_out = notes.iter().any(|n| n.contains("no answer within"));
     Ok(Lookup {
         query: name.to_string(),
         rtype: t.record_type().to_string(),
-        outcome: Outcome::Timeout,
+        outcome: if timed_out {
+            Outcome::Timeout
+        } else {
+            Outcome::NoResponse
+        },
         rcode: None,
         server: None,
         answers: vec![],
@@ -422,5 +430,13 @@ mod tests {
         let slow = ask("slow.test").await;
         assert_eq!(slow.outcome, Outcome::Timeout, "{slow:?}");
         assert_eq!(slow.notes.len(), 1);
+        let gone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let closed = gone.local_addr().unwrap();
+        drop(gone);
+        let n = question_name("x.test", DnsType::A).unwrap();
+        let r = lookup(&[closed], &n, DnsType::A, Duration::from_millis(300), 1)
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::NoResponse, "{r:?}");
     }
 }

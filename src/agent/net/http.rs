@@ -315,31 +315,60 @@ struct HopResult {
     cookies_sent: Vec<String>,
 }
 
-async fn one_hop(
+/// An HTTP/1.1 connection, opened: the sender, its driver task, and what it took.
+pub(crate) struct Opened {
+    /// Send requests here.
+    pub sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    /// The connection's task (abort it when done).
+    pub driver: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    /// The peer.
+    pub peer: std::net::SocketAddr,
+    /// DNS time, ms.
+    pub dns_ms: f64,
+    /// TCP connect time, ms.
+    pub connect_ms: f64,
+    /// TLS facts (https).
+    pub tls: Option<TlsInfo>,
+    /// TLS handshake time, ms.
+    pub tls_ms: Option<f64>,
+}
+
+/// Resolve, connect, and for https handshake (offering `http/1.1`), then HTTP/1.1 over it.
+pub(crate) async fn open(
     dns: &Dns,
-    req: &Request,
     url: &url::Url,
-    method: &http::Method,
-    body: Option<&Bytes>,
-    cookies_set: &mut Vec<String>,
-) -> Result<HopResult, Failure> {
-    let started = Instant::now();
+    family: Family,
+    tls_opts: &TlsOptions,
+    connect_timeout: Duration,
+) -> Result<Opened, Failure> {
     let host = url_host(url);
     let port = url.port_or_known_default().unwrap_or(80);
-    let (ip, dns_ms) = resolve(dns, &host, req.family).await?;
+    let (ip, dns_ms) = resolve(dns, &host, family).await?;
     let peer = std::net::SocketAddr::new(ip, port);
-    let (tcp, connect_ms) = connect_or_fail(peer, req.connect_timeout).await?;
+    let (tcp, connect_ms) = connect_or_fail(peer, connect_timeout).await?;
     let (io, tls, tls_ms) = if url.scheme() == "https" {
-        let client = TlsClient::new(&req.tls, &[b"http/1.1"])?;
+        let client = TlsClient::new(tls_opts, &[b"http/1.1"])?;
         let (s, info, ms) = client.handshake(tcp, &host).await?;
         (Either::Right(s), Some(info), Some(ms))
     } else {
         (Either::Left(tcp), None, None)
     };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| Failure::new(Code::Failed, format!("HTTP/1.1 with {peer}: {e}")))?;
-    let driver = tokio::spawn(conn);
+    Ok(Opened {
+        sender,
+        driver: tokio::spawn(conn),
+        peer,
+        dns_ms,
+        connect_ms,
+        tls,
+        tls_ms,
+    })
+}
+
+/// The `Host` header and the request target (path and query) of `url`.
+pub(crate) fn host_and_path(url: &url::Url) -> (String, String) {
     let host_header = match (url.host(), url.port()) {
         (Some(url::Host::Ipv6(ip)), Some(p)) => format!("[{ip}]:{p}"),
         (Some(url::Host::Ipv6(ip)), None) => format!("[{ip}]"),
@@ -352,6 +381,28 @@ async fn one_hop(
         path.push('?');
         path.push_str(q);
     }
+    (host_header, path)
+}
+
+async fn one_hop(
+    dns: &Dns,
+    req: &Request,
+    url: &url::Url,
+    method: &http::Method,
+    body: Option<&Bytes>,
+    cookies_set: &mut Vec<String>,
+) -> Result<HopResult, Failure> {
+    let started = Instant::now();
+    let Opened {
+        mut sender,
+        driver,
+        peer,
+        dns_ms,
+        connect_ms,
+        tls,
+        tls_ms,
+    } = open(dns, url, req.family, &req.tls, req.connect_timeout).await?;
+    let (host_header, path) = host_and_path(url);
     let mut builder = http::Request::builder()
         .method(method.clone())
         .uri(path)

@@ -12,6 +12,7 @@
 //! - [`http`] — `network_http_request`: method, headers, bounded body, redirects (the chain
 //!   reported), cookies kept per agent and cleared on disconnect, the timing breakdown
 //! - [`ports`] — `network_port_check`: open / closed / filtered / unreachable, optional TLS
+//! - [`throughput`] — `network_throughput`: a bounded download, goodput, first byte, stalls
 //! - [`dns`] — `network_dns_lookup`: A, AAAA, CNAME, MX, TXT, NS, SRV, PTR; NXDOMAIN, SERVFAIL
 //!   and timeout told apart
 //!
@@ -23,6 +24,7 @@ pub mod dns;
 pub mod http;
 pub mod ports;
 pub mod target;
+pub mod throughput;
 pub mod tls;
 
 /// Milliseconds since `t`, as a float (the tools report timings in ms).

@@ -216,13 +216,6 @@ impl Client {
                     .map_err(|e| Failure::new(Code::Failed, format!("TLS verifier: {e}")))?,
             )
         };
-        if inner.is_none() && !opts.insecure {
-            return Err(Failure::new(
-                Code::TlsUntrusted,
-                "the box has no CA certificates to verify against: give the server's CA as \
-                 ca_pem, or insecure: true to look without verifying",
-            ));
-        }
         let verifier = Arc::new(Verifier {
             inner,
             provider: provider.clone(),
@@ -263,8 +256,13 @@ impl Client {
                 Some(t @ rustls::Error::InvalidCertificate(_)) => Failure::new(
                     Code::TlsUntrusted,
                     format!(
-                        "TLS handshake with {host}: the server's certificate is not trusted ({t}); \
-                         give its CA as ca_pem, or insecure: true to look anyway"
+                        "TLS handshake with {host}: the server's certificate is not trusted ({t}){}; \
+                         give its CA as ca_pem, or insecure: true to look anyway",
+                        if self.verifier.inner.is_none() {
+                            ", and the box has no CA certificates of its own"
+                        } else {
+                            ""
+                        }
                     ),
                 ),
                 Some(t) => Failure::new(

@@ -19,6 +19,7 @@ use crate::agent::net::dns::{self, DnsType, Lookup, Outcome};
 use crate::agent::net::http::{self, HttpResponse};
 use crate::agent::net::ports::{self, PortResult, PortState};
 use crate::agent::net::target::{self, Family};
+use crate::agent::net::throughput::{self, ThroughputReport};
 use crate::agent::net::tls::TlsOptions;
 use crate::agent::nettools::HttpReport;
 
@@ -206,6 +207,53 @@ pub struct DnsLookupReport {
     pub lookups: Vec<Lookup>,
     /// The whole lookup, ms.
     pub elapsed_ms: f64,
+}
+
+/// `network_throughput` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThroughputArgs {
+    /// An http:// or https:// URL to download from (a large file, or an endless stream).
+    pub url: String,
+    /// Download for at most this many seconds (default 5, 1-60).
+    pub seconds: Option<u64>,
+    /// Stop after this many body bytes (default 104857600, at most 1073741824).
+    pub max_bytes: Option<u64>,
+    /// A gap between body data longer than this is a stall, ms (default 500, 50-10000).
+    pub stall_ms: Option<u64>,
+    /// For https: also trust this CA (PEM text).
+    pub ca_pem: Option<String>,
+    /// For https: complete the handshake whatever the certificate (default false).
+    pub insecure: Option<bool>,
+    /// Address family for a name with both: auto (default), ipv4 or ipv6.
+    pub family: Option<Family>,
+}
+
+/// Validate `network_throughput`'s arguments (nothing is sent).
+pub fn download_of(a: ThroughputArgs) -> Result<throughput::Download, Failure> {
+    let url = target::web_url(&a.url)?;
+    let duration = secs(a.seconds, 5, throughput::MAX_SECONDS, "seconds")?;
+    let max_bytes = a.max_bytes.unwrap_or(100 << 20);
+    if max_bytes == 0 || max_bytes > throughput::MAX_BYTES {
+        return Err(Failure::invalid(format!(
+            "max_bytes must be 1-{}, got {max_bytes}",
+            throughput::MAX_BYTES
+        )));
+    }
+    let stall = a.stall_ms.unwrap_or(500);
+    if !(50..=10_000).contains(&stall) {
+        return Err(Failure::invalid(format!(
+            "stall_ms must be 50-10000, got {stall}"
+        )));
+    }
+    Ok(throughput::Download {
+        url,
+        duration,
+        max_bytes,
+        stall: Duration::from_millis(stall),
+        tls: tls_options(a.ca_pem, a.insecure)?,
+        family: a.family.unwrap_or_default(),
+    })
 }
 
 fn tls_options(ca_pem: Option<String>, insecure: Option<bool>) -> Result<TlsOptions, Failure> {
@@ -443,11 +491,41 @@ impl WifiTools {
     }
 
     #[tool(
+        description = "Throughput through the WiFi: download from an http:// or https:// URL for \
+                       a bounded time (seconds) and byte count; returns goodput (Mbit/s), time \
+                       to first byte, per-second samples, stalls (gaps longer than stall_ms) \
+                       and why it stopped (end, time, bytes). Reports progress each second.",
+        annotations(title = "Throughput", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn network_throughput(
+        &self,
+        Parameters(a): Parameters<ThroughputArgs>,
+        meta: rmcp::model::RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> ToolResult<ThroughputReport> {
+        let d = download_of(a)?;
+        let total = d.duration.as_secs() as usize;
+        let progress = Progress::new(peer, &meta);
+        let dns = self.agent.dns();
+        // Setup (DNS, connect, TLS, headers) gets its own bound on top of the download's.
+        let r = within(
+            d.duration + Duration::from_secs(15),
+            "network_throughput",
+            throughput::download(&dns, &d, |sec, bytes| {
+                progress.send(sec as usize, total, format!("{sec} s: {bytes} bytes"))
+            }),
+        )
+        .await;
+        progress.flush().await;
+        Ok(Json(r?))
+    }
+
+    #[tool(
         description = "DNS lookup through the WiFi: type A, AAAA, CNAME, MX, TXT, NS, SRV or PTR \
                        (default A and AAAA), asked of the lease's DNS servers or a given server, \
                        without cache or search list. Returns the records with their TTLs, the \
                        server that answered, the response code and the time taken; outcome tells \
-                       answer, no_data, nxdomain, servfail, refused and timeout apart.",
+                       answer, no_data, nxdomain, servfail, refused, timeout and no_response apart.",
         annotations(title = "DNS lookup", read_only_hint = true, open_world_hint = true)
     )]
     async fn network_dns_lookup(
@@ -576,6 +654,48 @@ mod tests {
             (r.method.as_str(), r.follow_redirects, r.max_body, t),
             ("GET", true, 4096, Duration::from_secs(15))
         );
+    }
+
+    #[test]
+    fn throughput_arguments() {
+        let d = |v: serde_json::Value| download_of(serde_json::from_value(v).unwrap());
+        let ok = d(serde_json::json!({"url": "http://ap.test/big"})).unwrap();
+        assert_eq!(
+            (ok.duration, ok.max_bytes),
+            (Duration::from_secs(5), 100 << 20)
+        );
+        for (v, why) in [
+            (
+                serde_json::json!({"url": "file:///dev/zero"}),
+                "unsupported URL scheme",
+            ),
+            (
+                serde_json::json!({"url": "http://x/", "seconds": 0}),
+                "seconds",
+            ),
+            (
+                serde_json::json!({"url": "http://x/", "seconds": 3600}),
+                "seconds",
+            ),
+            (
+                serde_json::json!({"url": "http://x/", "max_bytes": 0}),
+                "max_bytes",
+            ),
+            (
+                serde_json::json!({"url": "http://x/", "max_bytes": 1u64 << 40}),
+                "max_bytes",
+            ),
+            (
+                serde_json::json!({"url": "http://x/", "stall_ms": 1}),
+                "stall_ms",
+            ),
+        ] {
+            let e = d(v).expect_err(why);
+            assert!(
+                e.code == Code::InvalidArgument && e.text.contains(why),
+                "{why}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -522,7 +522,7 @@ impl WifiTools {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for WifiTools {
     fn get_info(&self) -> ServerConfig {
         #[allow(deprecated)] // logging/setLevel: 2025-11-25 clients still send it

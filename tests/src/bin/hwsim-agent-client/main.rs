@@ -9,6 +9,7 @@
 use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
+mod nettools;
 mod protocol;
 
 use std::sync::{Arc, Mutex};
@@ -428,6 +429,7 @@ async fn full_suite(r: &mut Run) {
         i["connectivity"] == "full",
         &i,
     );
+    nettools::nettools_suite(r).await;
 
     // Disconnect removes the routes; reconnect brings them back.
     r.ok("disconnect", "wifi_disconnect", json!({})).await;
