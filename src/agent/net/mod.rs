@@ -12,6 +12,8 @@
 //! - [`http`] — `network_http_request`: method, headers, bounded body, redirects (the chain
 //!   reported), cookies kept per agent and cleared on disconnect, the timing breakdown
 //! - [`ports`] — `network_port_check`: open / closed / filtered / unreachable, optional TLS
+//! - [`traceroute`] — `network_traceroute`: UDP probes with rising TTL, answers from the
+//!   socket's error queue
 //! - [`throughput`] — `network_throughput`: a bounded download, goodput, first byte, stalls
 //! - [`dns`] — `network_dns_lookup`: A, AAAA, CNAME, MX, TXT, NS, SRV, PTR; NXDOMAIN, SERVFAIL
 //!   and timeout told apart
@@ -26,6 +28,7 @@ pub mod ports;
 pub mod target;
 pub mod throughput;
 pub mod tls;
+pub mod traceroute;
 
 /// Milliseconds since `t`, as a float (the tools report timings in ms).
 pub(crate) fn ms_since(t: std::time::Instant) -> f64 {

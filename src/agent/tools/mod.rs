@@ -12,7 +12,7 @@
 //! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
 //!   and the tool-call audit record;
 //! - `net` — the network tester's tools (`network_http_request`, `network_http_get`,
-//!   `network_port_check`, `network_dns_lookup`, `network_throughput`): their arguments, bounds and results, a router
+//!   `network_port_check`, `network_dns_lookup`, `network_throughput`, `network_traceroute`): their arguments, bounds and results, a router
 //!   of their own added to `router`'s.
 
 mod net;
@@ -21,7 +21,8 @@ mod schema;
 mod translate;
 
 pub use net::{
-    DnsLookupArgs, DnsLookupReport, HttpRequestArgs, PortCheckArgs, PortCheckReport, ThroughputArgs,
+    DnsLookupArgs, DnsLookupReport, HttpRequestArgs, PortCheckArgs, PortCheckReport,
+    ThroughputArgs, TracerouteArgs,
 };
 pub use router::{PeerCred, ResponseStream, WifiTools};
 pub use schema::*;

@@ -21,6 +21,7 @@ use crate::agent::net::ports::{self, PortResult, PortState};
 use crate::agent::net::target::{self, Family};
 use crate::agent::net::throughput::{self, ThroughputReport};
 use crate::agent::net::tls::TlsOptions;
+use crate::agent::net::traceroute::{self, TraceReport};
 use crate::agent::nettools::HttpReport;
 
 type ToolResult<T> = Result<Json<T>, Failure>;
@@ -227,6 +228,24 @@ pub struct ThroughputArgs {
     pub insecure: Option<bool>,
     /// Address family for a name with both: auto (default), ipv4 or ipv6.
     pub family: Option<Family>,
+}
+
+/// `network_traceroute` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TracerouteArgs {
+    /// IP address or host name (resolved through the WiFi's DNS).
+    pub host: String,
+    /// At most this many hops (default 16, 1-64).
+    pub max_hops: Option<u32>,
+    /// Probes per hop (default 3, 1-5).
+    pub probes: Option<u32>,
+    /// Each probe waits this long for an answer, ms (default 1000, 100-5000).
+    pub wait_ms: Option<u64>,
+    /// Address family for a name with both: auto (default), ipv4 or ipv6.
+    pub family: Option<Family>,
+    /// Give up after this many seconds (default 60, max 300).
+    pub timeout_secs: Option<u64>,
 }
 
 /// Validate `network_throughput`'s arguments (nothing is sent).
@@ -517,6 +536,79 @@ impl WifiTools {
         )
         .await;
         progress.flush().await;
+        Ok(Json(r?))
+    }
+
+    #[tool(
+        description = "Traceroute through the WiFi: UDP probes with rising TTL (IPv4) or hop \
+                       limit (IPv6) to host; each hop's address and round-trip times, whether \
+                       the target was reached (it answers port unreachable) and the last hop \
+                       that answered. Bounded: max_hops <= 64, probes <= 5, wait_ms <= 5000. \
+                       Reports progress per hop.",
+        annotations(title = "Traceroute", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn network_traceroute(
+        &self,
+        Parameters(a): Parameters<TracerouteArgs>,
+        meta: rmcp::model::RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> ToolResult<TraceReport> {
+        let max_hops = a.max_hops.unwrap_or(16);
+        if !(1..=traceroute::MAX_HOPS as u32).contains(&max_hops) {
+            return Err(Failure::invalid(format!(
+                "max_hops must be 1-{}, got {max_hops}",
+                traceroute::MAX_HOPS
+            )));
+        }
+        let probes = a.probes.unwrap_or(3);
+        if !(1..=5).contains(&probes) {
+            return Err(Failure::invalid(format!(
+                "probes must be 1-5, got {probes}"
+            )));
+        }
+        let wait = a.wait_ms.unwrap_or(1000);
+        if !(100..=5000).contains(&wait) {
+            return Err(Failure::invalid(format!(
+                "wait_ms must be 100-5000, got {wait}"
+            )));
+        }
+        let limit = secs(a.timeout_secs, 60, 300, "timeout_secs")?;
+        crate::validate::host(&a.host).map_err(Failure::invalid)?;
+        let host = a
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let dns = self.agent.dns();
+        let (ip, _) =
+            crate::agent::net::conn::resolve(&dns, &host, a.family.unwrap_or_default()).await?;
+        let scope = self
+            .agent
+            .net()
+            .index(self.agent.iface())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let progress = std::sync::Arc::new(Progress::new(peer, &meta));
+        let p = progress.clone();
+        let total = max_hops as usize;
+        let r = within(
+            limit,
+            "network_traceroute",
+            traceroute::trace(
+                ip,
+                scope,
+                max_hops as u8,
+                probes as u8,
+                Duration::from_millis(wait),
+                move |ttl| p.send(ttl as usize, total, format!("hop {ttl}")),
+            ),
+        )
+        .await;
+        if let Ok(p) = std::sync::Arc::try_unwrap(progress) {
+            p.flush().await;
+        }
         Ok(Json(r?))
     }
 

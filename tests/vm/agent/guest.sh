@@ -46,6 +46,19 @@ $IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/nu
   --srv-host=_sip._tcp.lab.test,sip.lab.test,5060,0,5 --pid-file=/run/dnsmasq-records.pid \
   --log-queries --log-facility=$LOGS/dnsmasq-records.log </dev/null >/dev/null 2>&1 &
 i=0; while [ ! -e $NETTOOLS_DIR/ready ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
+# A two-hop path for the traceroute check: the WPA2 AP's netns routes 10.99.0.0/24 to a netns
+# "far" behind a veth pair (10.99.0.1 ↔ 10.99.0.2); the box reaches it via its default route.
+$IP netns add far
+# (made in the two netns directly: the VM's root netns never holds them)
+$IP link add nt-ap netns "$AP_WPA2_NETNS" type veth peer name nt-far netns far
+$IP -n "$AP_WPA2_NETNS" addr add 10.99.0.1/24 dev nt-ap
+$IP -n "$AP_WPA2_NETNS" link set nt-ap up
+$IP -n far addr add 10.99.0.2/24 dev nt-far
+$IP -n far link set nt-far up
+$IP -n far link set lo up
+$IP -n far route add default via 10.99.0.1
+$IP netns exec "$AP_WPA2_NETNS" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+export NETTOOLS_FAR_IP=10.99.0.2
 
 # EAP certificate paths are accepted only from the box's certificates directory
 # (/etc/wifi-isolate/certs in the box): the daemon mounts its certs_dir there read-only. With

@@ -383,6 +383,38 @@ pub(crate) async fn nettools_suite(r: &mut Run) {
         format!("{progress:?}"),
     );
 
+    // --- traceroute through the two-hop path ------------------------------------------------------
+    let far = env("NETTOOLS_FAR_IP");
+    r.progress.lock().unwrap().clear();
+    let t = r
+        .ok(
+            "traceroute: run",
+            "network_traceroute",
+            json!({"host": far, "max_hops": 8, "probes": 2, "wait_ms": 1000}),
+        )
+        .await;
+    let hops = t["hops"].as_array().cloned().unwrap_or_default();
+    r.check(
+        "traceroute: hop 1 the AP (time exceeded), hop 2 the far host (reached)",
+        hops.len() == 2
+            && hops[0]["address"] == gw
+            && hops[0]["answer"] == "time_exceeded"
+            && hops[1]["address"] == far
+            && hops[1]["answer"] == "reached"
+            && t["reached"] == true
+            && t["last_hop"] == far,
+        &t,
+    );
+    r.check(
+        "traceroute: round trips per probe, progress per hop",
+        hops.iter().all(|h| {
+            h["rtt_ms"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2 && a.iter().any(|x| x.as_f64().is_some()))
+        }) && r.progress.lock().unwrap().iter().any(|p| p == "hop 2"),
+        format!("{t} {:?}", r.progress.lock().unwrap()),
+    );
+
     // --- refusals ------------------------------------------------------------------------------
     for (name, tool, args, needle) in [
         (
