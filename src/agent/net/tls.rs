@@ -99,8 +99,9 @@ impl ServerCertVerifier for Verifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let got = match &self.inner {
             Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
-            None => Err(rustls::Error::General(
-                "no trusted CA certificates in the box".into(),
+            // No trust anchor at all: the issuer is unknown, whoever it is.
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
             )),
         };
         *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -197,9 +198,18 @@ pub struct Client {
 impl Client {
     /// A client for `opts`, offering `alpn` (e.g. `http/1.1`; empty for none).
     pub fn new(opts: &TlsOptions, alpn: &[&[u8]]) -> Result<Self, Failure> {
+        Self::with_system_roots(opts, alpn, native_roots())
+    }
+
+    /// [`Client::new`] with `system` as the box's CA store (tests: an empty one).
+    pub(crate) fn with_system_roots(
+        opts: &TlsOptions,
+        alpn: &[&[u8]],
+        system: &[CertificateDer<'static>],
+    ) -> Result<Self, Failure> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
-        roots.add_parsable_certificates(native_roots().iter().cloned());
+        roots.add_parsable_certificates(system.iter().cloned());
         if let Some(pem) = &opts.ca_pem {
             for c in parse_ca_pem(pem)? {
                 roots.add(c).map_err(|e| {

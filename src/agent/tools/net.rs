@@ -24,8 +24,6 @@ use crate::agent::net::tls::TlsOptions;
 use crate::agent::net::traceroute::{self, TraceReport};
 use crate::agent::nettools::HttpReport;
 
-type ToolResult<T> = Result<Json<T>, Failure>;
-
 /// Seconds within 1..=max, or the default; a clear `invalid_argument` otherwise.
 fn secs(v: Option<u64>, default: u64, max: u64, what: &str) -> Result<Duration, Failure> {
     match v {
@@ -373,7 +371,7 @@ impl WifiTools {
         Parameters(a): Parameters<HttpRequestArgs>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<HttpResponse> {
+    ) -> Result<Json<HttpResponse>, Failure> {
         let (req, limit) = http_request_of(a)?;
         let progress = Progress::new(peer, &meta);
         progress.send(0, 1, format!("{} {}", req.method, req.url));
@@ -394,7 +392,7 @@ impl WifiTools {
     async fn network_http_get(
         &self,
         Parameters(a): Parameters<HttpGetArgs>,
-    ) -> ToolResult<HttpReport> {
+    ) -> Result<Json<HttpReport>, Failure> {
         let max = a.max_bytes.unwrap_or(4096);
         if max > 65536 {
             return Err(Failure::invalid("max_bytes must be at most 65536"));
@@ -448,7 +446,7 @@ impl WifiTools {
         Parameters(a): Parameters<PortCheckArgs>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<PortCheckReport> {
+    ) -> Result<Json<PortCheckReport>, Failure> {
         if a.targets.is_empty() || a.targets.len() > ports::MAX_TARGETS {
             return Err(Failure::invalid(format!(
                 "targets must list 1-{} host/port pairs, got {}",
@@ -521,7 +519,7 @@ impl WifiTools {
         Parameters(a): Parameters<ThroughputArgs>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<ThroughputReport> {
+    ) -> Result<Json<ThroughputReport>, Failure> {
         let d = download_of(a)?;
         let total = d.duration.as_secs() as usize;
         let progress = Progress::new(peer, &meta);
@@ -552,7 +550,7 @@ impl WifiTools {
         Parameters(a): Parameters<TracerouteArgs>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<TraceReport> {
+    ) -> Result<Json<TraceReport>, Failure> {
         let max_hops = a.max_hops.unwrap_or(16);
         if !(1..=traceroute::MAX_HOPS as u32).contains(&max_hops) {
             return Err(Failure::invalid(format!(
@@ -623,7 +621,7 @@ impl WifiTools {
     async fn network_dns_lookup(
         &self,
         Parameters(a): Parameters<DnsLookupArgs>,
-    ) -> ToolResult<DnsLookupReport> {
+    ) -> Result<Json<DnsLookupReport>, Failure> {
         let types = match a.record_type {
             Some(t) => vec![t],
             None => vec![DnsType::A, DnsType::Aaaa],
@@ -787,6 +785,20 @@ mod tests {
                 e.code == Code::InvalidArgument && e.text.contains(why),
                 "{why}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn every_net_tool_has_an_output_schema() {
+        let tools = WifiTools::net_router().list_all();
+        assert_eq!(
+            tools.len(),
+            6,
+            "{:?}",
+            tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+        );
+        for t in tools {
+            assert!(t.output_schema.is_some(), "{} has no outputSchema", t.name);
         }
     }
 

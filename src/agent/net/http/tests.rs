@@ -276,3 +276,27 @@ fn cookie_rules() {
     assert_eq!(jar.len(), 1);
     assert!(store_cookie(&mut jar, &u, "novalue").is_none());
 }
+
+#[tokio::test]
+async fn a_box_without_a_ca_store_says_so_and_ca_pem_still_works() {
+    use crate::agent::net::tls::Client;
+    let (ca_pem, cfg) = pki();
+    let port = serve_tls(cfg).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let bare = Client::with_system_roots(&TlsOptions::default(), &[], &[]).unwrap();
+    let e = bare.handshake(tcp, "127.0.0.1").await.err().unwrap();
+    assert_eq!(e.code, Code::TlsUntrusted, "{e}");
+    assert!(
+        e.text.contains("not trusted") && e.text.contains("no CA certificates of its own"),
+        "{e}"
+    );
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let opts = TlsOptions {
+        ca_pem: Some(ca_pem),
+        insecure: false,
+    };
+    let with_ca = Client::with_system_roots(&opts, &[], &[]).unwrap();
+    let (_s, info, _) = with_ca.handshake(tcp, "127.0.0.1").await.unwrap();
+    assert!(info.verified);
+}
