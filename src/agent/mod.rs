@@ -8,10 +8,14 @@ pub mod certs;
 pub mod dhcp;
 pub mod events;
 pub mod failure;
+pub mod history;
 pub mod iface;
+pub mod link;
 pub mod net;
 pub mod netcfg;
 pub mod nettools;
+pub mod radio;
+pub mod roam;
 pub mod server;
 pub mod supervisor;
 pub mod tools;
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, MutexGuard, broadcast};
 use tracing::{info, warn};
 
 use crate::validate::Ssid;
@@ -123,6 +127,8 @@ pub struct ConnectResult {
     pub frequency: Option<u32>,
     /// Key management in use (`WPA2-PSK`, `SAE`, `NONE`, `WPA2/IEEE 802.1X/EAP`…).
     pub key_mgmt: Option<String>,
+    /// The security of the association: ciphers, PMF in use, SAE group and H2E/PK.
+    pub link_security: Option<crate::wpa::modes::LinkSecurity>,
     /// wpa_supplicant's network id.
     pub network_id: u32,
     /// Our IPv4 address.
@@ -150,6 +156,14 @@ impl ConnectResult {
             bssid: st.and_then(|s| s.bssid).map(|b| b.to_string()),
             frequency: st.and_then(|s| s.freq_mhz),
             key_mgmt: st.and_then(|s| s.key_mgmt.clone()),
+            link_security: st.map(|s| {
+                crate::wpa::modes::LinkSecurity::from_status(
+                    s.key_mgmt.as_deref(),
+                    s.pairwise_cipher.as_deref(),
+                    s.group_cipher.as_deref(),
+                    &s.other,
+                )
+            }),
             network_id,
             ip: lease.ip.to_string(),
             prefix: lease.prefix,
@@ -160,6 +174,9 @@ impl ConnectResult {
     }
 }
 
+/// How long an operation on the connection waits for the one before it before answering `busy`.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
 /// The agent: one WiFi interface, its supplicant, its DHCP client.
 pub struct Agent {
     opts: AgentOptions,
@@ -168,10 +185,12 @@ pub struct Agent {
     dhcp: Arc<Dhcp>,
     net: NetCfg,
     log: LogRing,
-    /// Serialises operations that change the connection.
+    /// Serialises operations that change the connection ([`Agent::op_lock`]).
     op: Mutex<()>,
     perm_mac: Option<[u8; 6]>,
     certs: certs::Certs,
+    /// What happened on the radio (`wifi_events`).
+    history: history::History,
 }
 
 impl Agent {
@@ -238,7 +257,10 @@ impl Agent {
         );
         dhcp.serve_hook()?;
         let certs = certs::Certs::new(&opts.certs_dir, &opts.upload_dir);
+        let history = history::History::default();
+        history.spawn(wpa.subscribe(), dhcp.subscribe_lease());
         let agent = Arc::new(Self {
+            history,
             opts,
             certs,
             iface: wi.name,
@@ -269,6 +291,11 @@ impl Agent {
     /// The interface this agent drives.
     pub fn iface(&self) -> &str {
         &self.iface
+    }
+
+    /// What happened on the radio: connects, roams, disconnects, rejections, leases.
+    pub fn history(&self) -> &history::History {
+        &self.history
     }
 
     /// The debug log ring.
@@ -326,8 +353,32 @@ impl Agent {
     }
 
     /// The live control client.
-    pub async fn client(&self) -> Result<Arc<CtrlClient>, String> {
-        self.wpa.client().await
+    pub async fn client(&self) -> Result<Arc<CtrlClient>, Failure> {
+        self.wpa
+            .client()
+            .await
+            .map_err(|e| Failure::new(Code::SupplicantGone, e))
+    }
+
+    /// The operation lock for `what`: waits [`BUSY_WAIT`] for the operation before it (a
+    /// cancelled one lets go at once), then answers `busy`.
+    async fn op_lock(&self, what: &'static str) -> Result<MutexGuard<'_, ()>, Failure> {
+        let g = match self.op.try_lock() {
+            Ok(g) => g,
+            Err(_) => match tokio::time::timeout(BUSY_WAIT, self.op.lock()).await {
+                Ok(g) => g,
+                Err(_) => {
+                    return Err(Failure::new(
+                        Code::Busy,
+                        format!(
+                            "{what}: another operation on the connection is running; wait for \
+                             it to end (or cancel it) and retry"
+                        ),
+                    ));
+                }
+            },
+        };
+        Ok(g)
     }
 
     /// Current DHCP lease.
@@ -404,27 +455,43 @@ impl Agent {
     }
 
     /// Trigger a fresh scan and return what wpa_supplicant saw.
-    pub async fn scan(&self, timeout: Duration) -> Result<Vec<crate::wpa::Bss>, String> {
+    pub async fn scan(&self, timeout: Duration) -> Result<Vec<crate::wpa::Bss>, Failure> {
         let client = self.client().await?;
         let mut rx = self.wpa.subscribe();
         let deadline = Instant::now() + timeout;
-        client
-            .scan()
-            .await
-            .map_err(|e| format!("scan request failed: {e}"))?;
+        client.scan().await.map_err(|e| {
+            let text = format!("scan request failed: {e}");
+            // wpa_supplicant answers FAIL-BUSY while a scan (or an association) is under way.
+            let code = if text.contains("FAIL-BUSY") {
+                Code::Busy
+            } else {
+                Code::Failed
+            };
+            Failure::new(code, text)
+        })?;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, rx.recv()).await {
                 Ok(Ok(Event::ScanResults)) => break,
                 Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(_)) => return Err("wpa_supplicant went away during the scan".into()),
-                Err(_) => return Err(format!("no scan results within {timeout:?}")),
+                Ok(Err(_)) => {
+                    return Err(Failure::new(
+                        Code::SupplicantGone,
+                        "wpa_supplicant went away during the scan",
+                    ));
+                }
+                Err(_) => {
+                    return Err(Failure::new(
+                        Code::Timeout,
+                        format!("no scan results within {timeout:?}"),
+                    ));
+                }
             }
         }
         client
             .bss_all()
             .await
-            .map_err(|e| format!("reading scan results failed: {e}"))
+            .map_err(|e| Failure::from(format!("reading scan results failed: {e}")))
     }
 
     /// Add `spec`, select it, wait for association and a lease.
@@ -435,7 +502,7 @@ impl Agent {
         progress: &(dyn Fn(Stage) + Send + Sync),
     ) -> Result<ConnectResult, Failure> {
         let started = Instant::now();
-        let _g = self.op.lock().await;
+        let _g = self.op_lock("wifi_connect").await?;
         net::http::clear_cookies(); // a new network: no cookie of the last one goes along
         for s in &spec.secrets {
             self.log.register_secret(s);
@@ -669,8 +736,8 @@ impl Agent {
     }
 
     /// Disconnect and release the lease; the uploaded PEM files go (until a reconnect).
-    pub async fn disconnect(&self) -> Result<(), String> {
-        let _g = self.op.lock().await;
+    pub async fn disconnect(&self) -> Result<(), Failure> {
+        let _g = self.op_lock("wifi_disconnect").await?;
         let client = self.client().await?;
         client.disconnect().await.map_err(|e| e.to_string())?;
         self.dhcp.stop().await;
@@ -687,7 +754,7 @@ impl Agent {
     ) -> Result<ConnectResult, Failure> {
         let started = Instant::now();
         let deadline = started + timeout;
-        let _g = self.op.lock().await;
+        let _g = self.op_lock("wifi_reconnect").await?;
         let client = self.client().await?;
         if !client
             .list_networks()
@@ -696,7 +763,10 @@ impl Agent {
             .iter()
             .any(|n| !n.disabled)
         {
-            return Err("no enabled network to reconnect to: use wifi_connect first".into());
+            return Err(Failure::new(
+                Code::NotFound,
+                "no enabled network to reconnect to: use wifi_connect first",
+            ));
         }
         self.dhcp.stop().await;
         self.certs.restore_files()?;
@@ -708,10 +778,10 @@ impl Agent {
             .wait_connected(&mut rx, deadline, timeout, progress)
             .await?;
         progress(Stage::Dhcp);
-        let lease = self
-            .lease_until(deadline)
-            .await?
-            .ok_or("reconnected but DHCP gave no address in time")?;
+        let lease = self.lease_until(deadline).await?.ok_or(Failure::new(
+            Code::NoDhcp,
+            "reconnected but DHCP gave no address in time",
+        ))?;
         let st = client.status().await.map_err(|e| e.to_string())?;
         progress(Stage::Done);
         let ssid = st.ssid.clone().unwrap_or_default();
@@ -719,8 +789,8 @@ impl Agent {
     }
 
     /// Forget networks by id or SSID; returns the ids removed.
-    pub async fn forget(&self, id: Option<u32>, ssid: Option<&Ssid>) -> Result<Vec<u32>, String> {
-        let _g = self.op.lock().await;
+    pub async fn forget(&self, id: Option<u32>, ssid: Option<&Ssid>) -> Result<Vec<u32>, Failure> {
+        let _g = self.op_lock("wifi_forget").await?;
         let client = self.client().await?;
         let nets = client.list_networks().await.map_err(|e| e.to_string())?;
         let targets: Vec<u32> = nets
@@ -729,7 +799,10 @@ impl Agent {
             .map(|n| n.id)
             .collect();
         if targets.is_empty() {
-            return Err("no configured network matches; see wifi_list_networks".into());
+            return Err(Failure::new(
+                Code::NotFound,
+                "no configured network matches; see wifi_list_networks",
+            ));
         }
         let was_current = nets.iter().any(|n| n.current && targets.contains(&n.id));
         for t in &targets {

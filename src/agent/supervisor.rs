@@ -72,7 +72,9 @@ impl Wpa {
     fn config_text(&self) -> String {
         let mut c = format!(
             "# written by wifi-isolate-agent; networks are added over the control socket\n\
-             ctrl_interface={}\nupdate_config=0\nap_scan=1\n",
+             ctrl_interface={}\nupdate_config=0\nap_scan=1\n\
+             # SAE: hash-to-element when the AP offers it (an H2E-only AP needs it), else\n\
+             # hunting-and-pecking\nsae_pwe=2\n",
             self.paths.ctrl_dir.display()
         );
         if let Some(cc) = &self.paths.country {

@@ -5,6 +5,10 @@
 //! to stdout, one per line. If the service restarts between calls (the session is gone: 404, or
 //! the socket refuses for a moment), the bridge replays the client's `initialize` to get a new
 //! session and sends the message again; the client never notices.
+//!
+//! A 2026-07-28 (sessionless) message carries its version in `_meta`; stdio has no headers, so
+//! the bridge derives the HTTP headers that era requires from the body ([`modern_headers`]):
+//! `MCP-Protocol-Version`, `Mcp-Method` and, for the named methods, `Mcp-Name`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,14 +101,20 @@ impl Bridge {
             .header(header::HOST, "localhost")
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json, text/event-stream");
+        let modern = modern_headers(body);
         {
             let s = self.session.lock().await;
             if let Some(id) = &s.id {
                 req = req.header("mcp-session-id", id);
             }
-            if let Some(p) = &s.protocol {
+            if let Some(p) = &s.protocol
+                && modern.is_empty()
+            {
                 req = req.header("mcp-protocol-version", p);
             }
+        }
+        for (name, value) in modern {
+            req = req.header(name, value);
         }
         let req = req.body(Full::new(Bytes::from(serde_json::to_vec(body)?)))?;
         let resp = match sender.send_request(req).await {
@@ -311,4 +321,134 @@ fn held_message(body: &[u8]) -> Option<String> {
         Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
     };
     text.contains(" is held").then_some(text)
+}
+
+/// The metadata key of the 2026-07-28 era's per-request protocol version.
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// The HTTP headers a sessionless (2026-07-28 or newer) request needs, derived from its body
+/// the way the specification's clients derive them: `MCP-Protocol-Version` equal to
+/// `_meta["io.modelcontextprotocol/protocolVersion"]`, `Mcp-Method` equal to `method`, and
+/// `Mcp-Name` equal to `params.name` (tools/call, prompts/get), `params.uri` (resources/read,
+/// resources/subscribe, resources/unsubscribe) or `params.taskId` (tasks/get, tasks/update,
+/// tasks/cancel), in the `=?base64?…?=` form when it cannot travel bare. Empty for a message
+/// without that metadata (the legacy era: its headers come from the session).
+fn modern_headers(msg: &Value) -> Vec<(&'static str, String)> {
+    let Some(version) = msg
+        .pointer("/params/_meta")
+        .and_then(|m| m.get(META_VERSION))
+        .and_then(Value::as_str)
+    else {
+        return Vec::new();
+    };
+    let Some(method) = msg.get("method").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    // A value that is not a valid header value would fail the whole request: the server then
+    // answers the missing header with its own -32020, which is the honest outcome.
+    let bare = |v: &str| http::HeaderValue::from_str(v).is_ok();
+    let mut out = Vec::new();
+    if bare(version) {
+        out.push(("mcp-protocol-version", version.to_string()));
+    }
+    if bare(method) {
+        out.push(("mcp-method", method.to_string()));
+    }
+    let key = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
+        _ => None,
+    };
+    if let Some(name) = key
+        .and_then(|k| msg.pointer(&format!("/params/{k}")))
+        .and_then(Value::as_str)
+    {
+        out.push(("mcp-name", header_value(name)));
+    }
+    out
+}
+
+/// `value` as a header value: bare when it is visible ASCII without leading or trailing blanks
+/// (and does not itself look like the sentinel), else `=?base64?<standard base64>?=`.
+fn header_value(value: &str) -> String {
+    let needs = value.starts_with([' ', '\t'])
+        || value.ends_with([' ', '\t'])
+        || value.chars().any(|c| !(' '..='~').contains(&c))
+        || (value.starts_with("=?base64?") && value.ends_with("?="));
+    if needs {
+        format!("=?base64?{}?=", base64(value.as_bytes()))
+    } else {
+        value.to_string()
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_modern_tools_call_gets_the_headers_its_body_implies() {
+        let msg = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "wifi_scan", "arguments": {},
+                       "_meta": {META_VERSION: "2026-07-28"}}});
+        assert_eq!(
+            modern_headers(&msg),
+            vec![
+                ("mcp-protocol-version", "2026-07-28".to_string()),
+                ("mcp-method", "tools/call".to_string()),
+                ("mcp-name", "wifi_scan".to_string()),
+            ]
+        );
+        let read = json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read",
+            "params": {"uri": "wifi-isolate://status", "_meta": {META_VERSION: "2026-07-28"}}});
+        assert!(modern_headers(&read).contains(&("mcp-name", "wifi-isolate://status".into())));
+        let discover = json!({"jsonrpc": "2.0", "id": 3, "method": "server/discover",
+            "params": {"_meta": {META_VERSION: "2026-07-28"}}});
+        assert_eq!(modern_headers(&discover).len(), 2);
+    }
+
+    #[test]
+    fn a_legacy_message_gets_no_modern_headers() {
+        let msg = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "wifi_scan"}});
+        assert!(modern_headers(&msg).is_empty());
+    }
+
+    #[test]
+    fn names_that_cannot_travel_bare_are_base64_wrapped() {
+        assert_eq!(header_value("wifi_scan"), "wifi_scan");
+        assert_eq!(header_value("café"), "=?base64?Y2Fmw6k=?=");
+        assert_eq!(header_value(" x"), "=?base64?IHg=?=");
+        assert_eq!(
+            header_value("=?base64?eA==?="),
+            "=?base64?PT9iYXNlNjQ/ZUE9PT89?="
+        );
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b"a"), "YQ==");
+    }
 }

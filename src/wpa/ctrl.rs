@@ -272,10 +272,29 @@ impl CtrlClient {
             if !seen.insert(id) || out.len() >= MAX_BSS {
                 break;
             }
+            let mut bss = bss;
+            bss.modes = self.bss_modes(id).await;
+            if bss
+                .modes
+                .as_ref()
+                .is_some_and(|m| m.transition == Some(super::modes::Transition::OweOpen))
+            {
+                bss.security = super::Security::OweTransition;
+            }
             out.push(bss);
             next = self.bss(BssSelector::Next(id)).await?;
         }
         Ok(out)
+    }
+
+    /// The security modes of BSS `id` from its information elements; `None` when the entry is
+    /// gone or the reply has no `ie=`.
+    pub async fn bss_modes(&self, id: u32) -> Option<super::modes::Modes> {
+        let reply = self.request(&Command::bss_ies(id)).await.ok()?;
+        reply
+            .lines()
+            .find_map(|l| l.strip_prefix("ie="))
+            .map(|hex| super::modes::Modes::from_ies(&super::modes::hex_prefix(hex)))
     }
 
     /// `STATUS`.
@@ -371,6 +390,11 @@ impl CtrlClient {
     /// `DISCONNECT`.
     pub async fn disconnect(&self) -> Result<(), WpaError> {
         self.request_ok(&Command::Disconnect).await
+    }
+
+    /// `ROAM <bssid>`.
+    pub async fn roam(&self, bssid: crate::validate::Bssid) -> Result<(), WpaError> {
+        self.request_ok(&Command::Roam(bssid)).await
     }
 
     /// `RECONNECT`.

@@ -9,6 +9,8 @@
 //!   that tests round-trip against) and its quoted-or-hex config values.
 //! - [`parse`] — pure parsers for `STATUS`, `BSS`, `LIST_NETWORKS`, `SIGNAL_POLL` replies and
 //!   the security classification of BSS flags.
+//! - [`modes`] — a BSS's security modes from its information elements (AKMs, PMF, SAE H2E/PK,
+//!   transition modes), and the security of the current association from `STATUS`.
 //! - [`event`] — the `<N>CTRL-EVENT-…` messages of an attached monitor, parsed into [`Event`].
 //! - [`ctrl`] — [`CtrlClient`] (request/reply) and [`EventMonitor`] (`ATTACH`), on tokio.
 //!
@@ -26,6 +28,7 @@
 pub mod ctrl;
 pub mod escape;
 pub mod event;
+pub mod modes;
 pub mod parse;
 pub mod proto;
 

@@ -80,6 +80,10 @@ pub enum Security {
     /// Enhanced Open (OWE): encrypted, no password.
     #[serde(rename = "owe")]
     Owe,
+    /// The open half of an OWE transition pair: legacy stations join it unencrypted, OWE
+    /// stations (this agent, by default) go to its OWE companion BSS.
+    #[serde(rename = "owe-transition")]
+    OweTransition,
     /// WEP (obsolete).
     #[serde(rename = "wep")]
     Wep,
@@ -115,6 +119,7 @@ impl Security {
         match self {
             Security::Open => "open",
             Security::Owe => "owe",
+            Security::OweTransition => "owe-transition",
             Security::Wep => "wep",
             Security::WpaPsk => "wpa-psk",
             Security::Wpa2Psk => "wpa2-psk",
@@ -277,6 +282,9 @@ pub struct Bss {
     pub security: Security,
     /// Raw flags without brackets (`WPA2-PSK-CCMP`, `ESS`, `WPS`, …).
     pub flags: Vec<String>,
+    /// The security modes exactly, from the BSS's information elements (AKMs, ciphers, PMF,
+    /// SAE H2E/PK, transition modes); `None` when the elements could not be read.
+    pub modes: Option<super::modes::Modes>,
 }
 
 impl Bss {
@@ -292,6 +300,7 @@ impl Bss {
         let mut throughput = None;
         let mut age = None;
         let mut flags = Vec::new();
+        let mut modes = None;
         for (key, value) in key_values(reply) {
             match key {
                 "id" => id = value.parse().ok(),
@@ -308,6 +317,11 @@ impl Bss {
                 "est_throughput" => throughput = value.parse().ok(),
                 "age" => age = value.parse().ok(),
                 "flags" => flags = split_flags(value),
+                "ie" => {
+                    modes = Some(super::modes::Modes::from_ies(&super::modes::hex_prefix(
+                        value,
+                    )))
+                }
                 _ => {}
             }
         }
@@ -327,7 +341,13 @@ impl Bss {
             snr_db: snr,
             est_throughput_kbps: throughput,
             age_secs: age,
-            security: Security::from_flags(&flags),
+            security: match &modes {
+                Some(m) if m.transition == Some(super::modes::Transition::OweOpen) => {
+                    Security::OweTransition
+                }
+                _ => Security::from_flags(&flags),
+            },
+            modes,
             flags,
         })
     }

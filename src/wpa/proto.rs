@@ -31,6 +31,9 @@ pub const BSS_MASK_SUMMARY: u32 = (1 << 0)
     | (1 << 19)
     | (1 << 20);
 
+/// `BSS` field mask of [`Command::bss_ies`]: id and the raw information elements (hex).
+pub const BSS_MASK_IES: u32 = (1 << 0) | (1 << 10);
+
 /// A key management (AKM) suite for `key_mgmt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyMgmt {
@@ -449,6 +452,8 @@ pub enum Command {
     Reconnect,
     /// `REASSOCIATE` (always).
     Reassociate,
+    /// `ROAM <bssid>`: move to another BSS of the current network (FT when both sides can).
+    Roam(Bssid),
     /// `SET <key> <value>` for a whitelisted key.
     Set(GlobalSetting),
     /// `SAVE_CONFIG` (needs `update_config=1`).
@@ -467,6 +472,15 @@ impl Command {
         Command::Bss {
             selector,
             mask: Some(BSS_MASK_SUMMARY),
+        }
+    }
+
+    /// `BSS ID-<id> MASK=…`: one entry's id and information elements only (a separate request,
+    /// so the summary always fits in a reply).
+    pub fn bss_ies(id: u32) -> Self {
+        Command::Bss {
+            selector: BssSelector::Id(id),
+            mask: Some(BSS_MASK_IES),
         }
     }
 
@@ -500,6 +514,7 @@ impl Command {
                 | Command::Disconnect
                 | Command::Reconnect
                 | Command::Reassociate
+                | Command::Roam(_)
                 | Command::Set(_)
                 | Command::SaveConfig
                 | Command::Terminate
@@ -548,6 +563,7 @@ impl Command {
             Command::Disconnect => "DISCONNECT".into(),
             Command::Reconnect => "RECONNECT".into(),
             Command::Reassociate => "REASSOCIATE".into(),
+            Command::Roam(bssid) => format!("ROAM {bssid}"),
             Command::Set(setting) => match setting {
                 GlobalSetting::MacAddr(value) => format!("SET mac_addr {value}"),
                 GlobalSetting::PreassocMacAddr(value) => format!("SET preassoc_mac_addr {value}"),

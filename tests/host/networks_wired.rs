@@ -11,37 +11,21 @@
 //!
 //! Needs root, iproute2 and wpa_supplicant; without them this FAILS, it never skips.
 
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{EnvFilter, Layer};
 use wifi_isolate::agent::iface::WirelessIface;
 use wifi_isolate::agent::tools::profile_spec;
 use wifi_isolate::agent::{Agent, AgentOptions};
 use wifi_isolate::networks::Profile;
 use wifi_isolate::wpa::{CtrlClient, NetworkFieldName};
+use wifi_isolate_tests::logs::Captured;
 
 const PSK: &str = "wired-office-passphrase";
 const IFACE: &str = "wi0";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn run(args: &[&str]) {
     let st = Command::new(args[0])
@@ -86,17 +70,7 @@ fn a_saved_network_reaches_a_real_wpa_supplicant_and_its_secret_no_log() {
     for l in [IFACE, "wi1", "lo"] {
         run(&["ip", "-n", &ns.0, "link", "set", l, "up"]);
     }
-    let log = Captured::default();
-    let writer = log.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .with_filter(EnvFilter::new(wifi_isolate::logging::capped("trace"))),
-        ),
-    )
-    .unwrap();
+    let log = Captured::everything();
     let netns = std::fs::File::open(format!("/run/netns/{}", ns.0)).unwrap();
     // setns only on a dedicated thread (DESIGN.md): the agent, its sockets and its
     // wpa_supplicant child all live in the namespace.
@@ -110,7 +84,7 @@ fn a_saved_network_reaches_a_real_wpa_supplicant_and_its_secret_no_log() {
     })
     .join()
     .expect("the test body");
-    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let text = log.text();
     assert!(
         text.contains("tool=wifi_connect"),
         "capture is live:\n{text}"

@@ -13,6 +13,7 @@ use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
 use wifi_isolate::host::proxy::{self, Listener, Proxy, ProxyConfig};
+use wifi_isolate_tests::logs::Captured;
 
 /// Upstream stand-in: answers with the headers it saw, then three SSE chunks 300 ms apart.
 async fn upstream(l: UnixListener) {
@@ -755,27 +756,6 @@ async fn body_budget_over_all_connections_answers_503() {
     f.ct.cancel();
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 /// 20 000 refused requests (non-local `Origin`) produce a handful of summary lines whose counts
 /// add up to 20 000; a tool call right after still gets its own audit record.
 #[tokio::test]
@@ -844,7 +824,7 @@ async fn a_refusal_flood_logs_a_handful_of_lines_and_the_audit_record_survives()
     // Give the connection tasks a moment to finish their lines.
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let warns: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
     let summed: u64 = warns
         .iter()

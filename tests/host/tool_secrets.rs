@@ -9,34 +9,12 @@
 //! interface's addresses and flushes them, and the host's `lo` must keep 127.0.0.1. Needs root
 //! (the namespace, rtnetlink); without it the test FAILS, it never skips.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{EnvFilter, Layer};
 use wifi_isolate::agent::iface::WirelessIface;
 use wifi_isolate::agent::{Agent, AgentOptions};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use wifi_isolate_tests::logs::Captured;
 
 const PSK: &str = "office-passphrase-42";
 
@@ -53,15 +31,7 @@ async fn body() {
         0,
         "this test needs root (the agent opens rtnetlink and sets its interface up)"
     );
-    let log = Captured::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::registry().with(
-        tracing_subscriber::fmt::layer()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_filter(EnvFilter::new(wifi_isolate::logging::capped("trace"))),
-    );
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let log = Captured::everything();
 
     let tmp = tempfile::tempdir().unwrap();
     let networks = tmp.path().join("networks");

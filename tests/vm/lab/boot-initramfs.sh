@@ -14,7 +14,8 @@ entry in LIST (each in its own netns "ap-NAME" with hostapd, dnsmasq and an HTTP
 station radios left down and unconfigured in the root netns. Then runs GUEST_SCRIPT with busybox
 /bin/sh in the guest (cwd /share, the env file sourced and exported) and powers off.
 
-  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap  (order = AP index K, subnet
+  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e
+                   mixed roam1 roam2  (order = AP index K, subnet
                    10.0.K.0/24; default: no AP)
   --stations N     number of station radios (default 1)
   --share DIR      host directory shared as /share (9p). The runner (re)creates DIR/logs, DIR/.hwsim,
@@ -65,7 +66,8 @@ for b in "${BINS[@]}"; do [ -f "$b" ] || die "no such --bin file: $b"; done
 APS="${APS_ARG//,/ }"
 seen=" "
 for a in $APS; do
-  case "$a" in open|wpa2|sae|hidden|wpa2b|eap) ;; *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap)";; esac
+  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2) ;;
+    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e mixed roam1 roam2)";; esac
   [[ "$seen" != *" $a "* ]] || die "AP '$a' listed twice"; seen+="$a "
 done
 [ $(( $(wc -w <<<"$APS") + NSTATIONS )) -ge 1 ] || die "nothing to simulate"
@@ -84,6 +86,14 @@ KMODS="$KDIR/root/lib/modules/$KVER"
 #   hidden  lab-hidden      wpa2-psk  6        correct horse 3   (ignore_broadcast_ssid=1)
 #   wpa2b   Lab "quoted" 2  wpa2-psk  36 (5 GHz) correct horse 4
 #   eap     lab-eap         wpa2-eap  1        -        (PEAP/TTLS-MSCHAPv2, EAP-TLS)
+#   owe     lab-owe         owe       11       -        (Enhanced Open, PMF required)
+#   owetrans lab-owetrans   open      6        -        (OWE transition: names owehid)
+#   owehid  lab-owehid      owe       6        -        (hidden OWE half of owetrans; list both)
+#   saeh2e  lab-sae-h2e     sae       11       correct horse 5   (sae_pwe=1: hash-to-element only)
+#   mixed   lab-mixed       wpa2/wpa3 11       correct horse 6   (WPA-PSK + SAE, ieee80211w=2)
+#   roam1   lab-roam        wpa2-psk  1        correct horse 7   (two APs of one SSID: roaming;
+#   roam2   lab-roam        wpa2-psk  11       correct horse 7    WPA-PSK + FT-PSK, one mobility
+#                                                                  domain; each its own subnet)
 ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
   PSK="" HWMODE=g
   case "$1" in
@@ -93,6 +103,13 @@ ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
     hidden) SSID="lab-hidden";     SEC=wpa2-psk; CHAN=6;  PSK="correct horse 3" ;;
     wpa2b)  SSID='Lab "quoted" 2'; SEC=wpa2-psk; CHAN=36; PSK="correct horse 4" HWMODE=a ;;
     eap)    SSID="lab-eap";        SEC=wpa2-eap; CHAN=1 ;;
+    owe)    SSID="lab-owe";        SEC=owe;      CHAN=11 ;;
+    owetrans) SSID="lab-owetrans"; SEC=owe-transition; CHAN=6 ;;
+    owehid) SSID="lab-owehid";     SEC=owe;      CHAN=6 ;;
+    saeh2e) SSID="lab-sae-h2e";    SEC=sae-h2e;  CHAN=11; PSK="correct horse 5" ;;
+    mixed)  SSID="lab-mixed";      SEC=wpa2-psk/wpa3-sae; CHAN=11; PSK="correct horse 6" ;;
+    roam1)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=1;  PSK="correct horse 7" ;;
+    roam2)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=11; PSK="correct horse 7" ;;
   esac
   # the world regulatory domain forbids starting an AP on 5 GHz: stay on 2.4 GHz there
   if [ "$HWMODE" = a ] && [ "$COUNTRY" = 00 ]; then CHAN=11 HWMODE=g; fi
@@ -120,7 +137,15 @@ auth_algs=1
 EOC
   case "$SEC" in
     wpa2-psk) printf 'wpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=%s\n' "$PSK" ;;
+    # FT over the air between separate hostapds: one mobility domain, each AP derives the
+    # FT keys from the PSK itself (ft_psk_generate_local), so no R0KH/R1KH exchange is needed.
+    wpa2-psk-ft) printf 'wpa=2\nwpa_key_mgmt=WPA-PSK FT-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=%s\nmobility_domain=a1b2\nft_over_ds=0\nft_psk_generate_local=1\nnas_identifier=%s.lab.test\n' "$PSK" "$1" ;;
     sae)      printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_password=%s\n' "$PSK" ;;
+    sae-h2e)  printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_pwe=1\nsae_password=%s\n' "$PSK" ;;
+    wpa2-psk/wpa3-sae)
+              printf 'wpa=2\nwpa_key_mgmt=WPA-PSK SAE\nrsn_pairwise=CCMP\nieee80211w=2\nwpa_passphrase=%s\nsae_password=%s\n' "$PSK" "$PSK" ;;
+    owe)      printf 'wpa=2\nwpa_key_mgmt=OWE\nrsn_pairwise=CCMP\nieee80211w=2\n' ;;
+    owe-transition) ;;
     wpa2-eap) cat <<EOC
 wpa=2
 wpa_key_mgmt=WPA-EAP
@@ -135,6 +160,10 @@ EOC
     ;;
   esac
   [ "$1" = hidden ] && echo "ignore_broadcast_ssid=1"
+  # The OWE transition pair names each other; @BSSID:NAME@ is filled in by the guest
+  # (tests/vm/lab/guest/lab-setup.sh) once the radios exist.
+  [ "$1" = owetrans ] && printf 'owe_transition_ssid="lab-owehid"\nowe_transition_bssid=@BSSID:owehid@\n'
+  [ "$1" = owehid ] && printf 'ignore_broadcast_ssid=1\nowe_transition_ssid="lab-owetrans"\nowe_transition_bssid=@BSSID:owetrans@\n'
   return 0
 }
 
@@ -195,7 +224,7 @@ cp "$SCRIPT" "$SHARE/.hwsim/guest-script"
     if [ "$HWMODE" = a ]; then echo "AP_${N}_FREQ=$((5000 + 5 * CHAN))"; else echo "AP_${N}_FREQ=$((2407 + 5 * CHAN))"; fi
     echo "AP_${N}_IP=10.0.$k.1"
     echo "AP_${N}_SUBNET=10.0.$k.0/24"
-    echo "AP_${N}_HIDDEN=$([ "$a" = hidden ] && echo 1 || echo 0)"
+    echo "AP_${N}_HIDDEN=$({ [ "$a" = hidden ] || [ "$a" = owehid ]; } && echo 1 || echo 0)"
     echo "AP_${N}_PORTAL=$([ "$a" = open ] && echo 1 || echo 0)"
   done
 } > "$SHARE/.hwsim/env.static"

@@ -11,6 +11,7 @@ use wifi_isolate_tests::guest as shared;
 
 mod nettools;
 mod protocol;
+mod radio;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1070,6 +1071,7 @@ async fn main() {
         stdio_suite(&mut run).await;
     } else {
         full_suite(&mut run).await;
+        radio::radio_suite(&mut run).await;
         cancellation_suite(&mut run, &args[2]).await;
         protocol::discover_suite(&mut run, &args[2]).await;
     }

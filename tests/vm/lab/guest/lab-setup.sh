@@ -44,6 +44,13 @@ if [ "${COUNTRY:-00}" != 00 ]; then
 fi
 
 # --- access points: netns + hostapd + dnsmasq + http ------------------------------------------
+# Every AP's BSSID first: a config may name another AP's (@BSSID:NAME@, the OWE transition pair).
+: > "$H/bssid.sed"
+for name in $APS; do
+  ifc=$(iface_of "$1"); shift
+  echo "s/@BSSID:$name@/$(cat /sys/class/net/$ifc/address)/g" >> "$H/bssid.sed"
+done
+set -- $phys
 k=0
 dyn=""       # dynamic env lines (ifaces, BSSIDs) appended to the env file
 for name in $APS; do
@@ -64,7 +71,7 @@ AP_${N}_NETNS=$ns"
   iw phy "$phy" set netns name "$ns" || setup_fail "iw phy $phy set netns name $ns"
   $IP -n "$ns" link set lo up
   $IP -n "$ns" addr add "$gw/24" dev "$ifc" || setup_fail "addr on $ifc in $ns"
-  { echo "interface=$ifc"; cat "/share/.hwsim/hostapd-$name.conf"; } > "$H/hostapd-$name.conf"
+  { echo "interface=$ifc"; sed -f "$H/bssid.sed" "/share/.hwsim/hostapd-$name.conf"; } > "$H/hostapd-$name.conf"
   # hostapd in the foreground, backgrounded here: all APs start in parallel.
   $IP netns exec "$ns" hostapd -t -d -f "$L/hostapd-$name.log" -P "$H/hostapd-$name.pid" \
     "$H/hostapd-$name.conf" </dev/null >/dev/null 2>&1 &
