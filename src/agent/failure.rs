@@ -30,6 +30,16 @@ pub enum Code {
     Busy,
     /// The tool needs a connection (an association, a lease, a gateway) and there is none.
     NotConnected,
+    /// A name did not resolve (NXDOMAIN, SERVFAIL, no answer, no DNS server).
+    DnsFailed,
+    /// The peer refused the TCP connection (RST).
+    ConnectionRefused,
+    /// No route to the peer, or the network is down.
+    Unreachable,
+    /// The TLS peer's certificate is not trusted (unknown issuer, expired, wrong name).
+    TlsUntrusted,
+    /// The TLS handshake failed for another reason (protocol, alert, no common cipher).
+    TlsFailed,
     /// Anything else; the text says what.
     Failed,
 }
@@ -49,6 +59,11 @@ impl Code {
             Code::SecretRequired => "secret_required",
             Code::Busy => "busy",
             Code::NotConnected => "not_connected",
+            Code::DnsFailed => "dns_failed",
+            Code::ConnectionRefused => "connection_refused",
+            Code::Unreachable => "unreachable",
+            Code::TlsUntrusted => "tls_untrusted",
+            Code::TlsFailed => "tls_failed",
             Code::Failed => "failed",
         }
     }

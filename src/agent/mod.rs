@@ -11,6 +11,7 @@ pub mod failure;
 pub mod history;
 pub mod iface;
 pub mod link;
+pub mod net;
 pub mod netcfg;
 pub mod nettools;
 pub mod radio;
@@ -502,6 +503,7 @@ impl Agent {
     ) -> Result<ConnectResult, Failure> {
         let started = Instant::now();
         let _g = self.op_lock("wifi_connect").await?;
+        net::http::clear_cookies(); // a new network: no cookie of the last one goes along
         for s in &spec.secrets {
             self.log.register_secret(s);
         }
@@ -740,6 +742,7 @@ impl Agent {
         client.disconnect().await.map_err(|e| e.to_string())?;
         self.dhcp.stop().await;
         self.certs.remove_files();
+        net::http::clear_cookies();
         Ok(())
     }
 

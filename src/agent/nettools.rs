@@ -31,19 +31,6 @@ pub struct PingReport {
     pub avg_ms: Option<f64>,
 }
 
-/// Result of `network_dns_lookup`.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct DnsReport {
-    /// The name looked up.
-    pub name: String,
-    /// Addresses found.
-    pub addresses: Vec<String>,
-    /// The servers asked.
-    pub servers: Vec<String>,
-    /// Time taken in milliseconds.
-    pub elapsed_ms: f64,
-}
-
 /// Result of `network_http_get`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct HttpReport {

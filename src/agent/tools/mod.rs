@@ -13,15 +13,23 @@
 //!   profile the host's page left, the URL-elicitation request, or the `network add` error;
 //! - `radio` — the radio's own tools beyond joining (`wifi_link`), and `auto` picking OWE;
 //! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
-//!   and the tool-call audit record.
+//!   and the tool-call audit record;
+//! - `net` — the network tester's tools (`network_http_request`, `network_http_get`,
+//!   `network_port_check`, `network_dns_lookup`, `network_throughput`, `network_traceroute`): their arguments, bounds and results, a router
+//!   of their own added to `router`'s.
 
 mod elicit;
+mod net;
 mod radio;
 mod router;
 mod schema;
 mod translate;
 
 pub use elicit::URL_ELICITATION_REQUIRED;
+pub use net::{
+    DnsLookupArgs, DnsLookupReport, HttpRequestArgs, PortCheckArgs, PortCheckReport,
+    ThroughputArgs, TracerouteArgs,
+};
 pub use router::{PeerCred, ResponseStream, WifiTools};
 pub use schema::*;
 pub use translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};

@@ -19,14 +19,12 @@ use super::err;
 use super::schema::*;
 use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
 use crate::agent::failure::{Code, Failure};
-use crate::agent::nettools::{self, Connectivity, DnsReport, HttpReport, PingReport};
+use crate::agent::nettools::{self, Connectivity, PingReport};
 use crate::agent::{Agent, ConnectResult, Stage};
 use crate::validate::{self, Ssid};
 use crate::wpa;
 
 mod tasks;
-
-type ToolResult<T> = Result<Json<T>, Failure>;
 
 /// A failure as the tool error a client reads: the text, and its stable code in `_meta`.
 impl rmcp::handler::server::tool::IntoCallToolResult for Failure {
@@ -148,7 +146,7 @@ impl WifiTools {
     pub fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
-            tool_router: Self::tool_router() + Self::radio_router(),
+            tool_router: Self::tool_router() + Self::radio_router() + Self::net_router(),
             tasks: tasks::manager(),
         }
     }
@@ -163,7 +161,10 @@ impl WifiTools {
                        partial. Hidden networks show an empty ssid.",
         annotations(title = "Scan WiFi", read_only_hint = true, open_world_hint = true)
     )]
-    async fn wifi_scan(&self, Parameters(a): Parameters<TimeoutArgs>) -> ToolResult<ScanResult> {
+    async fn wifi_scan(
+        &self,
+        Parameters(a): Parameters<TimeoutArgs>,
+    ) -> Result<Json<ScanResult>, Failure> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let started = Instant::now();
         let mut scan = self.agent.scan_until(t).await?;
@@ -257,7 +258,7 @@ impl WifiTools {
         Parameters(a): Parameters<ConnectEapArgs>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<ConnectResult> {
+    ) -> Result<Json<ConnectResult>, Failure> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let inline = inline_eap_secrets(&a);
         if !inline.is_empty() && !self.agent.options().inline_secrets {
@@ -276,7 +277,7 @@ impl WifiTools {
                        wifi_connect {\"network\": NAME}. Never shows a secret.",
         annotations(title = "Saved networks", read_only_hint = true)
     )]
-    async fn wifi_saved_networks(&self) -> ToolResult<SavedNetworksResult> {
+    async fn wifi_saved_networks(&self) -> Result<Json<SavedNetworksResult>, Failure> {
         let (ok, unreadable) = self.agent.saved_networks();
         Ok(Json(SavedNetworksResult {
             networks: ok
@@ -309,7 +310,7 @@ impl WifiTools {
             idempotent_hint = true
         )
     )]
-    async fn wifi_disconnect(&self) -> ToolResult<Done> {
+    async fn wifi_disconnect(&self) -> Result<Json<Done>, Failure> {
         self.agent.disconnect().await?;
         Ok(Json(Done {
             message: "disconnected; lease released".into(),
@@ -323,7 +324,7 @@ impl WifiTools {
                        routes and addresses (IPv4 and IPv6).",
         annotations(title = "WiFi status", read_only_hint = true)
     )]
-    async fn wifi_status(&self) -> ToolResult<StatusResult> {
+    async fn wifi_status(&self) -> Result<Json<StatusResult>, Failure> {
         let client = self.agent.client().await?;
         let st = client.status().await.map_err(err)?;
         let signal = if st.wpa_state == wpa::WpaState::Completed {
@@ -377,7 +378,7 @@ impl WifiTools {
                        current, disabled). Secrets are never shown.",
         annotations(title = "List configured networks", read_only_hint = true)
     )]
-    async fn wifi_list_networks(&self) -> ToolResult<NetworksResult> {
+    async fn wifi_list_networks(&self) -> Result<Json<NetworksResult>, Failure> {
         let client = self.agent.client().await?;
         Ok(Json(NetworksResult {
             networks: client.list_networks().await.map_err(err)?,
@@ -393,7 +394,10 @@ impl WifiTools {
             idempotent_hint = true
         )
     )]
-    async fn wifi_forget(&self, Parameters(a): Parameters<ForgetArgs>) -> ToolResult<Done> {
+    async fn wifi_forget(
+        &self,
+        Parameters(a): Parameters<ForgetArgs>,
+    ) -> Result<Json<Done>, Failure> {
         let ssid = match &a.ssid {
             Some(s) => Some(Ssid::parse(s).map_err(Failure::invalid)?),
             None => None,
@@ -418,7 +422,7 @@ impl WifiTools {
         Parameters(a): Parameters<TimeoutArgs>,
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<ConnectResult> {
+    ) -> Result<Json<ConnectResult>, Failure> {
         let t = timeout_of(a.timeout_secs, 30)?;
         let progress = Progress::new(peer, &meta);
         let result = self.agent.reconnect(t, &progress.sink()).await;
@@ -432,7 +436,10 @@ impl WifiTools {
                        round-trip times (ms).",
         annotations(title = "Ping", read_only_hint = true, open_world_hint = true)
     )]
-    async fn network_ping(&self, Parameters(a): Parameters<PingArgs>) -> ToolResult<PingReport> {
+    async fn network_ping(
+        &self,
+        Parameters(a): Parameters<PingArgs>,
+    ) -> Result<Json<PingReport>, Failure> {
         let count = a.count.unwrap_or(3);
         if !(1..=20).contains(&count) {
             return Err(Failure::invalid(format!("count must be 1-20, got {count}")));
@@ -475,57 +482,6 @@ impl WifiTools {
     }
 
     #[tool(
-        description = "Resolve a host name through the WiFi's DNS servers (from DHCP) or a given \
-                       server. Returns the addresses and the servers asked.",
-        annotations(title = "DNS lookup", read_only_hint = true, open_world_hint = true)
-    )]
-    async fn network_dns_lookup(
-        &self,
-        Parameters(a): Parameters<DnsArgs>,
-    ) -> ToolResult<DnsReport> {
-        validate::host(&a.name).map_err(Failure::invalid)?;
-        let dns = match &a.server {
-            Some(s) => nettools::Dns::new(
-                vec![s.parse().map_err(|_| {
-                    Failure::invalid(format!("server must be an IP address, got {s:?}"))
-                })?],
-                &self.agent.options().resolv_conf,
-            ),
-            None => self.agent.dns(),
-        };
-        let started = Instant::now();
-        let addrs = dns.lookup(&a.name).await.map_err(|e| format!("{e:#}"))?;
-        Ok(Json(DnsReport {
-            name: a.name,
-            addresses: addrs.iter().map(|a| a.to_string()).collect(),
-            servers: dns.servers().iter().map(|s| s.to_string()).collect(),
-            elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-        }))
-    }
-
-    #[tool(
-        description = "HTTP GET an http:// URL through the WiFi. Returns status, a few headers \
-                       (location, content-type, server) and the start of the body.",
-        annotations(title = "HTTP GET", read_only_hint = true, open_world_hint = true)
-    )]
-    async fn network_http_get(
-        &self,
-        Parameters(a): Parameters<HttpGetArgs>,
-    ) -> ToolResult<HttpReport> {
-        let max = a.max_bytes.unwrap_or(4096);
-        if max > 65536 {
-            return Err(Failure::invalid("max_bytes must be at most 65536"));
-        }
-        let t = timeout_of(a.timeout_secs, 10)?;
-        nettools::parse_http_url(&a.url).map_err(|e| Failure::invalid(format!("{e:#}")))?;
-        Ok(Json(
-            nettools::http_get(&self.agent.dns(), &a.url, max, t)
-                .await
-                .map_err(|e| format!("{e:#}"))?,
-        ))
-    }
-
-    #[tool(
         description = "Check Internet access through the WiFi: fetch a connectivity-check URL that \
                        answers 204. connectivity is full, captive (a portal intercepts) or none.",
         annotations(
@@ -537,7 +493,7 @@ impl WifiTools {
     async fn network_check_internet(
         &self,
         Parameters(a): Parameters<CheckArgs>,
-    ) -> ToolResult<CheckResult> {
+    ) -> Result<Json<CheckResult>, Failure> {
         Ok(Json(self.check(a).await?))
     }
 
@@ -553,7 +509,7 @@ impl WifiTools {
     async fn network_check_captive(
         &self,
         Parameters(a): Parameters<CheckArgs>,
-    ) -> ToolResult<CheckResult> {
+    ) -> Result<Json<CheckResult>, Failure> {
         Ok(Json(self.check(a).await?))
     }
 
@@ -562,7 +518,10 @@ impl WifiTools {
                        first; for diagnosing failed connections.",
         annotations(title = "WiFi debug logs", read_only_hint = true)
     )]
-    async fn wifi_debug_logs(&self, Parameters(a): Parameters<LogArgs>) -> ToolResult<LogsResult> {
+    async fn wifi_debug_logs(
+        &self,
+        Parameters(a): Parameters<LogArgs>,
+    ) -> Result<Json<LogsResult>, Failure> {
         let n = a.lines.unwrap_or(100).min(500);
         Ok(Json(LogsResult {
             entries: self.agent.log().recent(n, a.source.as_deref()),
@@ -604,7 +563,7 @@ impl WifiTools {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for WifiTools {
     fn get_info(&self) -> ServerConfig {
         #[allow(deprecated)] // logging/setLevel: 2025-11-25 clients still send it
@@ -925,6 +884,22 @@ fn error_code(r: &rmcp::model::CallToolResult) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// rmcp derives a tool's outputSchema only from a literal `Json<T>` / `Result<Json<T>, E>`
+    /// return type (an alias hides it): every tool of every router has one.
+    #[test]
+    fn every_tool_has_an_output_schema() {
+        let tools =
+            (WifiTools::tool_router() + WifiTools::radio_router() + WifiTools::net_router())
+                .list_all();
+        assert!(tools.len() >= 20, "{} tools", tools.len());
+        let missing: Vec<_> = tools
+            .iter()
+            .filter(|t| t.output_schema.is_none())
+            .map(|t| t.name.to_string())
+            .collect();
+        assert!(missing.is_empty(), "no outputSchema: {missing:?}");
+    }
 
     #[test]
     fn a_coded_error_carries_its_code_in_meta_not_in_structured_content() {

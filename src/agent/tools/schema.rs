@@ -262,19 +262,10 @@ pub struct PingArgs {
     pub timeout_secs: Option<u64>,
 }
 
-/// `network_dns_lookup` arguments.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct DnsArgs {
-    /// Host name to resolve.
-    pub name: String,
-    /// Ask this DNS server (IPv4/IPv6 address) instead of the ones from DHCP.
-    pub server: Option<String>,
-}
-
 /// `network_http_get` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct HttpGetArgs {
-    /// An http:// URL.
+    /// An http:// or https:// URL.
     pub url: String,
     /// Return at most this many body bytes (default 4096, max 65536).
     pub max_bytes: Option<usize>,

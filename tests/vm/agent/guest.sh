@@ -22,6 +22,44 @@ $IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/nu
   --dhcp-range="::,constructor:$AP_WPA2_IFACE,ra-only,64,1h" --ra-param="$AP_WPA2_IFACE,10,600" \
   --pid-file=/run/dnsmasq-ra.pid --log-facility=$LOGS/dnsmasq-ra.log </dev/null >/dev/null 2>&1 &
 
+# The network tools' servers, in the WPA2 AP's netns (tests/src/bin/nettools-lab.rs): HTTPS with
+# a throwaway CA → intermediate → leaf chain on :8443, HTTP redirects / cookies / echo on :8080,
+# TCP :8081 open, :8082 firewalled (an nft drop rule), :8083 closed, :8084 an endless download
+# (the client limits the AP's bandwidth with tc around its throughput check), DNS SERVFAIL on udp :5300 and
+# udp :5301 dropped (a DNS timeout); a second dnsmasq on :5353, authoritative for lab.test with a
+# record of each type (A AAAA CNAME MX TXT NS SRV PTR).
+export NETTOOLS_DIR=/run/nettools
+$IP netns exec "$AP_WPA2_NETNS" nettools-lab $NETTOOLS_DIR "ap.test,$AP_WPA2_IP" \
+  > $LOGS/nettools-lab.log 2>&1 &
+modprobe nf_tables || echo "modprobe nf_tables failed"
+modprobe sch_tbf || echo "modprobe sch_tbf failed"
+printf '%s\n' 'table inet nettools {' ' chain input {' '  type filter hook input priority 0; policy accept;' \
+  '  tcp dport 8082 drop' '  udp dport 5301 drop' ' }' '}' > /run/nettools.nft
+$IP netns exec "$AP_WPA2_NETNS" nft -f /run/nettools.nft > $LOGS/nft.log 2>&1 || echo "nft failed: $(cat $LOGS/nft.log)"
+export NETTOOLS_REC_IP=${AP_WPA2_IP%.*}.80
+$IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/null --user=root \
+  --port=5353 --listen-address="$AP_WPA2_IP" --bind-interfaces --no-resolv --no-hosts \
+  --auth-zone="lab.test,$AP_WPA2_SUBNET,fd00:77::/64" --auth-server="ns.lab.test,$AP_WPA2_IP" \
+  --auth-soa=1,hostmaster.lab.test --host-record="rec.lab.test,$NETTOOLS_REC_IP,fd00:77::80" \
+  --host-record="ns.lab.test,$AP_WPA2_IP" --cname=alias.lab.test,rec.lab.test \
+  --mx-host=lab.test,mail.lab.test,10 --txt-record=lab.test,"v=lab1 nettools" \
+  --srv-host=_sip._tcp.lab.test,sip.lab.test,5060,0,5 --pid-file=/run/dnsmasq-records.pid \
+  --log-queries --log-facility=$LOGS/dnsmasq-records.log </dev/null >/dev/null 2>&1 &
+i=0; while [ ! -e $NETTOOLS_DIR/ready ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
+# A two-hop path for the traceroute check: the WPA2 AP's netns routes 10.99.0.0/24 to a netns
+# "far" behind a veth pair (10.99.0.1 ↔ 10.99.0.2); the box reaches it via its default route.
+$IP netns add far
+# (made in the two netns directly: the VM's root netns never holds them)
+$IP link add nt-ap netns "$AP_WPA2_NETNS" type veth peer name nt-far netns far
+$IP -n "$AP_WPA2_NETNS" addr add 10.99.0.1/24 dev nt-ap
+$IP -n "$AP_WPA2_NETNS" link set nt-ap up
+$IP -n far addr add 10.99.0.2/24 dev nt-far
+$IP -n far link set nt-far up
+$IP -n far link set lo up
+$IP -n far route add default via 10.99.0.1
+$IP netns exec "$AP_WPA2_NETNS" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+export NETTOOLS_FAR_IP=10.99.0.2
+
 # EAP certificate paths are accepted only from the box's certificates directory
 # (/etc/wifi-isolate/certs in the box): the daemon mounts its certs_dir there read-only. With
 # certs_dir = that same path, the plain netns box of the stdio half sees the same files.

@@ -262,13 +262,15 @@ fi
 # Base image (cached): busybox + wireless tools + libraries + modules + guest init.
 TOOLS=(/usr/bin/busybox /usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_supplicant
        /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/ip /usr/sbin/dnsmasq
-       /usr/bin/bwrap)   # bubblewrap: the daemon's netns box runs in it
+       /usr/bin/bwrap    # bubblewrap: the daemon's netns box runs in it
+       /usr/sbin/nft     # nftables: the agent suite firewalls a port in an AP's netns
+       /usr/sbin/tc)     # and limits an AP's bandwidth (tbf) for the throughput check
 for i in "${!TOOLS[@]}"; do
   t="${TOOLS[$i]}"; [ -e "$t" ] || t="/${t#/usr/}"   # non-usrmerged hosts
   [ -e "$t" ] || die "missing host tool ${TOOLS[$i]} (deps.sh should have installed it)"
   TOOLS[i]="$(readlink -f "$t")"
 done
-MODULES=(mac80211_hwsim virtio_pci 9pnet_virtio 9p virtio_rng ccm gcm ctr cmac ghash_generic veth dummy)
+MODULES=(mac80211_hwsim virtio_pci 9pnet_virtio 9p virtio_rng ccm gcm ctr cmac ghash_generic veth dummy nf_tables sch_tbf)
 
 # (awk reads to the end: an early exit would SIGPIPE ldconfig, and pipefail + set -e end the script)
 LIBGCC="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ && !f {print $NF; f = 1}')"

@@ -10,6 +10,7 @@ use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
 mod elicit;
+mod nettools;
 mod protocol;
 mod radio;
 
@@ -430,6 +431,7 @@ async fn full_suite(r: &mut Run) {
         i["connectivity"] == "full",
         &i,
     );
+    nettools::nettools_suite(r).await;
 
     // Disconnect removes the routes; reconnect brings them back.
     r.ok("disconnect", "wifi_disconnect", json!({})).await;
