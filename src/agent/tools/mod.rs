@@ -11,6 +11,7 @@
 //!   ([`psk_spec`], [`eap_spec`]), validated, with nothing sent;
 //! - `elicit` — `wifi_connect` to a network that needs a secret it was not given: the one-time
 //!   profile the host's page left, the URL-elicitation request, or the `network add` error;
+//! - `progress` — MCP progress notifications of one call, in order, flushed before its result;
 //! - `radio` — the radio's own tools beyond joining (`wifi_link`), and `auto` picking OWE;
 //! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
 //!   and the tool-call audit record;
@@ -20,6 +21,7 @@
 
 mod elicit;
 mod net;
+mod progress;
 mod radio;
 mod router;
 mod schema;

@@ -7,11 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::ProgressNotificationParam;
 use rmcp::{Json, Peer, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::progress::Progress;
 use super::router::WifiTools;
 use super::schema::HttpGetArgs;
 use crate::agent::failure::{Code, Failure};
@@ -48,52 +48,6 @@ async fn within<T>(
             ),
         ))
     })
-}
-
-/// MCP progress for a call that asked for it: `(done, total, message)`, sent in order.
-struct Progress {
-    tx: Option<tokio::sync::mpsc::UnboundedSender<(f64, f64, String)>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Progress {
-    fn new(peer: Peer<RoleServer>, meta: &rmcp::model::RequestMetaObject) -> Self {
-        let Some(token) = meta.get_progress_token() else {
-            return Self {
-                tx: None,
-                task: None,
-            };
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, f64, String)>();
-        let task = tokio::spawn(async move {
-            while let Some((n, total, msg)) = rx.recv().await {
-                let _ = peer
-                    .notify_progress(
-                        ProgressNotificationParam::new(token.clone(), n)
-                            .with_total(total)
-                            .with_message(msg),
-                    )
-                    .await;
-            }
-        });
-        Self {
-            tx: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    fn send(&self, n: usize, total: usize, msg: String) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send((n as f64, total as f64, msg));
-        }
-    }
-
-    async fn flush(mut self) {
-        self.tx.take();
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-        }
-    }
 }
 
 /// `network_http_request` arguments.

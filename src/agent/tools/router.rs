@@ -8,19 +8,19 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, Implementation, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Json, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::elicit;
 use super::err;
+use super::progress::Progress;
 use super::schema::*;
 use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
 use crate::agent::failure::{Code, Failure};
 use crate::agent::nettools::{self, Connectivity, PingReport};
-use crate::agent::{Agent, ConnectResult, Stage};
+use crate::agent::{Agent, ConnectResult};
 use crate::validate::{self, Ssid};
 use crate::wpa;
 
@@ -87,57 +87,6 @@ pub struct WifiTools {
     /// The Tasks extension's tasks ([`tasks`]), one store for the process: a sessionless
     /// server builds a `WifiTools` per request.
     tasks: rmcp::task_manager::TaskManager,
-}
-
-/// MCP progress for one tool call: notifications go out in order from one task, and
-/// [`Progress::flush`] waits until they are all sent, so none trails the result.
-struct Progress {
-    tx: Option<tokio::sync::mpsc::UnboundedSender<Stage>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Progress {
-    fn new(peer: Peer<RoleServer>, meta: &rmcp::model::RequestMetaObject) -> Self {
-        let Some(token) = meta.get_progress_token() else {
-            return Self {
-                tx: None,
-                task: None,
-            };
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Stage>();
-        let task = tokio::spawn(async move {
-            while let Some(stage) = rx.recv().await {
-                let (n, msg) = stage.progress();
-                let _ = peer
-                    .notify_progress(
-                        ProgressNotificationParam::new(token.clone(), n)
-                            .with_total(4.0)
-                            .with_message(msg),
-                    )
-                    .await;
-            }
-        });
-        Self {
-            tx: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    fn sink(&self) -> impl Fn(Stage) + Send + Sync + use<> {
-        let tx = self.tx.clone();
-        move |stage| {
-            if let Some(tx) = &tx {
-                let _ = tx.send(stage);
-            }
-        }
-    }
-
-    async fn flush(mut self) {
-        self.tx.take();
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-        }
-    }
 }
 
 #[tool_router]
