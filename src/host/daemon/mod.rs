@@ -1482,8 +1482,11 @@ mod tests {
             ctl.stop.cancel();
             Instant::now()
         });
+        // Held behind a probe, the stop would wait for the probe's timeout (3 s by default);
+        // prompt is well under that. Not a speed claim: the bound only separates the two
+        // (a fresh-clone CI, loaded, once took 324 ms against an earlier 300 ms bound).
         assert!(
-            t.elapsed() < Duration::from_millis(300),
+            t.elapsed() < Duration::from_millis(1500),
             "{:?}",
             t.elapsed()
         );
