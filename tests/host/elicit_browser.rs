@@ -97,20 +97,8 @@ fn browser_fills(url: &str, save_as: Option<&str>) -> Value {
 
 #[test]
 fn a_real_browser_types_the_passphrase_and_the_retried_call_uses_it() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root (netns, chown)"
-    );
-    assert!(
-        Command::new("wpa_supplicant")
-            .arg("-v")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok(),
-        "wpa_supplicant is not installed (apt install wpasupplicant)"
-    );
+    wifi_isolate_tests::env::require_root("this test (netns, chown)");
+    wifi_isolate_tests::env::require_tool("wpa_supplicant", "apt install wpasupplicant");
     browser_tools();
     let log = Captured::everything();
 

@@ -13,7 +13,6 @@
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -30,20 +29,8 @@ const IFACE: &str = "wi0";
 
 #[test]
 fn a_saved_network_reaches_a_real_wpa_supplicant_and_its_secret_no_log() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root (netns, veth)"
-    );
-    assert!(
-        Command::new("wpa_supplicant")
-            .arg("-v")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok(),
-        "wpa_supplicant is not installed (apt install wpasupplicant)"
-    );
+    wifi_isolate_tests::env::require_root("this test (netns, veth)");
+    wifi_isolate_tests::env::require_tool("wpa_supplicant", "apt install wpasupplicant");
     let ns = Netns::with_veth("wi-net", IFACE, "wi1");
     let log = Captured::everything();
     let netns = ns.file();
