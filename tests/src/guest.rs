@@ -92,3 +92,15 @@ pub fn tool_outcome(
         Err(e) => (false, Value::Null, format!("protocol error: {e}")),
     }
 }
+
+/// A child's stdout/stderr as a file `name` in the guest's RAM-backed log dir (`HWSIM_RUN_LOGS`,
+/// else `HWSIM_LOGS`, else /tmp; copied out at the end — writing to the 9p share is slow), or
+/// nowhere if it cannot be made.
+pub fn logfile(name: &str) -> std::process::Stdio {
+    let dir = std::env::var("HWSIM_RUN_LOGS")
+        .or_else(|_| std::env::var("HWSIM_LOGS"))
+        .unwrap_or_else(|_| "/tmp".into());
+    std::fs::File::create(std::path::PathBuf::from(dir).join(name))
+        .map(std::process::Stdio::from)
+        .unwrap_or(std::process::Stdio::null())
+}

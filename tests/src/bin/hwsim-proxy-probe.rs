@@ -6,11 +6,12 @@
 
 use shared::host_view;
 use wifi_isolate_tests::guest as shared;
+use wifi_isolate_tests::guest::logfile;
 use wifi_isolate_tests::tally::Tally as Checks;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -119,16 +120,6 @@ fn terminate(child: &mut Child) -> Option<std::process::ExitStatus> {
     }
     let _ = child.kill();
     child.wait().ok()
-}
-
-fn logfile(name: &str) -> Stdio {
-    // The guest's RAM-backed log dir (copied out at the end): writing to the 9p share is slow.
-    let dir = std::env::var("HWSIM_RUN_LOGS")
-        .or_else(|_| std::env::var("HWSIM_LOGS"))
-        .unwrap_or_else(|_| "/tmp".into());
-    std::fs::File::create(PathBuf::from(dir).join(name))
-        .map(Stdio::from)
-        .unwrap_or(Stdio::null())
 }
 
 #[tokio::main]

@@ -24,6 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use wifi_isolate_tests::guest::logfile;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -556,15 +557,6 @@ async fn error_codes(t: &mut Tally, sock: &Path) {
         r["isError"] == true && code(&r) == "invalid_argument",
         short(&r),
     );
-}
-
-fn logfile(name: &str) -> Stdio {
-    let dir = std::env::var("HWSIM_RUN_LOGS")
-        .or_else(|_| std::env::var("HWSIM_LOGS"))
-        .unwrap_or_else(|_| "/tmp".into());
-    std::fs::File::create(PathBuf::from(dir).join(name))
-        .map(Stdio::from)
-        .unwrap_or(Stdio::null())
 }
 
 #[tokio::main]
