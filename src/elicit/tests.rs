@@ -346,3 +346,33 @@ fn the_grant_never_prints_its_key() {
     let (_, g) = page();
     assert!(!format!("{g:?}").contains(&g.key));
 }
+
+/// A hostile box owns its `elicit/` dir and may plant links in it or in place of it: the
+/// daemon's write never follows one out of the box (a link as the dir is refused; a link as the
+/// file is replaced, its target untouched).
+#[test]
+fn the_box_cannot_redirect_the_daemons_writes_with_links() {
+    let me = nix::unistd::Uid::effective().as_raw();
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("victim"), "host file").unwrap();
+
+    let box1 = tmp.path().join("box1");
+    std::fs::create_dir(&box1).unwrap();
+    std::os::unix::fs::symlink(&outside, box1.join(super::SUBDIR)).unwrap();
+    assert!(super::serve::open_box_subdir(&box1, me).is_err());
+
+    let box2 = tmp.path().join("box2");
+    std::fs::create_dir(&box2).unwrap();
+    let dir = super::serve::open_box_subdir(&box2, me).unwrap();
+    let planted = box2.join(super::SUBDIR).join(super::GRANT_FILE);
+    std::os::unix::fs::symlink(outside.join("victim"), &planted).unwrap();
+    crate::host::files::write_owned_in(&dir, super::GRANT_FILE, me, b"{}").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "host file"
+    );
+    assert!(!std::fs::symlink_metadata(&planted).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&planted).unwrap(), b"{}");
+}
