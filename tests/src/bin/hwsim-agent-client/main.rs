@@ -54,6 +54,21 @@ fn env(name: &str) -> String {
 }
 
 impl Run {
+    /// The progress messages so far, once `settled` holds for them or 2 s have passed. The
+    /// client (rmcp's service loop) runs each notification's handler in a task of its own while
+    /// a response goes straight to its caller, so the last notifications can land just after
+    /// the result even though the agent sent them before it.
+    async fn progress_when(&self, settled: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let until = Instant::now() + Duration::from_secs(2);
+        loop {
+            let got = self.progress.lock().unwrap().clone();
+            if settled(&got) || Instant::now() >= until {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn call_raw(&self, tool: &str, args: Value) -> (bool, Value, String) {
         let params = CallToolRequestParams::new(tool.to_string())
             .with_arguments(args.as_object().cloned().unwrap_or_default());
@@ -321,7 +336,9 @@ async fn full_suite(r: &mut Run) {
                 .is_some_and(|d| d.iter().any(|x| x == &gw)),
         &c,
     );
-    let progress = r.progress.lock().unwrap().clone();
+    let progress = r
+        .progress_when(|p| p.last().is_some_and(|m| m == "done"))
+        .await;
     r.check(
         "progress: associating → handshake → DHCP → done",
         progress.first().is_some_and(|p| p == "associating")

@@ -356,7 +356,9 @@ pub(crate) async fn nettools_suite(r: &mut Run) {
         )
         .await;
     let removed = tc(&["qdisc", "del", "dev", &dev, "root"]);
-    let progress = r.progress.lock().unwrap().clone();
+    let progress = r
+        .progress_when(|p| p.iter().filter(|m| m.contains(" s: ")).count() >= 3)
+        .await;
     let g = t["goodput_mbps"].as_f64().unwrap_or(0.0);
     r.check(
         "throughput: goodput within 20 % of the 2 Mbit/s limit",
@@ -394,6 +396,7 @@ pub(crate) async fn nettools_suite(r: &mut Run) {
         )
         .await;
     let hops = t["hops"].as_array().cloned().unwrap_or_default();
+    let progress = r.progress_when(|p| p.iter().any(|m| m == "hop 2")).await;
     r.check(
         "traceroute: hop 1 the AP (time exceeded), hop 2 the far host (reached)",
         hops.len() == 2
@@ -411,8 +414,8 @@ pub(crate) async fn nettools_suite(r: &mut Run) {
             h["rtt_ms"]
                 .as_array()
                 .is_some_and(|a| a.len() == 2 && a.iter().any(|x| x.as_f64().is_some()))
-        }) && r.progress.lock().unwrap().iter().any(|p| p == "hop 2"),
-        format!("{t} {:?}", r.progress.lock().unwrap()),
+        }) && progress.iter().any(|p| p == "hop 2"),
+        format!("{t} {progress:?}"),
     );
 
     // --- refusals ------------------------------------------------------------------------------
