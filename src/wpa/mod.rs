@@ -26,6 +26,7 @@
 //! - `SIGNAL_POLL` answers `FAIL` when not associated (and always on the wired driver).
 
 pub mod ctrl;
+pub mod detail;
 pub mod escape;
 pub mod event;
 pub mod modes;

@@ -250,7 +250,7 @@ fn split_flags(flags: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 /// One scan result, from a `BSS` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Bss {
     /// wpa_supplicant's BSS table id (for `BSS NEXT-<id>`).
     pub id: Option<u32>,
@@ -285,6 +285,9 @@ pub struct Bss {
     /// The security modes exactly, from the BSS's information elements (AKMs, ciphers, PMF,
     /// SAE H2E/PK, transition modes); `None` when the elements could not be read.
     pub modes: Option<super::modes::Modes>,
+    /// PHY generation and channel width, BSS load, 802.11k/v/r, country, WPS, Hotspot 2.0,
+    /// from the same elements; `None` when the elements could not be read.
+    pub detail: Option<super::detail::Detail>,
 }
 
 impl Bss {
@@ -301,6 +304,7 @@ impl Bss {
         let mut age = None;
         let mut flags = Vec::new();
         let mut modes = None;
+        let mut detail = None;
         for (key, value) in key_values(reply) {
             match key {
                 "id" => id = value.parse().ok(),
@@ -318,9 +322,9 @@ impl Bss {
                 "age" => age = value.parse().ok(),
                 "flags" => flags = split_flags(value),
                 "ie" => {
-                    modes = Some(super::modes::Modes::from_ies(&super::modes::hex_prefix(
-                        value,
-                    )))
+                    let ies = super::modes::hex_prefix(value);
+                    modes = Some(super::modes::Modes::from_ies(&ies));
+                    detail = Some(super::detail::Detail::from_ies(&ies));
                 }
                 _ => {}
             }
@@ -348,6 +352,7 @@ impl Bss {
                 _ => Security::from_flags(&flags),
             },
             modes,
+            detail,
             flags,
         })
     }

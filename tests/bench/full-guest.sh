@@ -570,4 +570,6 @@ ms_row() {   # ms_row ENGINE MODE LABEL: a milestone row, ms after T0 (median [i
   [ "$ERRORS" -eq 0 ] || { echo; echo "**$ERRORS measurement errors: see logs/test.log.**"; }
 } >"$OUT"
 cat "$OUT"
+# Every sample and journal excerpt behind the report, for reading after the VM is gone.
+mkdir -p /share/logs && cp -r "$D" /share/logs/bench-data
 [ "$ERRORS" -eq 0 ]

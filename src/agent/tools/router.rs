@@ -106,8 +106,10 @@ impl WifiTools {
                        ssid, frequency (MHz), channel, signal (dBm), security (open, owe, \
                        owe-transition, wpa2-psk, wpa3-sae, wpa2-psk/wpa3-sae, wpa2-eap, ...) and \
                        modes (AKMs, ciphers, PMF disabled/optional/required, SAE H2E/PK, \
-                       transition). complete=false means the time ran out and the list is \
-                       partial. Hidden networks show an empty ssid.",
+                       transition) and detail (802.11 generation n/ac/ax/be, channel width, \
+                       BSS load, 802.11k/v/r, country, WPS, Hotspot 2.0). complete=false means \
+                       the time ran out and the list is partial. Hidden networks show an empty \
+                       ssid.",
         annotations(title = "Scan WiFi", read_only_hint = true, open_world_hint = true)
     )]
     async fn wifi_scan(

@@ -160,6 +160,14 @@ EOC
     ;;
   esac
   [ "$1" = hidden ] && echo "ignore_broadcast_ssid=1"
+  # Scan detail (issue 16): MIXED offers HE, BSS load, 802.11k neighbor reports, 802.11v BSS
+  # transition and the Country element (the lab's own regulatory domain, so nothing changes);
+  # roam2 advertises WPS (configured, a device name).
+  if [ "$1" = mixed ]; then
+    printf 'ieee80211ax=1\nbss_load_update_period=1\nchan_util_avg_period=2\nrrm_neighbor_report=1\nbss_transition=1\n'
+    [ "$COUNTRY" = 00 ] || printf 'country_code=%s\nieee80211d=1\n' "$COUNTRY"
+  fi
+  [ "$1" = roam2 ] && printf 'eap_server=1\nwps_state=2\ndevice_name=Lab roam 2\n'
   # The OWE transition pair names each other; @BSSID:NAME@ is filled in by the guest
   # (tests/vm/lab/guest/lab-setup.sh) once the radios exist.
   [ "$1" = owetrans ] && printf 'owe_transition_ssid="lab-owehid"\nowe_transition_bssid=@BSSID:owehid@\n'

@@ -461,6 +461,52 @@ pub(crate) async fn radio_suite(r: &mut Run) {
         format!("{hid:?}"),
     );
 
+    // --- 2b. scan detail: what each BSS offers besides its security ----------------------------
+    let detail = |ap: &str| {
+        by_bssid(ap)
+            .map(|n| n["detail"].clone())
+            .unwrap_or_default()
+    };
+    let d = detail("WPA2");
+    r.check(
+        "radio: detail WPA2: 802.11n on 20 MHz, 54 Mbit/s legacy, no k/v/r, no load element",
+        d["phy"] == "802.11n"
+            && d["width_mhz"] == 20
+            && d["max_legacy_rate_mbps"] == 54.0
+            && d["ht_streams"].as_u64().is_some_and(|n| n >= 1)
+            && d["bss_load"].is_null()
+            && d["rrm_11k"] == false
+            && d["bss_transition_11v"] == false
+            && d["ft_11r"].is_null()
+            && d["wps"].is_null(),
+        &d,
+    );
+    let d = detail("MIXED");
+    let country = env("HWSIM_COUNTRY");
+    r.check(
+        "radio: detail MIXED: 802.11ax, BSS load, 802.11k neighbor reports, 802.11v, country",
+        d["phy"] == "802.11ax"
+            && d["bss_load"]["station_count"].is_u64()
+            && d["bss_load"]["channel_utilization_pct"]
+                .as_f64()
+                .is_some_and(|u| (0.0..=100.0).contains(&u))
+            && d["rrm_11k"] == true
+            && d["neighbor_report"] == true
+            && d["bss_transition_11v"] == true
+            && (country == "00" || d["country"] == country.as_str()),
+        format!("country {country}: {d}"),
+    );
+    let (d1, d2) = (detail("ROAM1"), detail("ROAM2"));
+    r.check(
+        "radio: detail ROAM1/ROAM2: 802.11r mobility domain a1b2 over the air; ROAM2 WPS configured with its name",
+        d1["ft_11r"] == json!({"mobility_domain": "a1b2", "over_ds": false})
+            && d2["ft_11r"]["mobility_domain"] == "a1b2"
+            && d2["wps"] == "configured"
+            && d2["wps_device_name"] == "Lab roam 2"
+            && d1["wps"].is_null(),
+        format!("{d1} {d2}"),
+    );
+
     // --- 3. join each ----------------------------------------------------------------------
     let c = owe_connect(
         r,
