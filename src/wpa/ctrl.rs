@@ -273,7 +273,10 @@ impl CtrlClient {
                 break;
             }
             let mut bss = bss;
-            bss.modes = self.bss_modes(id).await;
+            if let Some((modes, detail)) = self.bss_elements(id).await {
+                bss.modes = Some(modes);
+                bss.detail = Some(detail);
+            }
             if bss
                 .modes
                 .as_ref()
@@ -287,14 +290,21 @@ impl CtrlClient {
         Ok(out)
     }
 
-    /// The security modes of BSS `id` from its information elements; `None` when the entry is
-    /// gone or the reply has no `ie=`.
-    pub async fn bss_modes(&self, id: u32) -> Option<super::modes::Modes> {
+    /// The security modes and the detail of BSS `id` from its information elements; `None`
+    /// when the entry is gone or the reply has no `ie=`.
+    pub async fn bss_elements(
+        &self,
+        id: u32,
+    ) -> Option<(super::modes::Modes, super::detail::Detail)> {
         let reply = self.request(&Command::bss_ies(id)).await.ok()?;
-        reply
+        let ies = reply
             .lines()
             .find_map(|l| l.strip_prefix("ie="))
-            .map(|hex| super::modes::Modes::from_ies(&super::modes::hex_prefix(hex)))
+            .map(super::modes::hex_prefix)?;
+        Some((
+            super::modes::Modes::from_ies(&ies),
+            super::detail::Detail::from_ies(&ies),
+        ))
     }
 
     /// `STATUS`.
