@@ -40,6 +40,9 @@ pub enum Code {
     TlsUntrusted,
     /// The TLS handshake failed for another reason (protocol, alert, no common cipher).
     TlsFailed,
+    /// A captive portal works in a browser only: no form to submit, but scripts (the text names
+    /// what was found).
+    NeedsBrowser,
     /// Anything else; the text says what.
     Failed,
 }
@@ -64,6 +67,7 @@ impl Code {
             Code::Unreachable => "unreachable",
             Code::TlsUntrusted => "tls_untrusted",
             Code::TlsFailed => "tls_failed",
+            Code::NeedsBrowser => "needs_browser",
             Code::Failed => "failed",
         }
     }

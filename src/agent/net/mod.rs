@@ -15,15 +15,21 @@
 //! - [`traceroute`] — `network_traceroute`: UDP probes with rising TTL, answers from the
 //!   socket's error queue
 //! - [`throughput`] — `network_throughput`: a bounded download, goodput, first byte, stalls
+//! - [`portal`] — a captive portal's page as data (html5ever): forms, fields, submit buttons,
+//!   the scripts that make a browser necessary; one form filled and encoded as a browser would
+//! - [`captive`] — `network_check_captive` (the redirect chain and the portal's page) and
+//!   `network_captive_login` (submit a form with the session's cookies, then check again)
 //! - [`dns`] — `network_dns_lookup`: A, AAAA, CNAME, MX, TXT, NS, SRV, PTR; NXDOMAIN, SERVFAIL
 //!   and timeout told apart
 //!
 //! Everything a peer sends is untrusted: bodies, headers and certificate fields are cut to
 //! bounds and reported as data, never interpreted beyond what each tool needs.
 
+pub mod captive;
 pub mod conn;
 pub mod dns;
 pub mod http;
+pub mod portal;
 pub mod ports;
 pub mod target;
 pub mod throughput;

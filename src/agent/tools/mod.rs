@@ -17,8 +17,11 @@
 //!   and the tool-call audit record;
 //! - `net` — the network tester's tools (`network_http_request`, `network_http_get`,
 //!   `network_port_check`, `network_dns_lookup`, `network_throughput`, `network_traceroute`): their arguments, bounds and results, a router
-//!   of their own added to `router`'s.
+//!   of their own added to `router`'s;
+//! - `captive` — `network_check_captive` (the portal's redirect chain and forms) and
+//!   `network_captive_login` (submit one, check again): a router of their own.
 
+mod captive;
 mod elicit;
 mod net;
 mod progress;

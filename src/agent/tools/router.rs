@@ -95,7 +95,10 @@ impl WifiTools {
     pub fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
-            tool_router: Self::tool_router() + Self::radio_router() + Self::net_router(),
+            tool_router: Self::tool_router()
+                + Self::radio_router()
+                + Self::net_router()
+                + Self::captive_router(),
             tasks: tasks::manager(),
         }
     }
@@ -448,21 +451,7 @@ impl WifiTools {
         Ok(Json(self.check(a).await?))
     }
 
-    #[tool(
-        description = "Detect a captive portal on the WiFi: like network_check_internet, and when a \
-                       portal intercepts, portal_url says where it redirects.",
-        annotations(
-            title = "Check captive portal",
-            read_only_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn network_check_captive(
-        &self,
-        Parameters(a): Parameters<CheckArgs>,
-    ) -> Result<Json<CheckResult>, Failure> {
-        Ok(Json(self.check(a).await?))
-    }
+    // network_check_captive: in the captive router (tools/captive.rs).
 
     #[tool(
         description = "Recent wpa_supplicant, DHCP and agent events (secrets redacted), oldest \
@@ -840,9 +829,11 @@ mod tests {
     /// return type (an alias hides it): every tool of every router has one.
     #[test]
     fn every_tool_has_an_output_schema() {
-        let tools =
-            (WifiTools::tool_router() + WifiTools::radio_router() + WifiTools::net_router())
-                .list_all();
+        let tools = (WifiTools::tool_router()
+            + WifiTools::radio_router()
+            + WifiTools::net_router()
+            + WifiTools::captive_router())
+        .list_all();
         assert!(tools.len() >= 20, "{} tools", tools.len());
         let missing: Vec<_> = tools
             .iter()

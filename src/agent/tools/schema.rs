@@ -273,7 +273,7 @@ pub struct HttpGetArgs {
     pub timeout_secs: Option<u64>,
 }
 
-/// `network_check_internet` / `network_check_captive` arguments.
+/// `network_check_internet` arguments (`network_check_captive`'s are in `tools/captive.rs`).
 #[derive(Debug, Deserialize, JsonSchema, Default)]
 pub struct CheckArgs {
     /// Connectivity-check URL answering 204 (default: the agent's configured one).
@@ -417,7 +417,7 @@ pub struct Done {
     pub network_ids: Vec<u32>,
 }
 
-/// `network_check_internet` / `network_check_captive` result.
+/// `network_check_internet` result (`network_check_captive` returns these fields and more).
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CheckResult {
     /// full, captive or none.

@@ -60,6 +60,14 @@ $IP -n far route add default via 10.99.0.1
 $IP netns exec "$AP_WPA2_NETNS" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
 export NETTOOLS_FAR_IP=10.99.0.2
 
+# The captive portal of our own, in the open AP's netns (tests/src/bin/captive-lab.rs): on :8090
+# the check URL redirects (302 → 302 → the portal page) until a cookie the portal issued comes
+# back; the page's login form has a hidden token bound to a session cookie, a room field and an
+# accept checkbox; a JavaScript-only portal and a hostile one beside it.
+export CAPTIVE_DIR=/run/captive
+$IP netns exec "$AP_OPEN_NETNS" captive-lab $CAPTIVE_DIR > $LOGS/captive-lab.log 2>&1 &
+i=0; while [ ! -e $CAPTIVE_DIR/ready ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
+
 # EAP certificate paths are accepted only from the box's certificates directory
 # (/etc/wifi-isolate/certs in the box): the daemon mounts its certs_dir there read-only. With
 # certs_dir = that same path, the plain netns box of the stdio half sees the same files.
@@ -118,6 +126,7 @@ export AGENT_SHARED_DIR=/run/box-agent2
 hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
   --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1
 
+cp $CAPTIVE_DIR/requests.log $LOGS/captive-requests.log 2>/dev/null || true
 leaked=0
 for s in "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
   grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log && leaked=1

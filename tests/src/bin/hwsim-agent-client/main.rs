@@ -9,6 +9,7 @@
 use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
+mod captive;
 mod elicit;
 mod nettools;
 mod protocol;
@@ -1093,6 +1094,7 @@ async fn main() {
         cancellation_suite(&mut run, &args[2]).await;
         protocol::discover_suite(&mut run, &args[2]).await;
         elicit::elicit_suite(&mut run, &args[2]).await;
+        captive::captive_suite(&mut run).await;
     }
     let (passed, failed) = (run.tally.passed, run.tally.failed);
     let _ = run.svc.cancel().await;
