@@ -1,4 +1,4 @@
-//! Network tests run from inside the box: ping, DNS, HTTP GET, Internet and captive-portal checks.
+//! Network tests run from inside the box: ping, DNS, and what a connectivity check's answer means.
 //!
 //! The box's netns holds only `lo` and the WiFi interface, so everything here leaves through the
 //! WiFi; there is no other route to take.
@@ -7,9 +7,6 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
 use hickory_resolver::TokioResolver;
@@ -48,50 +45,6 @@ pub struct HttpReport {
     pub truncated: bool,
     /// Time to the full response in milliseconds.
     pub elapsed_ms: f64,
-}
-
-/// A parsed `http://` URL.
-#[derive(Debug, PartialEq, Eq)]
-pub struct HttpUrl {
-    /// Host part (name or IP).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
-}
-
-/// Parse an `http://host[:port][/path]` URL; anything else is a clear error.
-pub fn parse_http_url(url: &str) -> anyhow::Result<HttpUrl> {
-    if url.len() > 2048 {
-        bail!("URL is longer than 2048 characters");
-    }
-    if url.starts_with("https://") {
-        bail!("https:// is not supported by this tool yet; use an http:// URL");
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .context("URL must start with http://")?;
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("URL must not contain spaces or control characters");
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].to_string()),
-        None => (rest, "/".to_string()),
-    };
-    if authority.contains('@') {
-        bail!("URLs with user info are not supported");
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse().context("bad port in URL")?),
-        _ => (authority, 80),
-    };
-    crate::validate::host(host).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(HttpUrl {
-        host: host.to_string(),
-        port,
-        path,
-    })
 }
 
 /// Resolves names through the WiFi's DNS servers (from the DHCP lease).
@@ -313,83 +266,6 @@ fn ping_blocking(
     })
 }
 
-/// GET an `http://` URL with the WiFi's DNS; the body is cut at `max_body` bytes.
-pub async fn http_get(
-    dns: &Dns,
-    url: &str,
-    max_body: usize,
-    timeout: Duration,
-) -> anyhow::Result<HttpReport> {
-    let parsed = parse_http_url(url)?;
-    let started = Instant::now();
-    let fut = async {
-        let ip = pick_address(&dns.lookup(&parsed.host).await?)
-            .with_context(|| format!("{} has no address", parsed.host))?;
-        let remote = SocketAddr::new(ip, parsed.port);
-        let stream = tokio::net::TcpStream::connect(remote)
-            .await
-            .with_context(|| format!("connecting to {remote}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        let host_header = if parsed.port == 80 {
-            parsed.host.clone()
-        } else {
-            format!("{}:{}", parsed.host, parsed.port)
-        };
-        let req = http::Request::get(&parsed.path)
-            .header(http::header::HOST, host_header)
-            .header(http::header::USER_AGENT, "wifi-isolate-agent")
-            .body(Empty::<Bytes>::new())?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .filter(|(k, _)| {
-                matches!(
-                    k.as_str(),
-                    "location" | "content-type" | "content-length" | "server" | "cache-control"
-                )
-            })
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        let mut truncated = false;
-        let mut limited = Limited::new(resp.into_body(), usize::MAX);
-        while let Some(frame) = limited.frame().await {
-            let frame = frame.map_err(|e| anyhow::anyhow!("reading body: {e}"))?;
-            if let Some(data) = frame.data_ref() {
-                let room = max_body.saturating_sub(body.len());
-                body.extend_from_slice(&data[..data.len().min(room)]);
-                if data.len() > room {
-                    truncated = true;
-                    break;
-                }
-            }
-        }
-        anyhow::Ok(HttpReport {
-            url: url.to_string(),
-            remote: remote.to_string(),
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            truncated,
-            elapsed_ms: 0.0,
-        })
-    };
-    let mut report = tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| anyhow::anyhow!("no complete answer from {url} within {timeout:?}"))??;
-    report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(report)
-}
-
 /// What a connectivity check URL's answer means.
 #[derive(Debug, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -415,31 +291,6 @@ pub fn classify(status: Option<u16>, body_len: usize) -> Connectivity {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        let u = parse_http_url("http://ap.test/generate_204").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("ap.test", 80, "/generate_204")
-        );
-        let u = parse_http_url("http://10.0.1.1:8080").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("10.0.1.1", 8080, "/")
-        );
-        for bad in [
-            "ftp://x",
-            "https://x",
-            "http://a b/",
-            "http://x\r\nHost: y/",
-            "http://u@x/",
-            "http://x:99999/",
-            "http://-bad-/",
-        ] {
-            assert!(parse_http_url(bad).is_err(), "{bad:?} accepted");
-        }
-    }
 
     #[test]
     fn v6_reply_matching_and_address_choice() {

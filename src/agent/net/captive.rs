@@ -97,7 +97,8 @@ fn body_text(r: &HttpResponse) -> String {
     }
 }
 
-fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
+/// The first value of response header `name` (lower case).
+pub fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
     r.headers
         .iter()
         .find(|(k, _)| k == name)
@@ -122,6 +123,12 @@ fn page_of(r: &HttpResponse) -> PortalPage {
     portal::parse(&body_text(r), &url, r.truncated)
 }
 
+/// One GET of the check URL, not following redirects, with the session's cookies: what
+/// `network_check_internet` and the first step of [`check`] classify.
+pub async fn probe(dns: &Dns, url: &url::Url, f: &Fetch) -> Result<HttpResponse, Failure> {
+    http::request(dns, &get(url.clone(), f, false)).await
+}
+
 /// The check and, when captive, the portal page. The failure is the check URL's own, when it
 /// did not answer.
 pub async fn check(dns: &Dns, url: &url::Url, f: &Fetch) -> (CaptiveCheck, Option<Failure>) {
@@ -140,7 +147,7 @@ pub async fn check(dns: &Dns, url: &url::Url, f: &Fetch) -> (CaptiveCheck, Optio
         cookies_set: vec![],
         cookies_sent: vec![],
     };
-    let first = match http::request(dns, &get(url.clone(), f, false)).await {
+    let first = match probe(dns, url, f).await {
         Ok(r) => r,
         Err(e) => {
             out.error = Some(e.text.clone());

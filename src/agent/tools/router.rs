@@ -474,18 +474,30 @@ impl WifiTools {
         let url = a
             .url
             .unwrap_or_else(|| self.agent.options().check_url.clone());
-        nettools::parse_http_url(&url).map_err(|e| Failure::invalid(format!("{e:#}")))?;
+        let parsed = crate::agent::net::target::web_url(&url)?;
         let started = Instant::now();
-        let got = nettools::http_get(&self.agent.dns(), &url, 1024, Duration::from_secs(10)).await;
+        // The same request as network_check_captive's first step, with the session's cookies,
+        // so a portal that unlocks by cookie reads `full` here too after network_captive_login.
+        let fetch = crate::agent::net::captive::Fetch {
+            tls: Default::default(),
+            connect_timeout: Duration::from_secs(10),
+        };
+        let got = tokio::time::timeout(
+            Duration::from_secs(15),
+            crate::agent::net::captive::probe(&self.agent.dns(), &parsed, &fetch),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::new(
+                crate::agent::failure::Code::Timeout,
+                "no answer within 15 s",
+            ))
+        });
         let elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(match got {
             Ok(r) => CheckResult {
-                connectivity: nettools::classify(Some(r.status), r.body.len()),
-                portal_url: r
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k == "location")
-                    .map(|(_, v)| v.clone()),
+                connectivity: nettools::classify(Some(r.status), r.body_bytes),
+                portal_url: crate::agent::net::captive::header(&r, "location").map(str::to_string),
                 url,
                 status: Some(r.status),
                 error: None,
@@ -496,7 +508,7 @@ impl WifiTools {
                 url,
                 status: None,
                 portal_url: None,
-                error: Some(format!("{e:#}")),
+                error: Some(e.text),
                 elapsed_ms,
             },
         })

@@ -307,6 +307,18 @@ pub(crate) async fn captive_suite(r: &mut Run) {
         after["connectivity"] == "full" && after["status"] == 204 && after["portal"].is_null(),
         &after,
     );
+    let internet = r
+        .ok(
+            "captive: network_check_internet after the login",
+            "network_check_internet",
+            json!({"url": check}),
+        )
+        .await;
+    r.check(
+        "captive: network_check_internet after the login: full too (the same request, the session's cookies)",
+        internet["connectivity"] == "full" && internet["status"] == 204,
+        &internet,
+    );
     let issued = std::fs::read_to_string(format!("{dir}/issued")).unwrap_or_default();
     let shown: Vec<&str> = issued
         .lines()
