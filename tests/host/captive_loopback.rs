@@ -81,9 +81,9 @@ async fn a_portal_of_our_own_is_read_refuses_bad_submissions_and_lets_the_right_
     let check = format!("{}/generate_204", lab.base);
 
     let (c, _) = captive::check(&dns, &url(&check), &fetch()).await;
-    assert_eq!(c.connectivity, Connectivity::Captive, "{c:?}");
-    assert_eq!(c.status, Some(302));
-    assert_eq!(c.portal_url.as_deref(), Some("/welcome?from=check"));
+    assert_eq!(c.check.connectivity, Connectivity::Captive, "{c:?}");
+    assert_eq!(c.check.status, Some(302));
+    assert_eq!(c.check.portal_url.as_deref(), Some("/welcome?from=check"));
     let chain: Vec<(u16, &str)> = c
         .redirects
         .iter()
@@ -225,7 +225,7 @@ async fn a_portal_of_our_own_is_read_refuses_bad_submissions_and_lets_the_right_
         assert!(!out.contains(v), "{v} shown");
     }
     let (after, _) = captive::check(&dns, &url(&check), &fetch()).await;
-    assert_eq!(after.connectivity, Connectivity::Full);
+    assert_eq!(after.check.connectivity, Connectivity::Full);
     // Already through: nothing to do, nothing sent.
     let l = captive::login(&dns, &login(&check, None, &[]), |_, _| {})
         .await

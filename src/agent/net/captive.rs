@@ -30,21 +30,30 @@ use crate::agent::nettools::{Connectivity, Dns, classify};
 /// The most redirects followed to the portal page, and after a submission.
 pub const MAX_REDIRECTS: u32 = 5;
 
-/// Result of `network_check_captive`.
+/// `network_check_internet` result (`network_check_captive` returns these fields and more).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct CaptiveCheck {
+pub struct CheckResult {
     /// full, captive or none.
     pub connectivity: Connectivity,
     /// The check URL.
     pub url: String,
-    /// HTTP status of the check URL's answer, if one came.
+    /// HTTP status, if an answer came.
     pub status: Option<u16>,
-    /// Where a captive portal redirects to (the check URL's Location).
+    /// Where a captive portal redirects to.
     pub portal_url: Option<String>,
     /// What went wrong, when there was no answer.
     pub error: Option<String>,
-    /// Time taken in milliseconds (the portal page included).
+    /// Time taken in milliseconds.
     pub elapsed_ms: u64,
+}
+
+/// Result of `network_check_captive`: the check's fields (`elapsed_ms` with the portal page
+/// included), then the portal.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct CaptiveCheck {
+    /// The check URL's answer, as network_check_internet reports it.
+    #[serde(flatten)]
+    pub check: CheckResult,
     /// Every response from the check URL to the portal page (the redirect chain), in order.
     pub redirects: Vec<Hop>,
     /// The portal page: its forms (action, method, fields, submit buttons), scripts, text.
@@ -123,23 +132,42 @@ fn page_of(r: &HttpResponse) -> PortalPage {
     portal::parse(&body_text(r), &url, r.truncated)
 }
 
-/// One GET of the check URL, not following redirects, with the session's cookies: what
-/// `network_check_internet` and the first step of [`check`] classify.
-pub async fn probe(dns: &Dns, url: &url::Url, f: &Fetch) -> Result<HttpResponse, Failure> {
-    http::request(dns, &get(url.clone(), f, false)).await
+/// One GET of the check URL, not following redirects, with the session's cookies, classified:
+/// `network_check_internet`'s result and the first step of [`check`] (with the answer, if one
+/// came).
+pub async fn probe(
+    dns: &Dns,
+    url: &url::Url,
+    f: &Fetch,
+) -> (CheckResult, Result<HttpResponse, Failure>) {
+    let started = Instant::now();
+    let got = http::request(dns, &get(url.clone(), f, false)).await;
+    let mut c = CheckResult {
+        connectivity: Connectivity::None,
+        url: url.to_string(),
+        status: None,
+        portal_url: None,
+        error: None,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    };
+    match &got {
+        Ok(r) => {
+            c.status = Some(r.status);
+            c.connectivity = classify(Some(r.status), r.body_bytes);
+            c.portal_url = header(r, "location").map(str::to_string);
+        }
+        Err(e) => c.error = Some(e.text.clone()),
+    }
+    (c, got)
 }
 
 /// The check and, when captive, the portal page. The failure is the check URL's own, when it
 /// did not answer.
 pub async fn check(dns: &Dns, url: &url::Url, f: &Fetch) -> (CaptiveCheck, Option<Failure>) {
     let started = Instant::now();
+    let (check, first) = probe(dns, url, f).await;
     let mut out = CaptiveCheck {
-        connectivity: Connectivity::None,
-        url: url.to_string(),
-        status: None,
-        portal_url: None,
-        error: None,
-        elapsed_ms: 0,
+        check,
         redirects: vec![],
         portal: None,
         portal_error: None,
@@ -147,22 +175,15 @@ pub async fn check(dns: &Dns, url: &url::Url, f: &Fetch) -> (CaptiveCheck, Optio
         cookies_set: vec![],
         cookies_sent: vec![],
     };
-    let first = match probe(dns, url, f).await {
+    let first = match first {
         Ok(r) => r,
-        Err(e) => {
-            out.error = Some(e.text.clone());
-            out.elapsed_ms = started.elapsed().as_millis() as u64;
-            return (out, Some(e));
-        }
+        Err(e) => return (out, Some(e)),
     };
-    out.status = Some(first.status);
-    out.connectivity = classify(Some(first.status), first.body_bytes);
-    out.portal_url = header(&first, "location").map(str::to_string);
     out.cookies_set = first.cookies_set.clone();
     out.cookies_sent = first.cookies_sent.clone();
-    if out.connectivity == Connectivity::Captive {
+    if out.check.connectivity == Connectivity::Captive {
         let redirect = matches!(first.status, 301 | 302 | 303 | 307 | 308);
-        match (redirect, out.portal_url.clone()) {
+        match (redirect, out.check.portal_url.clone()) {
             (true, Some(loc)) => {
                 out.redirects.push(hop_of(&first));
                 match url.join(&loc).map_err(|e| e.to_string()).and_then(|next| {
@@ -207,7 +228,7 @@ pub async fn check(dns: &Dns, url: &url::Url, f: &Fetch) -> (CaptiveCheck, Optio
             }
         }
     }
-    out.elapsed_ms = started.elapsed().as_millis() as u64;
+    out.check.elapsed_ms = started.elapsed().as_millis() as u64;
     (out, None)
 }
 
@@ -314,17 +335,17 @@ pub async fn login(
     step(0, format!("checking {}", l.check_url));
     let (before, failed) = check(dns, &l.check_url, &l.fetch).await;
     let mut notes = Vec::new();
-    if before.connectivity == Connectivity::Full && l.page_url.is_none() {
+    if before.check.connectivity == Connectivity::Full && l.page_url.is_none() {
         notes.push(format!(
             "the check URL answered {}: there is no portal in the way; nothing was submitted",
-            before.status.unwrap_or(0)
+            before.check.status.unwrap_or(0)
         ));
         return Ok(CaptiveLogin {
             connectivity_before: Connectivity::Full,
             portal_url: None,
             submitted: None,
             connectivity_after: Connectivity::Full,
-            check_status: before.status,
+            check_status: before.check.status,
             check_error: None,
             check_cookies_sent: before.cookies_sent,
             logged_in: true,
@@ -358,7 +379,7 @@ pub async fn login(
                         "no portal page to read: {}; give the portal page as url",
                         before.portal_error.unwrap_or_else(|| format!(
                             "the check URL answered {}",
-                            before.status.unwrap_or(0)
+                            before.check.status.unwrap_or(0)
                         ))
                     ),
                 ));
@@ -553,7 +574,7 @@ pub async fn login(
         Err(e) => (Connectivity::None, None, Some(e.text), vec![]),
     };
     Ok(CaptiveLogin {
-        connectivity_before: before.connectivity,
+        connectivity_before: before.check.connectivity,
         portal_url: Some(page.url.clone()),
         submitted: Some(submitted),
         logged_in: connectivity_after == Connectivity::Full,

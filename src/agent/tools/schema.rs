@@ -8,7 +8,6 @@ use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::agent::nettools::Connectivity;
 use crate::wpa::{self, Bss, ConfiguredNetwork};
 
 /// Security a client asks for in `wifi_connect`.
@@ -418,21 +417,7 @@ pub struct Done {
 }
 
 /// `network_check_internet` result (`network_check_captive` returns these fields and more).
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct CheckResult {
-    /// full, captive or none.
-    pub connectivity: Connectivity,
-    /// The check URL.
-    pub url: String,
-    /// HTTP status, if an answer came.
-    pub status: Option<u16>,
-    /// Where a captive portal redirects to.
-    pub portal_url: Option<String>,
-    /// What went wrong, when there was no answer.
-    pub error: Option<String>,
-    /// Time taken in milliseconds.
-    pub elapsed_ms: u64,
-}
+pub use crate::agent::net::captive::CheckResult;
 
 /// `wifi_debug_logs` result.
 #[derive(Debug, Serialize, JsonSchema)]
