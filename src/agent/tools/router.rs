@@ -95,7 +95,10 @@ impl WifiTools {
     pub fn new(agent: Arc<Agent>) -> Self {
         Self {
             agent,
-            tool_router: Self::tool_router() + Self::radio_router() + Self::net_router(),
+            tool_router: Self::tool_router()
+                + Self::radio_router()
+                + Self::net_router()
+                + Self::capture_router(),
             tasks: tasks::manager(),
         }
     }
@@ -838,9 +841,11 @@ mod tests {
     /// return type (an alias hides it): every tool of every router has one.
     #[test]
     fn every_tool_has_an_output_schema() {
-        let tools =
-            (WifiTools::tool_router() + WifiTools::radio_router() + WifiTools::net_router())
-                .list_all();
+        let tools = (WifiTools::tool_router()
+            + WifiTools::radio_router()
+            + WifiTools::net_router()
+            + WifiTools::capture_router())
+        .list_all();
         assert!(tools.len() >= 20, "{} tools", tools.len());
         let missing: Vec<_> = tools
             .iter()
