@@ -20,9 +20,9 @@ pkgs() {
     # the initramfs lab (tests/vm/lab/boot-initramfs.sh): QEMU (TCG), busybox guest userland,
     # initramfs packing and module dependencies, the kernel unpacked to a PVH vmlinux, the WiFi
     # stack copied into the guest, throwaway EAP certificates, regulatory.db for --country, nft
-    # for the agent suite's firewalled port
+    # for the agent suite's firewalled port, tcpdump to read the agent's packet captures
     hwsim) echo qemu-system-x86 busybox-static cpio kmod xz-utils hostapd wpasupplicant iw \
-                dnsmasq-base iproute2 bubblewrap openssl wireless-regdb python3-venv nftables ;;
+                dnsmasq-base iproute2 bubblewrap openssl wireless-regdb python3-venv nftables tcpdump ;;
     # the full-system image (tests/vm/lab/build-image.sh, boot-image.sh): the rootfs and its
     # ext4, the tiny initrd, podman to import the agent image into the guest's storage
     fullsys) echo mmdebstrap e2fsprogs util-linux tar podman wpasupplicant $(pkgs hwsim) $(pkgs packaging) ;;

@@ -4,6 +4,7 @@
 //! ([`supervisor`]), runs DHCP after association ([`dhcp`]), and implements the operations the MCP
 //! tools ([`tools`]) expose. [`server`] serves them over streamable HTTP on a Unix socket or stdio.
 
+pub mod capture;
 pub mod certs;
 pub mod dhcp;
 pub mod events;

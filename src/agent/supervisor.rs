@@ -18,6 +18,15 @@ use super::events::LogRing;
 use crate::validate::Ssid;
 use crate::wpa::{CtrlClient, Event, EventMonitor, NetworkField};
 
+/// EAPOL over the netdev, not nl80211's control port: with the control port (mac80211 offers
+/// it, wpa_supplicant 2.10 uses it when offered) the 4-way handshake never passes the
+/// interface and a packet capture in the box (`wifi_capture`) sees none of it. The cost stays in
+/// the box: a process there with `CAP_NET_RAW` could send EAPOL frames on the interface (the
+/// control port would have tied them to wpa_supplicant's socket) — the box's own processes are
+/// the box's to trust, and nothing of it reaches the host.
+const CONTROL_PORT_OFF: &str = "# EAPOL through the interface (not nl80211's control port), so a capture sees it\n\
+                                driver_param=control_port=0\n";
+
 /// Where and how wpa_supplicant runs.
 #[derive(Debug, Clone)]
 pub struct WpaPaths {
@@ -79,6 +88,9 @@ impl Wpa {
         );
         if let Some(cc) = &self.paths.country {
             c.push_str(&format!("country={cc}\n"));
+        }
+        if self.paths.driver == "nl80211" {
+            c.push_str(CONTROL_PORT_OFF);
         }
         c
     }

@@ -12,6 +12,8 @@
 //! - `elicit` — `wifi_connect` to a network that needs a secret it was not given: the one-time
 //!   profile the host's page left, the URL-elicitation request, or the `network add` error;
 //! - `progress` — MCP progress notifications of one call, in order, flushed before its result;
+//! - `capture` — `wifi_capture`, `wifi_capture_start` / `wifi_capture_stop`: bounds and
+//!   results of a packet capture on the WiFi interface, a router of their own;
 //! - `radio` — the radio's own tools beyond joining (`wifi_link`), and `auto` picking OWE;
 //! - `router` — [`WifiTools`], the MCP server: one handler per tool, progress notifications
 //!   and the tool-call audit record;
@@ -22,6 +24,7 @@
 //!   `network_captive_login` (submit one, check again): a router of their own.
 
 mod captive;
+mod capture;
 mod elicit;
 mod net;
 mod progress;

@@ -98,7 +98,8 @@ impl WifiTools {
             tool_router: Self::tool_router()
                 + Self::radio_router()
                 + Self::net_router()
-                + Self::captive_router(),
+                + Self::captive_router()
+                + Self::capture_router(),
             tasks: tasks::manager(),
         }
     }
@@ -830,7 +831,8 @@ mod tests {
         let tools = (WifiTools::tool_router()
             + WifiTools::radio_router()
             + WifiTools::net_router()
-            + WifiTools::captive_router())
+            + WifiTools::captive_router()
+            + WifiTools::capture_router())
         .list_all();
         assert!(tools.len() >= 20, "{} tools", tools.len());
         let missing: Vec<_> = tools

@@ -127,6 +127,33 @@ hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
   --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1
 
 cp $CAPTIVE_DIR/requests.log $LOGS/captive-requests.log 2>/dev/null || true
+# EAPOL on the netdev (why the agent runs wpa_supplicant with driver_param=control_port=0): a
+# plain wpa_supplicant joins the WPA2 AP in the stdio box, once as the agent runs it and once with
+# its default (nl80211's control port), while tcpdump on the interface counts EAPOL frames.
+eapol_on_netdev() {  # $1: tag, $2: a driver_param line or nothing
+  d=/run/measure-$1; l=$LOGS/measure-$1; mkdir -p $d $l
+  printf 'ctrl_interface=%s/ctrl\n%s\nnetwork={\n ssid="%s"\n psk="%s"\n key_mgmt=WPA-PSK\n}\n' \
+    $d "$2" "$AP_WPA2_SSID" "$AP_WPA2_PSK" > $d/conf
+  # (libpcap refuses an interface that is down: the stdio agent left it so)
+  $IP netns exec box $IP link set "$STA" up 2> $l/up.log || true
+  $IP netns exec box tcpdump -Z root -U -i "$STA" -nn -w $l/eapol.pcap 2> $l/tcpdump.log &
+  td=$!
+  i=0; while ! grep -q listening $l/tcpdump.log 2>/dev/null && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.05; done
+  $IP netns exec box wpa_supplicant -D nl80211 -i "$STA" -c $d/conf -B -P $d/pid > $l/wpa.log 2>&1 || true
+  i=0; while ! $IP netns exec box wpa_cli -p $d/ctrl -i "$STA" status 2>/dev/null | grep -q wpa_state=COMPLETED && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
+  $IP netns exec box wpa_cli -p $d/ctrl -i "$STA" status 2>&1 | grep wpa_state > $l/state.txt || true
+  sleep 0.5
+  kill "$(cat $d/pid 2>/dev/null)" 2>/dev/null || true
+  sleep 0.3
+  kill -INT $td 2>/dev/null || true; wait $td 2>/dev/null || true
+  tcpdump -Z root -r $l/eapol.pcap -nn -e > $l/dump.txt 2>&1 || true
+  grep -c EAPOL $l/dump.txt || true
+}
+n_off=$(eapol_on_netdev off driver_param=control_port=0)
+n_def=$(eapol_on_netdev default "")
+echo "measure: EAPOL frames tcpdump saw on $STA: $n_off with driver_param=control_port=0, $n_def with wpa_supplicant's default (nl80211 control port)"
+check "capture: with control_port=0 (as the agent runs wpa_supplicant) the 4-way handshake passes the netdev" [ "${n_off:-0}" -ge 4 ]
+
 leaked=0
 for s in "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
   grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log && leaked=1

@@ -272,7 +272,8 @@ TOOLS=(/usr/bin/busybox /usr/sbin/hostapd /usr/sbin/hostapd_cli /usr/sbin/wpa_su
        /usr/sbin/wpa_cli /usr/sbin/iw /usr/bin/ip /usr/sbin/dnsmasq
        /usr/bin/bwrap    # bubblewrap: the daemon's netns box runs in it
        /usr/sbin/nft     # nftables: the agent suite firewalls a port in an AP's netns
-       /usr/sbin/tc)     # and limits an AP's bandwidth (tbf) for the throughput check
+       /usr/sbin/tc      # and limits an AP's bandwidth (tbf) for the throughput check
+       /usr/bin/tcpdump) # reads the agent's packet captures (wifi_capture's pcap)
 for i in "${!TOOLS[@]}"; do
   t="${TOOLS[$i]}"; [ -e "$t" ] || t="/${t#/usr/}"   # non-usrmerged hosts
   [ -e "$t" ] || die "missing host tool ${TOOLS[$i]} (deps.sh should have installed it)"

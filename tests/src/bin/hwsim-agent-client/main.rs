@@ -10,6 +10,7 @@ use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
 mod captive;
+mod capture;
 mod elicit;
 mod nettools;
 mod protocol;
@@ -1091,6 +1092,7 @@ async fn main() {
     } else {
         full_suite(&mut run).await;
         radio::radio_suite(&mut run).await;
+        capture::capture_suite(&mut run).await;
         cancellation_suite(&mut run, &args[2]).await;
         protocol::discover_suite(&mut run, &args[2]).await;
         elicit::elicit_suite(&mut run, &args[2]).await;
