@@ -427,21 +427,33 @@ mod tests {
         assert!(!Filter::Tcp(53).keeps(&dns), "DNS over UDP is not tcp:53");
     }
 
-    /// A real packet socket on loopback (needs CAP_NET_RAW: root, as the tests run): the caps
-    /// hold and the pcap has what the summary says.
-    #[tokio::test]
-    async fn a_loopback_capture_respects_its_packet_cap() {
+    /// A packet socket on loopback (needs CAP_NET_RAW: root, as the tests run) and a task
+    /// sending `n` UDP datagrams of `len` bytes to 127.0.0.1:9, one every `gap_ms`.
+    fn lo_with_traffic(
+        n: usize,
+        len: usize,
+        gap_ms: u64,
+    ) -> (PacketSocket, tokio::task::JoinHandle<()>) {
         if nix::unistd::geteuid().as_raw() != 0 {
             panic!("this test opens a packet socket: run it as root");
         }
         let sock = PacketSocket::open(1).expect("packet socket on lo");
-        let send = tokio::spawn(async {
+        let send = tokio::spawn(async move {
             let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            for _ in 0..50 {
-                let _ = u.send_to(b"hello", "127.0.0.1:9").await;
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            let payload = vec![0u8; len];
+            for _ in 0..n {
+                let _ = u.send_to(&payload, "127.0.0.1:9").await;
+                tokio::time::sleep(Duration::from_millis(gap_ms)).await;
             }
         });
+        (sock, send)
+    }
+
+    /// A real packet socket on loopback (needs CAP_NET_RAW: root, as the tests run): the caps
+    /// hold and the pcap has what the summary says.
+    #[tokio::test]
+    async fn a_loopback_capture_respects_its_packet_cap() {
+        let (sock, send) = lo_with_traffic(50, 5, 10);
         let r = run(
             sock,
             "lo".into(),
@@ -468,17 +480,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_byte_cap_stops_before_the_file_outgrows_it() {
-        if nix::unistd::geteuid().as_raw() != 0 {
-            panic!("this test opens a packet socket: run it as root");
-        }
-        let sock = PacketSocket::open(1).expect("packet socket on lo");
-        let send = tokio::spawn(async {
-            let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            for _ in 0..200 {
-                let _ = u.send_to(&[0u8; 500], "127.0.0.1:9").await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
+        let (sock, send) = lo_with_traffic(200, 500, 5);
         let r = run(
             sock,
             "lo".into(),
