@@ -113,6 +113,17 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
+/// Where a running capture stands, told once a second (the tools' MCP progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    /// Whole seconds since it started.
+    pub elapsed_s: u64,
+    /// Frames kept so far.
+    pub packets: u32,
+    /// The pcap file's size so far.
+    pub bytes: usize,
+}
+
 /// What a capture returns.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CaptureReport {
@@ -138,10 +149,20 @@ pub struct CaptureReport {
     /// The pcap file's size in bytes.
     pub pcap_bytes: usize,
     /// The pcap file (classic libpcap format, link type Ethernet, µs timestamps), base64:
-    /// `base64 -d > f.pcap; tcpdump -r f.pcap`.
-    pub pcap_base64: String,
+    /// `base64 -d > f.pcap; tcpdump -r f.pcap`. Absent when the call asked for the summary
+    /// only (`pcap: false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_base64: Option<String>,
     /// Anything to know about the result.
     pub note: Option<String>,
+}
+
+impl CaptureReport {
+    /// The report without its pcap (`pcap: false`: the summary only).
+    pub fn summary_only(mut self) -> Self {
+        self.pcap_base64 = None;
+        self
+    }
 }
 
 /// An `AF_PACKET` socket on one interface.
@@ -257,13 +278,15 @@ impl PacketSocket {
     }
 }
 
-/// Capture on `sock` until a limit is reached or `stop` is cancelled.
+/// Capture on `sock` until a limit is reached or `stop` is cancelled; `tick` hears where it
+/// stands once a second.
 pub async fn run(
     sock: PacketSocket,
     interface: String,
     filter: Filter,
     limits: Limits,
     stop: CancellationToken,
+    tick: impl Fn(Tick),
 ) -> CaptureReport {
     let started = Instant::now();
     let started_wall = SystemTime::now();
@@ -273,11 +296,22 @@ pub async fn run(
     let mut buf = vec![0u8; pcap::SNAPLEN as usize];
     let mut seen = 0u64;
     let mut note = None;
+    let second = Duration::from_secs(1);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let stopped_by = loop {
         let got = tokio::select! {
             biased;
             _ = stop.cancelled() => break "stopped",
             _ = tokio::time::sleep_until(deadline) => break "time",
+            _ = ticks.tick() => {
+                tick(Tick {
+                    elapsed_s: started.elapsed().as_secs(),
+                    packets: pcap.records(),
+                    bytes: pcap.bytes().len(),
+                });
+                continue;
+            }
             got = sock.recv(&mut buf) => got,
         };
         let (len, outgoing) = match got {
@@ -335,7 +369,7 @@ pub async fn run(
         stopped_by: stopped_by.into(),
         summary: summary.finish(),
         pcap_bytes: bytes.len(),
-        pcap_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        pcap_base64: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
         note,
     }
 }
@@ -346,6 +380,8 @@ pub async fn run(
 struct Background {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<CaptureReport>,
+    /// Whether `wifi_capture_stop` returns the pcap (the start's `pcap`).
+    pcap: bool,
 }
 
 static BACKGROUND: Mutex<Option<Background>> = Mutex::new(None);
@@ -356,6 +392,7 @@ pub fn start_background(
     interface: String,
     filter: Filter,
     limits: Limits,
+    pcap: bool,
 ) -> Result<(), Failure> {
     let mut slot = BACKGROUND.lock().unwrap_or_else(|e| e.into_inner());
     if slot.is_some() {
@@ -366,8 +403,8 @@ pub fn start_background(
         ));
     }
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run(sock, interface, filter, limits, stop.clone()));
-    *slot = Some(Background { stop, task });
+    let task = tokio::spawn(run(sock, interface, filter, limits, stop.clone(), |_| {}));
+    *slot = Some(Background { stop, task, pcap });
     Ok(())
 }
 
@@ -385,9 +422,11 @@ pub async fn stop_background() -> Result<CaptureReport, Failure> {
             )
         })?;
     bg.stop.cancel();
-    bg.task
+    let r = bg
+        .task
         .await
-        .map_err(|e| Failure::from(format!("the capture task failed: {e}")))
+        .map_err(|e| Failure::from(format!("the capture task failed: {e}")))?;
+    Ok(if bg.pcap { r } else { r.summary_only() })
 }
 
 #[cfg(test)]
@@ -464,18 +503,50 @@ mod tests {
                 max_bytes: 1 << 20,
             },
             CancellationToken::new(),
+            |_| {},
         )
         .await;
         send.abort();
         assert_eq!(r.packets, 3, "{r:?}");
         assert_eq!(r.stopped_by, "max_packets");
         let pcap = base64::engine::general_purpose::STANDARD
-            .decode(&r.pcap_base64)
+            .decode(r.pcap_base64.as_deref().unwrap())
             .unwrap();
         assert_eq!(pcap.len(), r.pcap_bytes);
         assert!(pcap.len() > pcap::FILE_HEADER + 3 * pcap::RECORD_HEADER);
         let udp = r.summary.protocols.iter().map(|p| p.count).sum::<u32>();
         assert_eq!(udp, 3);
+    }
+
+    /// Once a second the caller hears where the capture stands, and what it hears adds up.
+    #[tokio::test]
+    async fn ticks_come_once_a_second_and_grow() {
+        let (sock, send) = lo_with_traffic(40, 5, 80);
+        let ticks = std::sync::Mutex::new(Vec::new());
+        let r = run(
+            sock,
+            "lo".into(),
+            Filter::All,
+            Limits {
+                duration: Duration::from_millis(2500),
+                max_packets: 10_000,
+                max_bytes: 1 << 20,
+            },
+            CancellationToken::new(),
+            |t| ticks.lock().unwrap().push(t),
+        )
+        .await;
+        send.abort();
+        let ticks = ticks.into_inner().unwrap();
+        assert_eq!(r.stopped_by, "time", "{r:?}");
+        assert_eq!(
+            ticks.iter().map(|t| t.elapsed_s).collect::<Vec<_>>(),
+            [1, 2],
+            "{ticks:?}"
+        );
+        assert!(ticks[0].packets >= 1, "{ticks:?}");
+        assert!(ticks[0].packets <= ticks[1].packets && ticks[1].packets <= r.packets);
+        assert!(ticks[0].bytes < ticks[1].bytes && ticks[1].bytes <= r.pcap_bytes);
     }
 
     #[tokio::test]
@@ -491,6 +562,7 @@ mod tests {
                 max_bytes: 2048,
             },
             CancellationToken::new(),
+            |_| {},
         )
         .await;
         send.abort();

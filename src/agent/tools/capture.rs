@@ -15,10 +15,11 @@
 use std::time::Duration;
 
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::{Json, tool, tool_router};
+use rmcp::{Json, Peer, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::progress::Progress;
 use super::router::WifiTools;
 use crate::agent::capture::{self, CaptureReport, Filter, Limits, PacketSocket};
 use crate::agent::failure::{Code, Failure};
@@ -48,6 +49,10 @@ pub struct CaptureArgs {
     /// Keep only one protocol: eapol (802.1X: the 4-way handshake, EAP), dhcp, dns, arp, icmp
     /// (and ICMPv6), or tcp:PORT. Omit for every frame.
     pub filter: Option<String>,
+    /// Return the pcap file as base64 (default true). false: the summary only, a much smaller
+    /// result (the pcap is also copied into the text content, where it fills a model's
+    /// context).
+    pub pcap: Option<bool>,
 }
 
 /// What `wifi_capture_start` answers.
@@ -125,26 +130,51 @@ impl WifiTools {
                        dhcp, dns, arp, icmp or tcp:PORT. Returns a summary (per protocol count \
                        and first/last ms; the EAPOL 4-way handshake messages 1/4..4/4 seen, \
                        the DHCP exchange, DNS query names) and the pcap file as base64 (Ethernet \
-                       frames; tcpdump -r reads it). To capture a connect, use \
+                       frames; tcpdump -r reads it) unless pcap: false. Progress once a \
+                       second (packets and bytes so far). To capture a connect, use \
                        wifi_capture_start, then wifi_connect, then wifi_capture_stop.",
         annotations(title = "Capture packets", read_only_hint = true)
     )]
     async fn wifi_capture(
         &self,
         Parameters(a): Parameters<CaptureArgs>,
+        meta: rmcp::model::RequestMetaObject,
+        peer: Peer<RoleServer>,
     ) -> Result<Json<CaptureReport>, Failure> {
         let (filter, limits) = limits(&a, 10)?;
         let sock = self.capture_socket().await?;
-        Ok(Json(
-            capture::run(
-                sock,
-                self.agent.iface().to_string(),
-                filter,
-                limits,
-                Default::default(),
-            )
-            .await,
-        ))
+        let progress = Progress::new(peer, &meta);
+        let total = limits.duration.as_secs() as usize;
+        progress.send(
+            0,
+            total,
+            format!("capturing {} for {total} s", filter.name()),
+        );
+        let r = capture::run(
+            sock,
+            self.agent.iface().to_string(),
+            filter,
+            limits,
+            Default::default(),
+            |t| {
+                progress.send(
+                    t.elapsed_s as usize,
+                    total,
+                    format!(
+                        "{} of {total} s: {} packets, {} bytes",
+                        t.elapsed_s, t.packets, t.bytes
+                    ),
+                )
+            },
+        )
+        .await;
+        progress.send(total, total, format!("done: stopped by {}", r.stopped_by));
+        progress.flush().await;
+        Ok(Json(if a.pcap.unwrap_or(true) {
+            r
+        } else {
+            r.summary_only()
+        }))
     }
 
     #[tool(
@@ -163,7 +193,13 @@ impl WifiTools {
         let (filter, limits) = limits(&a, 60)?;
         let sock = self.capture_socket().await?;
         let interface = self.agent.iface().to_string();
-        capture::start_background(sock, interface.clone(), filter, limits)?;
+        capture::start_background(
+            sock,
+            interface.clone(),
+            filter,
+            limits,
+            a.pcap.unwrap_or(true),
+        )?;
         Ok(Json(CaptureStarted {
             interface,
             filter: filter.name(),
@@ -177,7 +213,8 @@ impl WifiTools {
     #[tool(
         description = "Stop the capture wifi_capture_start began (or collect it, when its own \
                        limits stopped it) and return it as wifi_capture does: the summary and \
-                       the pcap as base64. not_found when none was started.",
+                       the pcap as base64 (unless the start said pcap: false). not_found when \
+                       none was started.",
         annotations(title = "Stop the packet capture", read_only_hint = true)
     )]
     async fn wifi_capture_stop(&self) -> Result<Json<CaptureReport>, Failure> {

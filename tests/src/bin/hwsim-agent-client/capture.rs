@@ -1,8 +1,8 @@
 //! Packet capture on real radios (issue 16): `wifi_capture_start` → a WPA2 connect →
 //! `wifi_capture_stop` shows the 4-way handshake (EAPOL 1/4..4/4) and the DHCP exchange in the
 //! summary, and `tcpdump -r` (staged in the VM) reads the returned pcap and agrees; `filter:
-//! dns` keeps DNS only; the packet and byte caps hold; bad input is refused with
-//! `invalid_argument`.
+//! dns` keeps DNS only; the packet and byte caps hold; progress comes once a second and `pcap:
+//! false` leaves the file out; bad input is refused with `invalid_argument`.
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -402,6 +402,45 @@ pub(crate) async fn capture_suite(r: &mut Run) {
             && bytes["pcap_bytes"].as_u64().is_some_and(|b| b <= 1024)
             && bytes["packets"].as_u64().unwrap_or(0) >= 1,
         tb.chars().take(1500).collect::<String>(),
+    );
+    // 4. progress once a second, and pcap: false → the summary without the file.
+    r.progress.lock().unwrap().clear();
+    let ((okp, p, tp), _) = tokio::join!(
+        r.call_raw(
+            "wifi_capture",
+            json!({"seconds": 3, "filter": "icmp", "pcap": false})
+        ),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            r.call_raw("network_ping", json!({"host": gw, "count": 4}))
+                .await
+        }
+    );
+    let progress = r
+        .progress_when(|p| p.iter().any(|m| m.starts_with("done: stopped by")))
+        .await;
+    let mine: Vec<&String> = progress
+        .iter()
+        .filter(|m| m.starts_with("capturing") || m.contains(" of 3 s: ") || m.starts_with("done:"))
+        .collect();
+    r.check(
+        "capture: progress — capturing, 1 and 2 of 3 s with packet counts, done: stopped by time",
+        mine.first()
+            .is_some_and(|m| m.as_str() == "capturing icmp for 3 s")
+            && mine.iter().any(|m| m.starts_with("1 of 3 s: "))
+            && mine.iter().any(|m| m.starts_with("2 of 3 s: "))
+            && mine
+                .last()
+                .is_some_and(|m| m.as_str() == "done: stopped by time"),
+        format!("{mine:?}"),
+    );
+    r.check(
+        "capture: pcap: false → a summary (the pings' ICMP) and no pcap in the result",
+        okp && p.get("pcap_base64").is_none()
+            && p["pcap_bytes"].as_u64().is_some_and(|b| b > 24)
+            && p["packets"].as_u64().is_some_and(|n| n >= 2)
+            && !tp.contains("pcap_base64"),
+        tp.chars().take(1500).collect::<String>(),
     );
     r.ok("capture: disconnect", "wifi_disconnect", json!({}))
         .await;
