@@ -19,6 +19,7 @@ pub mod radio;
 pub mod roam;
 pub mod server;
 pub mod supervisor;
+pub mod survey;
 pub mod tools;
 
 use std::path::PathBuf;

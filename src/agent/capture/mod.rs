@@ -518,15 +518,34 @@ mod tests {
         assert_eq!(udp, 3);
     }
 
-    /// Once a second the caller hears where the capture stands, and what it hears adds up.
+    /// Once a second the caller hears where the capture stands, and what it hears adds up. Its
+    /// own TCP connection on loopback, filtered by port: other tests' loopback traffic (run in
+    /// parallel) must not fill the capture.
     #[tokio::test]
     async fn ticks_come_once_a_second_and_grow() {
-        let (sock, send) = lo_with_traffic(40, 5, 80);
+        let (sock, _) = lo_with_traffic(0, 0, 0);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let send = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut client = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                while server.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            });
+            for _ in 0..40 {
+                let _ = client.write_all(b"tick!").await;
+                tokio::time::sleep(Duration::from_millis(80)).await;
+            }
+        });
         let ticks = std::sync::Mutex::new(Vec::new());
         let r = run(
             sock,
             "lo".into(),
-            Filter::All,
+            Filter::Tcp(port),
             Limits {
                 duration: Duration::from_millis(2500),
                 max_packets: 10_000,

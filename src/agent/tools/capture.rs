@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::progress::Progress;
 use super::router::WifiTools;
 use crate::agent::capture::{self, CaptureReport, Filter, Limits, PacketSocket};
-use crate::agent::failure::{Code, Failure};
+use crate::agent::failure::Failure;
 
 /// The most seconds a capture may run.
 pub const MAX_SECONDS: u64 = 300;
@@ -107,15 +107,7 @@ impl WifiTools {
     /// A packet socket on the box's WiFi interface.
     async fn capture_socket(&self) -> Result<PacketSocket, Failure> {
         let iface = self.agent.iface();
-        let index = self
-            .agent
-            .net()
-            .index(iface)
-            .await
-            .map_err(|e| format!("looking up {iface}: {e:#}"))?
-            .ok_or_else(|| {
-                Failure::new(Code::Failed, format!("no interface {iface} in the box"))
-            })?;
+        let index = self.iface_index().await?;
         PacketSocket::open(index)
             .map_err(|e| Failure::from(format!("opening a packet socket on {iface}: {e}")))
     }
@@ -225,6 +217,7 @@ impl WifiTools {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::failure::Code;
 
     fn args(v: serde_json::Value) -> CaptureArgs {
         serde_json::from_value(v).unwrap()

@@ -1,5 +1,6 @@
 //! The radio's tools beyond joining: `wifi_link` (the link's metrics, optionally sampled),
-//! `wifi_events` (what happened on the radio, [`crate::agent::history`]), and
+//! `wifi_events` (what happened on the radio, [`crate::agent::history`]), `wifi_survey` (the
+//! driver's channel survey, [`crate::agent::survey`]), and
 //! `auto` security picking OWE for a network the last scan saw offered with it.
 
 use std::time::Duration;
@@ -7,13 +8,17 @@ use std::time::Duration;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{Json, tool, tool_router};
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use super::router::WifiTools;
 use super::schema::{ConnectArgs, EventsArgs, LinkArgs, RoamArgs, SecurityMode};
 use crate::agent::Agent;
-use crate::agent::failure::Failure;
+use crate::agent::failure::{Code, Failure};
 use crate::agent::history::EventsResult;
 use crate::agent::link::LinkReport;
 use crate::agent::roam::RoamResult;
+use crate::agent::survey::{self, ChannelSurvey};
 use crate::validate::{Bssid, Ssid};
 
 /// `wifi_link`'s bounds, checked before anything is read: (period, interval).
@@ -128,6 +133,78 @@ impl WifiTools {
             limit,
             &a.kinds,
         )))
+    }
+
+    #[tool(
+        description = "The channel survey the driver keeps for the box's radio (as `iw dev IF \
+                       survey dump`): per channel the frequency, channel and band, whether the \
+                       radio is on it now (in_use), the noise floor (dBm) and how long the radio \
+                       was on it, busy, receiving and transmitting (ms, cumulative since the \
+                       driver started counting), with busy_percent. Drivers fill what they \
+                       measure; a scan visits (and so surveys) every channel. in_use_only: just \
+                       the current channel.",
+        annotations(title = "Channel survey", read_only_hint = true)
+    )]
+    async fn wifi_survey(
+        &self,
+        Parameters(a): Parameters<SurveyArgs>,
+    ) -> Result<Json<SurveyReport>, Failure> {
+        let interface = self.agent.iface().to_string();
+        let index = self.iface_index().await?;
+        let mut channels = survey::survey(index)
+            .await
+            .map_err(|e| Failure::from(format!("nl80211 survey of {interface}: {e:#}")))?;
+        let in_use_frequency_mhz = channels.iter().find(|c| c.in_use).map(|c| c.frequency_mhz);
+        if a.in_use_only.unwrap_or(false) {
+            channels.retain(|c| c.in_use);
+        }
+        let note = channels.is_empty().then(|| {
+            if a.in_use_only.unwrap_or(false) {
+                "the driver marks no channel in use (not connected, or it does not say)".into()
+            } else {
+                "the driver reported no survey data for this radio".into()
+            }
+        });
+        Ok(Json(SurveyReport {
+            interface,
+            in_use_frequency_mhz,
+            channels,
+            note,
+        }))
+    }
+}
+
+/// `wifi_survey` arguments.
+#[derive(Debug, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyArgs {
+    /// Only the channel the radio is on now (default false: every channel surveyed).
+    pub in_use_only: Option<bool>,
+}
+
+/// What `wifi_survey` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SurveyReport {
+    /// The box's WiFi interface.
+    pub interface: String,
+    /// The channel the radio is on now, when the driver says.
+    pub in_use_frequency_mhz: Option<u32>,
+    /// The channels, in the driver's order.
+    pub channels: Vec<ChannelSurvey>,
+    /// Anything to know about the result.
+    pub note: Option<String>,
+}
+
+impl WifiTools {
+    /// The interface index of the box's WiFi interface (in the agent's netns).
+    pub(super) async fn iface_index(&self) -> Result<u32, Failure> {
+        let iface = self.agent.iface();
+        self.agent
+            .net()
+            .index(iface)
+            .await
+            .map_err(|e| format!("looking up {iface}: {e:#}"))?
+            .ok_or_else(|| Failure::new(Code::Failed, format!("no interface {iface} in the box")))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The radio, fully (issue 16): a scan while connected that finishes with every AP of the lab,
 //! each network's security modes named exactly (OWE, OWE transition, SAE with H2E, WPA2/WPA3
 //! transition with PMF required), a connect to each, and `wifi_link` against `iw dev STA
-//! station dump` run in the box's netns at the same moment.
+//! station dump` run in the box's netns at the same moment; `wifi_survey` likewise against `iw dev IF
+//! survey dump`.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -44,6 +45,51 @@ fn iw_in_box(pid: &str, args: &[&str]) -> String {
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
         Err(e) => format!("iw failed: {e}"),
     }
+}
+
+/// One channel of a survey: (frequency, in use, noise dBm, active ms, busy ms).
+type SurveyRow = (u64, bool, Option<i64>, Option<u64>, Option<u64>);
+
+/// `iw … survey dump` as one row per channel.
+fn iw_survey(text: &str) -> Vec<SurveyRow> {
+    let mut out: Vec<SurveyRow> = Vec::new();
+    let num = |v: &str| {
+        v.split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    for line in text.lines() {
+        let Some((k, v)) = line.trim().split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k {
+            "frequency" => out.push((
+                num(v).unwrap_or(0) as u64,
+                v.contains("[in use]"),
+                None,
+                None,
+                None,
+            )),
+            "noise" => {
+                if let Some(c) = out.last_mut() {
+                    c.2 = num(v);
+                }
+            }
+            "channel active time" => {
+                if let Some(c) = out.last_mut() {
+                    c.3 = num(v).map(|n| n as u64);
+                }
+            }
+            "channel busy time" => {
+                if let Some(c) = out.last_mut() {
+                    c.4 = num(v).map(|n| n as u64);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The number after `key:` in `iw … station dump` text (`signal:  -30 [-30] dBm` → -30).
@@ -666,6 +712,67 @@ pub(crate) async fn radio_suite(r: &mut Run) {
             && sig["min"].is_number(),
         format!("{text} {sampled}"),
     );
+
+    // --- 4b. wifi_survey against iw at the same moment -------------------------------------------
+    // mac80211_hwsim keeps a survey of its last software scan only (the connect's): per channel
+    // the dwell time, busy = time / 8, noise -92 dBm, no channel marked in use.
+    let before = iw_in_box(&pid, &["dev", &ifc, "survey", "dump"]);
+    let (ok, sv, text) = r.call_raw("wifi_survey", json!({})).await;
+    let after = iw_in_box(&pid, &["dev", &ifc, "survey", "dump"]);
+    let ours: Vec<SurveyRow> = sv["channels"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    (
+                        c["frequency_mhz"].as_u64().unwrap_or(0),
+                        c["in_use"] == true,
+                        c["noise_dbm"].as_i64(),
+                        c["active_ms"].as_u64(),
+                        c["busy_ms"].as_u64(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let detail = format!("survey: {text}\niw before:\n{before}\niw after:\n{after}");
+    r.check(
+        "radio: wifi_survey is iw's survey dump (frequency, in use, noise, active and busy ms)",
+        ok && !ours.is_empty() && (ours == iw_survey(&before) || ours == iw_survey(&after)),
+        &detail,
+    );
+    let mixed_freq = 2407 + 5 * env("AP_MIXED_CHANNEL").parse::<u64>().unwrap_or(0);
+    r.check(
+        "radio: wifi_survey covers the network's channel, with channel, band and busy_percent",
+        sv["channels"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["frequency_mhz"] == mixed_freq
+                    && c["channel"] == env("AP_MIXED_CHANNEL").parse::<u64>().unwrap_or(0)
+                    && c["band"] == "2.4GHz"
+                    && c["busy_percent"]
+                        .as_f64()
+                        .is_some_and(|p| (0.0..=100.0).contains(&p))
+            })
+        }),
+        &detail,
+    );
+    let (ok, only, text) = r
+        .call_raw("wifi_survey", json!({"in_use_only": true}))
+        .await;
+    let in_use = ours.iter().filter(|c| c.1).count();
+    r.check(
+        "radio: wifi_survey in_use_only → just the channel in use (none marked: empty, with a note)",
+        ok && only["channels"].as_array().map(Vec::len) == Some(in_use)
+            && (in_use > 0 || only["note"].is_string()),
+        &text,
+    );
+    r.tool_err(
+        "radio: wifi_survey with an unknown argument refused",
+        "wifi_survey",
+        json!({"channel": 6}),
+        "unknown field",
+    )
+    .await;
 
     // --- 5. refusals and partial scans -----------------------------------------------------------
     for (name, args, needle) in [
