@@ -4,6 +4,7 @@
 //! ([`supervisor`]), runs DHCP after association ([`dhcp`]), and implements the operations the MCP
 //! tools ([`tools`]) expose. [`server`] serves them over streamable HTTP on a Unix socket or stdio.
 
+pub mod ap;
 pub mod capture;
 pub mod certs;
 pub mod dhcp;
@@ -192,6 +193,8 @@ pub struct Agent {
     certs: certs::Certs,
     /// What happened on the radio (`wifi_events`).
     history: history::History,
+    /// The access point, while the radio is one (`wifi_ap_start`).
+    ap: ap::ApSlot,
 }
 
 impl Agent {
@@ -271,6 +274,7 @@ impl Agent {
             log,
             op: Mutex::new(()),
             perm_mac,
+            ap: Default::default(),
         });
         // Serve at once: tool calls wait (bounded) for wpa_supplicant's control socket
         // themselves, so the host's READY does not wait for it too. A wpa_supplicant that
@@ -306,6 +310,7 @@ impl Agent {
 
     /// Stop wpa_supplicant and DHCP (lease released); remove the uploaded PEM files.
     pub async fn shutdown(&self) {
+        self.ap_shutdown().await;
         self.dhcp.stop().await;
         self.wpa.shutdown();
         self.certs.clear();
@@ -355,6 +360,9 @@ impl Agent {
 
     /// The live control client.
     pub async fn client(&self) -> Result<Arc<CtrlClient>, Failure> {
+        if self.ap.active() {
+            return Err(ap::station_side_paused());
+        }
         self.wpa
             .client()
             .await
