@@ -21,6 +21,7 @@
 //!   - [`agent::dhcp`] — a real DHCP client (busybox `udhcpc`) and its hook; routes stay in the
 //!     box.
 //!   - [`agent::netcfg`] — addresses, routes and links in the box's own netns (rtnetlink).
+//!   - [`agent::ap`] — access-point mode: hostapd, udhcpd and a one-name DNS answer in the box.
 //!   - [`agent::capture`] — packet capture on the WiFi interface (`AF_PACKET`), pcap + summary.
 //!   - [`agent::nettools`] — ping, DNS, HTTP and captive-portal checks, out through the WiFi only.
 //!   - [`agent::certs`] — EAP certificates and keys: paths only from the certificates directory,

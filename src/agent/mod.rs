@@ -4,6 +4,7 @@
 //! ([`supervisor`]), runs DHCP after association ([`dhcp`]), and implements the operations the MCP
 //! tools ([`tools`]) expose. [`server`] serves them over streamable HTTP on a Unix socket or stdio.
 
+pub mod ap;
 pub mod capture;
 pub mod certs;
 pub mod dhcp;
@@ -193,6 +194,8 @@ pub struct Agent {
     certs: certs::Certs,
     /// What happened on the radio (`wifi_events`).
     history: history::History,
+    /// The access point, while the radio is one (`wifi_ap_start`).
+    ap: ap::ApSlot,
 }
 
 impl Agent {
@@ -272,6 +275,7 @@ impl Agent {
             log,
             op: Mutex::new(()),
             perm_mac,
+            ap: Default::default(),
         });
         // Serve at once: tool calls wait (bounded) for wpa_supplicant's control socket
         // themselves, so the host's READY does not wait for it too. A wpa_supplicant that
@@ -307,6 +311,7 @@ impl Agent {
 
     /// Stop wpa_supplicant and DHCP (lease released); remove the uploaded PEM files.
     pub async fn shutdown(&self) {
+        self.ap_shutdown().await;
         self.dhcp.stop().await;
         self.wpa.shutdown();
         self.certs.clear();
@@ -356,6 +361,9 @@ impl Agent {
 
     /// The live control client.
     pub async fn client(&self) -> Result<Arc<CtrlClient>, Failure> {
+        if self.ap.active() {
+            return Err(ap::station_side_paused());
+        }
         self.wpa
             .client()
             .await

@@ -141,6 +141,16 @@ impl NetCfg {
         Ok(())
     }
 
+    /// Take the interface down.
+    pub async fn set_down(&self, index: u32) -> anyhow::Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).down().build())
+            .execute()
+            .await?;
+        Ok(())
+    }
+
     /// Change the interface's MAC address (down, set, up).
     pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> anyhow::Result<()> {
         let link = self.handle.link();

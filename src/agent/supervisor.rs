@@ -55,6 +55,12 @@ pub struct Wpa {
     book: tokio::sync::Mutex<Vec<(Ssid, Vec<NetworkField>)>>,
     log: LogRing,
     stop: tokio_util::sync::CancellationToken,
+    /// Held off the radio ([`Wpa::pause`]): the access point (`wifi_ap_start`) has it.
+    paused: watch::Sender<bool>,
+    /// A wpa_supplicant process exists (or is about to be spawned).
+    running: watch::Sender<bool>,
+    /// The next start follows a pause: it restores the networks but stays disconnected.
+    resumed: std::sync::atomic::AtomicBool,
 }
 
 impl Wpa {
@@ -72,6 +78,9 @@ impl Wpa {
             book: Default::default(),
             log,
             stop: Default::default(),
+            paused: watch::channel(false).0,
+            running: watch::channel(false).0,
+            resumed: Default::default(),
         });
         let task = me.clone();
         tokio::spawn(async move { task.supervise().await });
@@ -99,11 +108,40 @@ impl Wpa {
         let conf = self.paths.runtime_dir.join("wpa_supplicant.conf");
         let mut backoff = Duration::from_millis(500);
         while !self.stop.is_cancelled() {
-            match self.run_once(&conf).await {
+            // Announced before the pause is looked at: a pause() that comes later waits for
+            // the process this iteration spawns to go again.
+            self.running.send_replace(true);
+            if *self.paused.borrow() {
+                self.running.send_replace(false);
+                info!(iface = %self.iface, "wpa_supplicant paused: the radio is an access point");
+                self.log.push(
+                    "agent",
+                    "wpa_supplicant stopped: the radio is an access point (wifi_ap_start)".into(),
+                );
+                let mut p = self.paused.subscribe();
+                tokio::select! {
+                    _ = p.wait_for(|p| !*p) => {}
+                    _ = self.stop.cancelled() => break,
+                }
+                self.resumed.store(true, Ordering::Relaxed);
+                self.log.push(
+                    "agent",
+                    "wpa_supplicant started again: the access point stopped".into(),
+                );
+                backoff = Duration::from_millis(500);
+                continue;
+            }
+            let outcome = self.run_once(&conf).await;
+            self.client.send_replace(None);
+            self.running.send_replace(false);
+            if self.stop.is_cancelled() {
+                break;
+            }
+            if *self.paused.borrow() {
+                continue;
+            }
+            match outcome {
                 Ok(status) => {
-                    if self.stop.is_cancelled() {
-                        break;
-                    }
                     error!(iface = %self.iface, %status, "wpa_supplicant exited; restarting");
                     self.log.push(
                         "agent",
@@ -116,7 +154,6 @@ impl Wpa {
                         .push("agent", format!("wpa_supplicant failed: {e:#}; restarting"));
                 }
             }
-            self.client.send_replace(None);
             self.restarts.fetch_add(1, Ordering::Relaxed);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -148,6 +185,10 @@ impl Wpa {
             if let Some(status) = child.try_wait()? {
                 return Ok(status);
             }
+            if *self.paused.borrow() {
+                let _ = child.kill().await;
+                return Ok(child.wait().await?);
+            }
             if waited > Duration::from_secs(15) {
                 anyhow::bail!("wpa_supplicant did not open {} within 15 s", sock.display());
             }
@@ -160,7 +201,13 @@ impl Wpa {
         let mut monitor =
             EventMonitor::attach(&self.paths.ctrl_dir, &self.iface, &self.paths.runtime_dir)
                 .await?;
-        if self.restarts.load(Ordering::Relaxed) > 0 {
+        if self.resumed.swap(false, Ordering::Relaxed) {
+            // After the access point: the networks come back, the association does not (the
+            // station side was disconnected before wifi_ap_start). DISCONNECT first, so
+            // enabling them starts no scan.
+            let _ = client.disconnect().await;
+            self.restore(&client).await;
+        } else if self.restarts.load(Ordering::Relaxed) > 0 {
             self.restore(&client).await;
         }
         self.client.send_replace(Some(client));
@@ -171,8 +218,19 @@ impl Wpa {
         // a periodic PING on the monitor socket notices.
         let mut keepalive = tokio::time::interval(Duration::from_secs(10));
         keepalive.tick().await;
+        let mut paused = self.paused.subscribe();
         loop {
             tokio::select! {
+                _ = async { let _ = paused.wait_for(|p| *p).await; } => {
+                    let client = self.client.borrow().clone();
+                    if let Some(c) = client {
+                        let _ = c.request(&crate::wpa::Command::Terminate).await;
+                    }
+                    if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+                        let _ = child.kill().await;
+                    }
+                    return Ok(child.wait().await?);
+                }
                 status = child.wait() => return Ok(status?),
                 _ = keepalive.tick() => {
                     if let Err(e) = monitor.ping().await {
@@ -266,6 +324,29 @@ impl Wpa {
     /// How many times wpa_supplicant had to be restarted.
     pub fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Take wpa_supplicant off the radio (the access point needs it): it is stopped — not
+    /// counted as a restart — and stays stopped until [`Wpa::resume`]. Returns once no
+    /// wpa_supplicant process is left (bounded: 8 s).
+    pub async fn pause(&self) -> Result<(), String> {
+        self.paused.send_replace(true);
+        let mut running = self.running.subscribe();
+        match tokio::time::timeout(Duration::from_secs(8), running.wait_for(|r| !*r)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err("wpa_supplicant did not stop within 8 s".into()),
+        }
+    }
+
+    /// Start wpa_supplicant again after [`Wpa::pause`]: the remembered networks are restored,
+    /// disconnected.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Whether [`Wpa::pause`] holds it off the radio.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
     }
 
     /// Stop wpa_supplicant for good.

@@ -138,18 +138,19 @@ pub fn assert_box_locked_down(h: &BoxHandle, runtime_dir: &Path, expect_kind: En
         "/sys/class/net: {sysnet}"
     );
 
-    // Exactly NET_ADMIN (12) + NET_RAW (13).
+    // Exactly NET_ADMIN (12) + NET_RAW (13) + NET_BIND_SERVICE (10: the access point's DHCP
+    // and DNS ports, in the box's own netns).
     let status = std::fs::read_to_string(format!("/proc/{}/status", h.pid)).unwrap();
     let capeff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
     assert_eq!(
         capeff.split_whitespace().nth(1),
-        Some("0000000000003000"),
+        Some("0000000000003400"),
         "{capeff}"
     );
     let capbnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
     assert_eq!(
         capbnd.split_whitespace().nth(1),
-        Some("0000000000003000"),
+        Some("0000000000003400"),
         "{capbnd}"
     );
     let nnp = status

@@ -20,9 +20,12 @@
 //! - `net` — the network tester's tools (`network_http_request`, `network_http_get`,
 //!   `network_port_check`, `network_dns_lookup`, `network_throughput`, `network_traceroute`): their arguments, bounds and results, a router
 //!   of their own added to `router`'s;
+//! - `ap` — `wifi_ap_start`, `wifi_ap_clients`, `wifi_ap_stop`: the box's radio as an access
+//!   point ([`crate::agent::ap`]), a router of their own;
 //! - `captive` — `network_check_captive` (the portal's redirect chain and forms) and
 //!   `network_captive_login` (submit one, check again): a router of their own.
 
+mod ap;
 mod captive;
 mod capture;
 mod elicit;

@@ -99,7 +99,8 @@ impl WifiTools {
                 + Self::radio_router()
                 + Self::net_router()
                 + Self::captive_router()
-                + Self::capture_router(),
+                + Self::capture_router()
+                + Self::ap_router(),
             tasks: tasks::manager(),
         }
     }
@@ -832,7 +833,8 @@ mod tests {
             + WifiTools::radio_router()
             + WifiTools::net_router()
             + WifiTools::captive_router()
-            + WifiTools::capture_router())
+            + WifiTools::capture_router()
+            + WifiTools::ap_router())
         .list_all();
         assert!(tools.len() >= 20, "{} tools", tools.len());
         let missing: Vec<_> = tools

@@ -6,7 +6,7 @@
 //! | setting | value |
 //! |---|---|
 //! | network | `NetworkMode=none` (only `lo`; the phy is moved in later) |
-//! | capabilities | `CapDrop=[ALL]`, `CapAdd=[NET_ADMIN, NET_RAW]` |
+//! | capabilities | `CapDrop=[ALL]`, `CapAdd=[NET_ADMIN, NET_RAW, NET_BIND_SERVICE]` (the last for the access point's DHCP :67 and DNS :53, in the box's own netns) |
 //! | filesystem | read-only rootfs; tmpfs `/run` and `/tmp`; `<runtime_dir>` at `/run/wifi-isolate`; `<runtime_dir>/resolv.conf` at `/etc/resolv.conf` (rw) |
 //! | privileges | `no-new-privileges`; seccomp: our own profile ([`SECCOMP_PROFILE`]) |
 //! | certificates | `<certs_dir>` at `/etc/wifi-isolate/certs` (ro), when the spec names one |
@@ -182,7 +182,11 @@ impl ApiEngine {
         let host = HostConfig {
             network_mode: Some("none".into()),
             cap_drop: Some(vec!["ALL".into()]),
-            cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+            cap_add: Some(vec![
+                "NET_ADMIN".into(),
+                "NET_RAW".into(),
+                "NET_BIND_SERVICE".into(),
+            ]),
             readonly_rootfs: Some(true),
             security_opt: Some(vec![
                 "no-new-privileges".into(),
@@ -713,7 +717,11 @@ mod tests {
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(
             h.cap_add,
-            Some(vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()])
+            Some(vec![
+                "NET_ADMIN".to_string(),
+                "NET_RAW".to_string(),
+                "NET_BIND_SERVICE".to_string()
+            ])
         );
         assert_eq!(h.readonly_rootfs, Some(true));
         assert_eq!(

@@ -4,7 +4,7 @@
 //! in) and its own mount namespace, running `wifi-isolate-agent`. Three engines make one:
 //!
 //! - [`api::ApiEngine`] — Podman or Docker through the Docker-compatible Engine API (bollard) over
-//!   their Unix sockets: `NetworkMode=none`, `CapAdd=[NET_ADMIN, NET_RAW]` and nothing else,
+//!   their Unix sockets: `NetworkMode=none`, `CapAdd=[NET_ADMIN, NET_RAW, NET_BIND_SERVICE]` and nothing else,
 //!   read-only rootfs, `no-new-privileges`, memory and pids limits, labels for adoption.
 //! - [`netns::NetnsEngine`] — the built-in runtime: the daemon spawns the agent itself in fresh
 //!   network + mount namespaces, inside the service's own cgroup. No engine needed.

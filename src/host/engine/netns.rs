@@ -4,7 +4,7 @@
 //! `spec.agent_args` as PID 1 of a box that [`super::sandbox`] builds — its own user namespace
 //! (box root = the unprivileged host uid `spec.box_uid`), net, mount, PID, IPC, UTS and cgroup
 //! namespaces, a minimal read-only root, a private `/dev`, a seccomp filter of its own, only
-//! `CAP_NET_ADMIN` + `CAP_NET_RAW` over its own netns, and (under the unit's `Delegate=`) a cgroup
+//! `CAP_NET_ADMIN` + `CAP_NET_RAW` + `CAP_NET_BIND_SERVICE` over its own netns, and (under the unit's `Delegate=`) a cgroup
 //! with `spec.memory_bytes` / `spec.pids_limit`. See that module for what the box sees and why.
 //!
 //! The agent is the box's init: stopping it sends SIGTERM, waits up to 5 s, then SIGKILLs it,

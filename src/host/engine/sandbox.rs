@@ -10,7 +10,8 @@
 //!   would map box root to host root (its own real uid), so instead the spawned child joins
 //!   this namespace (`setns`, `setgroups(0)`, `setresgid/setresuid(0)` in the `pre_exec` hook)
 //!   *before* `execve(bwrap)`. Every namespace bwrap then creates (net, mount, pid, ipc, uts,
-//!   cgroup) is owned by that user namespace: the box's `CAP_NET_ADMIN`/`CAP_NET_RAW` reach only
+//!   cgroup) is owned by that user namespace: the box's `CAP_NET_ADMIN`/`CAP_NET_RAW` (and
+//!   `CAP_NET_BIND_SERVICE`, for the access point's DHCP and DNS ports) reach only
 //!   its own netns, its files are those of an unprivileged uid, and a PID namespace hides every
 //!   host process. The daemon, as the namespace's owner, keeps full rights over it (moving the
 //!   wiphy in and out, opening `/proc/PID/ns/net`, signalling).
@@ -28,7 +29,7 @@
 //! `/usr`, the `/lib*`, `/bin`, `/sbin` links or binds, a short allow-list of `/etc`, tmpfs
 //! `/run` and `/tmp`, the runtime dir at `/run/wifi-isolate`, `<runtime_dir>/resolv.conf` at
 //! `/etc/resolv.conf`, the certificates directory read-only, `no_new_privs`, and only
-//! `CAP_NET_ADMIN` + `CAP_NET_RAW` (in the box's user namespace). No `/sys`, `/home`, `/root`,
+//! `CAP_NET_ADMIN` + `CAP_NET_RAW` + `CAP_NET_BIND_SERVICE` (in the box's user namespace). No `/sys`, `/home`, `/root`,
 //! `/var`, no host `/etc` secrets.
 
 use std::ffi::OsString;
@@ -123,6 +124,11 @@ pub fn bwrap_args(l: &Layout<'_>) -> Vec<OsString> {
         "CAP_NET_ADMIN",
         "--cap-add",
         "CAP_NET_RAW",
+        // Ports below 1024 in the box's own netns: the access point's DHCP server (udhcpd,
+        // :67) and DNS answer (:53), and udhcpc's renewal socket (:68). The check is against
+        // the netns's owner — the box's user namespace — so it reaches no other netns.
+        "--cap-add",
+        "CAP_NET_BIND_SERVICE",
     ] {
         push(&[flag.as_ref()]);
     }

@@ -136,6 +136,12 @@ impl Wiphys for Nl80211 {
                 warn!(phy, iface = %iface.name, cause = %e,
                     "could not bring the interface down in the box; moving anyway");
             }
+            // Home as the station it left as, whatever the box made of it (an access point:
+            // the netns box is stopped only after this move, so its own cleanup comes late).
+            if let Err(e) = set_station(&mut box_nl, iface.index).await {
+                warn!(phy, iface = %iface.name, cause = %e.text,
+                    "could not put the interface back in station mode; moving anyway");
+            }
         }
         match set_wiphy_netns(&mut box_nl, phy, host_netns.as_raw_fd()).await {
             Ok(()) => info!(phy, box_netns = %box_netns.display(), "wiphy moved home"),
@@ -493,6 +499,24 @@ async fn new_station(nl: &mut Nl80211Handle, phy: u32, name: &str) -> Result<Ifa
         .find(|(p, _)| *p == phy)
         .map(|(_, iface)| iface)
         .ok_or_else(|| NlError::other("NewInterface: the kernel did not describe the interface"))
+}
+
+/// `NL80211_CMD_SET_INTERFACE` type station (managed) for interface `index`, which must be
+/// down: what the box made of it (an access point, `wifi_ap_start`) does not come home. A
+/// no-op for a station.
+async fn set_station(nl: &mut Nl80211Handle, index: u32) -> Result<(), NlError> {
+    let attributes = vec![
+        Nl80211Attr::IfIndex(index),
+        Nl80211Attr::IfType(Nl80211InterfaceType::Station),
+    ];
+    nl80211_request(
+        nl,
+        Nl80211Command::SetInterface,
+        attributes,
+        NLM_F_REQUEST | NLM_F_ACK,
+    )
+    .await
+    .map(drop)
 }
 
 /// In the namespace of `nl`/`rt`: give wiphy `phy` an interface named `want` (create a station

@@ -700,8 +700,8 @@ fn main() {
         let caps =
             u64::from_str_radix(r["caps"].as_str().unwrap_or("ffff"), 16).unwrap_or(u64::MAX);
         t.check(
-            "[H] the box holds no capability but NET_ADMIN and NET_RAW",
-            caps & !((1 << 12) | (1 << 13)) == 0,
+            "[H] the box holds no capability but NET_ADMIN, NET_RAW and NET_BIND_SERVICE",
+            caps & !((1 << 10) | (1 << 12) | (1 << 13)) == 0,
             format!("CapEff {}", r["caps"]),
         );
         note(format!(

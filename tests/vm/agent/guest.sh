@@ -82,6 +82,18 @@ chmod 0600 "$AP_EAP_CERTS_DIR/client.key"
 printf '[engine]\nkind = "netns"\ncerts_dir = "%s"\n[agent]\nlog = "debug"\n' "$AP_EAP_CERTS_DIR" \
   > /etc/wifi-isolate/config.toml
 
+# Access-point mode (issue 16): the second station radio is the client of the box's own access
+# point, in a netns of its own — plain wpa_supplicant + busybox udhcpc there, driven by
+# tests/src/bin/hwsim-agent-client/ap.rs.
+set -- $STATIONS; export AP_CLIENT_IFACE=${2:?the agent lab needs stations = 2}
+set -- $STATION_PHYS; export AP_CLIENT_PHY=$2
+export AP_CLIENT_NETNS=apcli AP_BOX_PASSPHRASE=box-ap-passphrase-q7W2
+$IP netns add apcli
+iw phy "$AP_CLIENT_PHY" set netns name apcli
+$IP -n apcli link set lo up
+$IP -n apcli link set "$AP_CLIENT_IFACE" up
+echo "moved $AP_CLIENT_PHY ($AP_CLIENT_IFACE) into netns apcli: the box's access point's client"
+
 # --- 1. the daemon's netns box ----------------------------------------------------------------
 mkdir -p /run/wifi-isolate
 wifi-isolate run "$STA" --engine netns > $LOGS/agent.log 2>&1 &
@@ -111,6 +123,9 @@ check "release: the box's agent is gone" [ ! -d /proc/$BOXPID ]
 i=0
 while ! iw dev | grep -q "Interface $STA\$" && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.05; done
 check "release: $STA came home" sh -c "iw dev | grep -q 'Interface $STA\$'"
+# The client left an access point running: the agent's SIGTERM cleanup stopped hostapd, which
+# put the interface back in station mode.
+check "release: $STA is a station again after the access point (type managed)" sh -c "iw dev $STA info | grep -q 'type managed'"
 check "release: no IPv4 address left" sh -c "! $IP -4 addr show dev $STA 2>/dev/null | grep -q inet"
 check "release: no global IPv6 address left" sh -c "! $IP -6 addr show dev $STA scope global 2>/dev/null | grep -q inet6"
 
@@ -155,7 +170,7 @@ echo "measure: EAPOL frames tcpdump saw on $STA: $n_off with driver_param=contro
 check "capture: with control_port=0 (as the agent runs wpa_supplicant) the 4-way handshake passes the netdev" [ "${n_off:-0}" -ge 4 ]
 
 leaked=0
-for s in "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
+for s in "$AP_BOX_PASSPHRASE" "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
   grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log && leaked=1
 done
 check "no secret in the agent's logs" [ $leaked = 0 ]

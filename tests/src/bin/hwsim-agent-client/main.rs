@@ -9,6 +9,7 @@
 use shared::host_view;
 use wifi_isolate_tests::guest as shared;
 
+mod ap;
 mod captive;
 mod capture;
 mod elicit;
@@ -1097,6 +1098,8 @@ async fn main() {
         protocol::discover_suite(&mut run, &args[2]).await;
         elicit::elicit_suite(&mut run, &args[2]).await;
         captive::captive_suite(&mut run).await;
+        // Last: it leaves an access point running for guest.sh's release checks.
+        ap::ap_suite(&mut run).await;
     }
     let (passed, failed) = (run.tally.passed, run.tally.failed);
     let _ = run.svc.cancel().await;
