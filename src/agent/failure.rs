@@ -43,6 +43,9 @@ pub enum Code {
     /// A captive portal works in a browser only: no form to submit, but scripts (the text names
     /// what was found).
     NeedsBrowser,
+    /// The address family asked for (`family: "ipv6"`, or an IPv6 address) is one this network
+    /// did not give the box (no router advertisement: no global IPv6 address); nothing was sent.
+    FamilyUnavailable,
     /// Anything else; the text says what.
     Failed,
 }
@@ -68,6 +71,7 @@ impl Code {
             Code::TlsUntrusted => "tls_untrusted",
             Code::TlsFailed => "tls_failed",
             Code::NeedsBrowser => "needs_browser",
+            Code::FamilyUnavailable => "family_unavailable",
             Code::Failed => "failed",
         }
     }

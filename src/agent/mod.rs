@@ -420,6 +420,16 @@ impl Agent {
         nettools::Dns::new(servers, &self.opts.resolv_conf)
     }
 
+    /// [`Agent::dns`], knowing which address families the network gave the box (its addresses
+    /// now): what the network tools resolve and connect with.
+    pub async fn net_dns(&self) -> nettools::Dns {
+        let dns = self.dns();
+        match self.net.addresses().await {
+            Ok(a) => dns.with_stacks(crate::agent::net::stacks::Stacks::of(&a)),
+            Err(_) => dns,
+        }
+    }
+
     /// The saved network `name` from the box's copy ([`AgentOptions::networks_dir`]).
     pub fn saved_network(&self, name: &str) -> Result<crate::networks::Profile, Failure> {
         let n = crate::networks::Name::parse(name).map_err(Failure::invalid)?;

@@ -50,6 +50,7 @@ pub struct HttpReport {
 /// Resolves names through the WiFi's DNS servers (from the DHCP lease).
 pub struct Dns {
     servers: Vec<IpAddr>,
+    stacks: Option<crate::agent::net::stacks::Stacks>,
 }
 
 impl Dns {
@@ -65,7 +66,22 @@ impl Dns {
         } else {
             servers
         };
-        Self { servers }
+        Self {
+            servers,
+            stacks: None,
+        }
+    }
+
+    /// Also know which address families the box has (the network tools check a family against
+    /// it before sending anything; see [`crate::agent::net::stacks`]).
+    pub fn with_stacks(mut self, stacks: crate::agent::net::stacks::Stacks) -> Self {
+        self.stacks = Some(stacks);
+        self
+    }
+
+    /// The box's address families, when known.
+    pub fn stacks(&self) -> Option<crate::agent::net::stacks::Stacks> {
+        self.stacks
     }
 
     /// The servers this resolver asks.

@@ -12,8 +12,12 @@ use crate::agent::failure::{Code, Failure};
 use crate::agent::nettools::Dns;
 
 /// Resolve `host` (a name or an IP literal) and pick one address of `family`; returns the
-/// address and the time the lookup took (0 for a literal).
+/// address and the time the lookup took (0 for a literal). When `dns` knows the box's families
+/// ([`Dns::with_stacks`]), a family the network did not give the box fails first, with
+/// `family_unavailable` and no query sent, and `auto` picks what the box can use.
 pub async fn resolve(dns: &Dns, host: &str, family: Family) -> Result<(IpAddr, f64), Failure> {
+    check_family(dns, host, family)?;
+    let stacks = dns.stacks();
     let started = Instant::now();
     let addrs = dns
         .lookup(host)
@@ -24,13 +28,54 @@ pub async fn resolve(dns: &Dns, host: &str, family: Family) -> Result<(IpAddr, f
     } else {
         ms_since(started)
     };
-    let ip = family.pick(&addrs).ok_or_else(|| {
+    let picked = match stacks {
+        Some(s) => s.pick(family, &addrs),
+        None => family.pick(&addrs),
+    };
+    let ip = picked.ok_or_else(|| {
         Failure::new(
             Code::DnsFailed,
             format!("{host} has no {family:?} address (found {addrs:?})").to_lowercase(),
         )
     })?;
+    if let Some(Err(f)) = stacks.map(|s| s.allows(ip)) {
+        // (a literal was checked before the lookup: this is a name with IPv6 addresses only)
+        return Err(Failure::new(
+            f.code,
+            format!(
+                "{host} has IPv6 addresses only ({ip}), but this network gave the box no IPv6 \
+                 address (no router advertisement with a prefix); not connected"
+            ),
+        ));
+    }
     Ok((ip, ms))
+}
+
+/// What [`resolve`] checks before it sends anything: `family` against the box's families (when
+/// `dns` knows them), and an IP literal against `family` (an IPv4 address with family ipv6 is an
+/// `invalid_argument`; an IPv6 address without IPv6 in the box `family_unavailable`).
+pub fn check_family(dns: &Dns, host: &str, family: Family) -> Result<(), Failure> {
+    if let Some(s) = dns.stacks() {
+        s.require(family)?;
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        let fits = match family {
+            Family::Auto => true,
+            Family::Ipv4 => ip.is_ipv4(),
+            Family::Ipv6 => ip.is_ipv6(),
+        };
+        if !fits {
+            return Err(Failure::invalid(format!(
+                "{host} is an {} address, but family {} was asked for",
+                if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+                if ip.is_ipv4() { "ipv6" } else { "ipv4" },
+            )));
+        }
+        if let Some(s) = dns.stacks() {
+            s.allows(ip)?;
+        }
+    }
+    Ok(())
 }
 
 /// How a TCP connect ended when it did not connect.
@@ -130,6 +175,42 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, Code::ConnectionRefused, "{e}");
+    }
+
+    #[tokio::test]
+    async fn resolve_checks_the_family_against_the_box() {
+        use crate::agent::net::stacks::Stacks;
+        let v4only = Dns::new(vec![], std::path::Path::new("/nonexistent")).with_stacks(Stacks {
+            ipv4: true,
+            ipv6: false,
+        });
+        // A name with family ipv6: refused before any lookup (there is no DNS server either,
+        // so a lookup would fail with dns_failed instead).
+        let e = resolve(&v4only, "ap.test", Family::Ipv6).await.unwrap_err();
+        assert_eq!(e.code, Code::FamilyUnavailable, "{e}");
+        let e = resolve(&v4only, "fd00:77::1", Family::Auto)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::FamilyUnavailable, "{e}");
+        assert_eq!(
+            resolve(&v4only, "10.0.2.1", Family::Auto).await.unwrap().0,
+            "10.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        let e = resolve(&v4only, "10.0.2.1", Family::Ipv6)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::FamilyUnavailable, "{e}");
+        let dual = Dns::new(vec![], std::path::Path::new("/nonexistent")).with_stacks(Stacks {
+            ipv4: true,
+            ipv6: true,
+        });
+        let e = resolve(&dual, "10.0.2.1", Family::Ipv6).await.unwrap_err();
+        assert!(
+            e.code == Code::InvalidArgument && e.text.contains("IPv4 address"),
+            "{e}"
+        );
+        let (ip, ms) = resolve(&dual, "fd00:77::1", Family::Ipv6).await.unwrap();
+        assert_eq!((ip.to_string().as_str(), ms), ("fd00:77::1", 0.0));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`target`] — what a caller may name: `http`/`https` URLs (never `file:` or a Unix path),
 //!   `host:port` targets, the address family; validated before anything is sent
+//! - [`stacks`] — which families the network gave the box (an IPv4 lease, a global IPv6
+//!   address): `family: "ipv6"` without IPv6 fails before anything is sent; what `auto` picks
 //! - [`conn`] — name resolution and TCP connect with timings; failures as stable codes
 //!   (`dns_failed`, `connection_refused`, `unreachable`, `timeout`)
 //! - [`tls`] — rustls client configurations (the box's CA store, a caller's CA as PEM, an
@@ -31,6 +33,7 @@ pub mod dns;
 pub mod http;
 pub mod portal;
 pub mod ports;
+pub mod stacks;
 pub mod target;
 pub mod throughput;
 pub mod tls;

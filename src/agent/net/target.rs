@@ -14,7 +14,8 @@ pub const MAX_URL: usize = 2048;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
-    /// IPv4 when the name has an IPv4 address, else IPv6.
+    /// IPv4 when the name has an IPv4 address (and the box an IPv4 lease), else IPv6 (see
+    /// [`super::stacks`]).
     #[default]
     Auto,
     /// IPv4 only.
@@ -24,7 +25,8 @@ pub enum Family {
 }
 
 impl Family {
-    /// The address to use among `addrs`, if any fits.
+    /// The address to use among `addrs`, if any fits, not knowing the box's families
+    /// ([`super::stacks::Stacks::pick`] when known): `auto` is IPv4 first.
     pub fn pick(self, addrs: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
         match self {
             Family::Auto => crate::agent::nettools::pick_address(addrs),

@@ -263,6 +263,20 @@ impl Client {
                 .and_then(|i| i.downcast_ref::<rustls::Error>())
                 .cloned();
             match tls {
+                Some(
+                    t @ rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName
+                        | rustls::CertificateError::NotValidForNameContext { .. },
+                    ),
+                ) => Failure::new(
+                    Code::TlsUntrusted,
+                    format!(
+                        "TLS handshake with {host}: the server's certificate does not name {host}; \
+                         ask for a name or address it lists, or insecure: true to look anyway \
+                         ({})",
+                        bounded(t.to_string())
+                    ),
+                ),
                 Some(t @ rustls::Error::InvalidCertificate(_)) => Failure::new(
                     Code::TlsUntrusted,
                     format!(

@@ -171,7 +171,7 @@ impl WifiTools {
             tls: tls_of(a.ca_pem, a.insecure)?,
             connect_timeout: Duration::from_secs(10),
         };
-        let dns = self.agent.dns();
+        let dns = self.agent.net_dns().await;
         match tokio::time::timeout(Duration::from_secs(30), captive::check(&dns, &url, &fetch))
             .await
         {
@@ -210,7 +210,7 @@ impl WifiTools {
     ) -> Result<Json<CaptiveLogin>, Failure> {
         let (login, limit) = login_of(a, &self.agent.options().check_url)?;
         let progress = Progress::new(peer, &meta);
-        let dns = self.agent.dns();
+        let dns = self.agent.net_dns().await;
         let r = tokio::time::timeout(
             limit,
             captive::login(&dns, &login, |n, msg| progress.send(n, 4, msg)),

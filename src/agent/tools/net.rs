@@ -74,7 +74,9 @@ pub struct HttpRequestArgs {
     /// Complete the TLS handshake whatever the certificate (default false); the result says
     /// `insecure: true` and whether the chain would have verified.
     pub insecure: Option<bool>,
-    /// Address family for a name with both: auto (IPv4 first, default), ipv4 or ipv6.
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
     pub family: Option<Family>,
     /// Send the cookies earlier responses on this WiFi set, and keep new ones (default true).
     /// The jar is cleared on disconnect.
@@ -105,7 +107,9 @@ pub struct PortCheckArgs {
     pub ca_pem: Option<String>,
     /// For tls: complete the handshake whatever the certificate (default false).
     pub insecure: Option<bool>,
-    /// Address family for names with both: auto (default), ipv4 or ipv6.
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
     pub family: Option<Family>,
     /// Each connect (and handshake) waits this long, ms (default 3000, 100-30000); no answer in
     /// that time is `filtered`.
@@ -178,7 +182,9 @@ pub struct ThroughputArgs {
     pub ca_pem: Option<String>,
     /// For https: complete the handshake whatever the certificate (default false).
     pub insecure: Option<bool>,
-    /// Address family for a name with both: auto (default), ipv4 or ipv6.
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
     pub family: Option<Family>,
 }
 
@@ -194,7 +200,9 @@ pub struct TracerouteArgs {
     pub probes: Option<u32>,
     /// Each probe waits this long for an answer, ms (default 1000, 100-5000).
     pub wait_ms: Option<u64>,
-    /// Address family for a name with both: auto (default), ipv4 or ipv6.
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
     pub family: Option<Family>,
     /// Give up after this many seconds (default 60, max 300).
     pub timeout_secs: Option<u64>,
@@ -329,7 +337,7 @@ impl WifiTools {
         let (req, limit) = http_request_of(a)?;
         let progress = Progress::new(peer, &meta);
         progress.send(0, 1, format!("{} {}", req.method, req.url));
-        let dns = self.agent.dns();
+        let dns = self.agent.net_dns().await;
         let r = within(limit, "network_http_request", http::request(&dns, &req)).await;
         progress.send(1, 1, "done".into());
         progress.flush().await;
@@ -366,7 +374,7 @@ impl WifiTools {
             timeout_secs: a.timeout_secs.or(Some(10)),
         })?;
         req.cookies = false;
-        let dns = self.agent.dns();
+        let dns = self.agent.net_dns().await;
         let r = within(limit, "network_http_get", http::request(&dns, &req)).await?;
         Ok(Json(HttpReport {
             url: r.url,
@@ -440,11 +448,17 @@ impl WifiTools {
         let started = Instant::now();
         let progress = Progress::new(peer, &meta);
         let total = targets.len();
-        let dns = self.agent.dns();
+        let dns = self.agent.net_dns().await;
+        let family = a.family.unwrap_or_default();
+        // The family against the box's, and each literal against the family, before anything
+        // is sent: one clear failure rather than a table of them.
+        for t in &targets {
+            crate::agent::net::conn::check_family(&dns, &t.host, family)?;
+        }
         let results = ports::check(
             &dns,
             &targets,
-            a.family.unwrap_or_default(),
+            family,
             Duration::from_millis(ms),
             tls.as_ref(),
             |n| progress.send(n, total, format!("{n} of {total} checked")),
@@ -477,7 +491,7 @@ impl WifiTools {
         let d = download_of(a)?;
         let total = d.duration.as_secs() as usize;
         let progress = Progress::new(peer, &meta);
-        let dns = self.agent.dns();
+        let dns = self.agent.net_dns().await;
         // Setup (DNS, connect, TLS, headers) gets its own bound on top of the download's.
         let r = within(
             d.duration + Duration::from_secs(15),
@@ -531,7 +545,7 @@ impl WifiTools {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let dns = self.agent.dns();
+        let dns = self.agent.net_dns().await;
         let (ip, _) =
             crate::agent::net::conn::resolve(&dns, &host, a.family.unwrap_or_default()).await?;
         let scope = self
@@ -597,7 +611,13 @@ impl WifiTools {
             )));
         }
         let servers: Vec<SocketAddr> = match &a.server {
-            Some(s) => vec![dns_server(s)?],
+            Some(s) => {
+                let server = dns_server(s)?;
+                if let Some(stacks) = self.agent.net_dns().await.stacks() {
+                    stacks.allows(server.ip())?;
+                }
+                vec![server]
+            }
             None => self
                 .agent
                 .dns()

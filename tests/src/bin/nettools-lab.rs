@@ -9,7 +9,12 @@
 //! - TCP :8081 accepts and closes (an open port; :8082 is the one the guest firewalls, :8083
 //!   has nothing);
 //! - TCP :8084 answers any request with an endless 200 body (the throughput source);
-//! - UDP :5300 answers every DNS question with SERVFAIL.
+//! - UDP :5300 answers every DNS question with SERVFAIL;
+//! - `/peer` (HTTP and HTTPS) answers the address the request came from (the box's, as the
+//!   server saw it).
+//!
+//! Every listener is dual-stack (`[::]`, `IPV6_V6ONLY` off): the same servers answer over IPv4
+//! and over the AP's IPv6 addresses (`--names` may list them, for the leaf's IP SANs).
 //!
 //! Writes `DIR/ready` when all listen. Usage: `nettools-lab DIR NAME[,NAME...]`.
 
@@ -22,19 +27,37 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
+/// The host part of a `Host` header: `name`, `name:port`, `[v6]` or `[v6]:port` (brackets
+/// kept, so it goes back into a URL as it is).
+fn host_part(h: &str) -> &str {
+    match h.strip_prefix('[') {
+        Some(rest) => rest.find(']').map_or(h, |i| &h[..i + 2]),
+        None => h.split(':').next().unwrap_or(h),
+    }
+}
+
+/// The client's address as text: an IPv4 peer of the dual-stack socket without its `::ffff:`.
+fn peer_text(peer: std::net::SocketAddr) -> String {
+    match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        ip => ip.to_string(),
+    }
+}
+
 async fn handle(
     r: hyper::Request<hyper::body::Incoming>,
+    peer: std::net::SocketAddr,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let b = hyper::Response::builder();
-    let host = r
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("ap.test")
-        .split(':')
-        .next()
-        .unwrap_or("ap.test")
-        .to_string();
+    let host = host_part(
+        r.headers()
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("ap.test"),
+    )
+    .to_string();
     let method = r.method().to_string();
     let cookie = r
         .headers()
@@ -66,6 +89,7 @@ async fn handle(
             .status(200)
             .header("set-cookie", "lab=1; Path=/")
             .body(Full::new(Bytes::from_static(b"cookie set"))),
+        "/peer" => b.status(200).body(Full::new(Bytes::from(peer_text(peer)))),
         "/echo" => b.status(200).body(Full::new(Bytes::from(format!(
             "{method} cookie=[{cookie}] body=[{}]",
             String::from_utf8_lossy(&body)
@@ -125,23 +149,23 @@ async fn main() {
     std::fs::write(dir.join("ca.pem"), ca_pem).expect("ca.pem");
     std::fs::write(dir.join("leaf-not-after"), not_after.to_string()).expect("not-after");
 
-    let https = tokio::net::TcpListener::bind("0.0.0.0:8443")
+    let https = tokio::net::TcpListener::bind("[::]:8443")
         .await
         .expect(":8443");
-    let http = tokio::net::TcpListener::bind("0.0.0.0:8080")
+    let http = tokio::net::TcpListener::bind("[::]:8080")
         .await
         .expect(":8080");
-    let open = tokio::net::TcpListener::bind("0.0.0.0:8081")
+    let open = tokio::net::TcpListener::bind("[::]:8081")
         .await
         .expect(":8081");
-    let firewalled = tokio::net::TcpListener::bind("0.0.0.0:8082")
+    let firewalled = tokio::net::TcpListener::bind("[::]:8082")
         .await
         .expect(":8082");
-    let servfail = tokio::net::UdpSocket::bind("0.0.0.0:5300")
+    let servfail = tokio::net::UdpSocket::bind("[::]:5300")
         .await
         .expect(":5300");
 
-    let source = tokio::net::TcpListener::bind("0.0.0.0:8084")
+    let source = tokio::net::TcpListener::bind("[::]:8084")
         .await
         .expect(":8084");
     tokio::spawn(async move {
@@ -166,14 +190,14 @@ async fn main() {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = https.accept().await else {
+            let Ok((s, peer)) = https.accept().await else {
                 continue;
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(t) = acceptor.accept(s).await {
                     let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(t), service_fn(handle))
+                        .serve_connection(TokioIo::new(t), service_fn(move |r| handle(r, peer)))
                         .await;
                 }
             });
@@ -181,12 +205,12 @@ async fn main() {
     });
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = http.accept().await else {
+            let Ok((s, peer)) = http.accept().await else {
                 continue;
             };
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), service_fn(handle)),
+                    .serve_connection(TokioIo::new(s), service_fn(move |r| handle(r, peer))),
             );
         }
     });
@@ -216,7 +240,7 @@ async fn main() {
     });
     std::fs::write(dir.join("ready"), "").expect("ready");
     eprintln!(
-        "nettools-lab: listening (https 8443, http 8080, tcp 8081/8082, source 8084, dns servfail udp 5300)"
+        "nettools-lab: listening on [::] (IPv4 and IPv6): https 8443, http 8080, tcp 8081/8082, source 8084, dns servfail udp 5300"
     );
     std::future::pending::<()>().await;
 }

@@ -21,15 +21,24 @@ $IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/nu
   --port=0 --no-resolv --no-hosts --interface="$AP_WPA2_IFACE" --bind-dynamic --enable-ra \
   --dhcp-range="::,constructor:$AP_WPA2_IFACE,ra-only,64,1h" --ra-param="$AP_WPA2_IFACE,10,600" \
   --pid-file=/run/dnsmasq-ra.pid --log-facility=$LOGS/dnsmasq-ra.log </dev/null >/dev/null 2>&1 &
+# The IPv6 checks (tests/src/bin/hwsim-agent-client/v6.rs): the AP's DNS (the lease's server)
+# answers AAAA for ap.test too (a hosts file its dnsmasq reads as it appears, see lab-setup.sh);
+# fd00:78::1 on the AP's lo, reached through the RA default route, is an address the lab's
+# leaf certificate does not name.
+printf '%s ap.test\n%s ap.test\n' "$AP_WPA2_IP" "$AP_WPA2_IPV6" > /run/hwsim/ap-test.hosts
+mv /run/hwsim/ap-test.hosts /run/hwsim/hosts-wpa2/ap-test
+export AP_WPA2_IPV6_NOSAN=fd00:78::1
+$IP -n "$AP_WPA2_NETNS" addr add "$AP_WPA2_IPV6_NOSAN/128" dev lo nodad
 
 # The network tools' servers, in the WPA2 AP's netns (tests/src/bin/nettools-lab.rs): HTTPS with
 # a throwaway CA → intermediate → leaf chain on :8443, HTTP redirects / cookies / echo on :8080,
 # TCP :8081 open, :8082 firewalled (an nft drop rule), :8083 closed, :8084 an endless download
 # (the client limits the AP's bandwidth with tc around its throughput check), DNS SERVFAIL on udp :5300 and
 # udp :5301 dropped (a DNS timeout); a second dnsmasq on :5353, authoritative for lab.test with a
-# record of each type (A AAAA CNAME MX TXT NS SRV PTR).
+# record of each type (A AAAA CNAME MX TXT NS SRV PTR). All of them answer over IPv6 too (the
+# servers on [::], dnsmasq on fd00:77::1 as well; the nft table is `inet`: both families).
 export NETTOOLS_DIR=/run/nettools
-$IP netns exec "$AP_WPA2_NETNS" nettools-lab $NETTOOLS_DIR "ap.test,$AP_WPA2_IP" \
+$IP netns exec "$AP_WPA2_NETNS" nettools-lab $NETTOOLS_DIR "ap.test,$AP_WPA2_IP,$AP_WPA2_IPV6" \
   > $LOGS/nettools-lab.log 2>&1 &
 modprobe nf_tables || echo "modprobe nf_tables failed"
 modprobe sch_tbf || echo "modprobe sch_tbf failed"
@@ -38,8 +47,8 @@ printf '%s\n' 'table inet nettools {' ' chain input {' '  type filter hook input
 $IP netns exec "$AP_WPA2_NETNS" nft -f /run/nettools.nft > $LOGS/nft.log 2>&1 || echo "nft failed: $(cat $LOGS/nft.log)"
 export NETTOOLS_REC_IP=${AP_WPA2_IP%.*}.80
 $IP netns exec "$AP_WPA2_NETNS" dnsmasq --keep-in-foreground --conf-file=/dev/null --user=root \
-  --port=5353 --listen-address="$AP_WPA2_IP" --bind-interfaces --no-resolv --no-hosts \
-  --auth-zone="lab.test,$AP_WPA2_SUBNET,fd00:77::/64" --auth-server="ns.lab.test,$AP_WPA2_IP" \
+  --port=5353 --listen-address="$AP_WPA2_IP" --listen-address="$AP_WPA2_IPV6" --bind-interfaces --no-resolv --no-hosts \
+  --auth-zone="lab.test,$AP_WPA2_SUBNET,fd00:77::/64" --auth-server="ns.lab.test,$AP_WPA2_IP,$AP_WPA2_IPV6" \
   --auth-soa=1,hostmaster.lab.test --host-record="rec.lab.test,$NETTOOLS_REC_IP,fd00:77::80" \
   --host-record="ns.lab.test,$AP_WPA2_IP" --cname=alias.lab.test,rec.lab.test \
   --mx-host=lab.test,mail.lab.test,10 --txt-record=lab.test,"v=lab1 nettools" \
@@ -59,6 +68,12 @@ $IP -n far link set lo up
 $IP -n far route add default via 10.99.0.1
 $IP netns exec "$AP_WPA2_NETNS" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
 export NETTOOLS_FAR_IP=10.99.0.2
+# ... and over IPv6: fd00:99::/64 on the same veth pair, the AP's netns forwarding IPv6 too.
+$IP -n "$AP_WPA2_NETNS" addr add fd00:99::1/64 dev nt-ap nodad
+$IP -n far addr add fd00:99::2/64 dev nt-far nodad
+$IP -n far -6 route add default via fd00:99::1
+$IP netns exec "$AP_WPA2_NETNS" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/forwarding'
+export NETTOOLS_FAR_IPV6=fd00:99::2
 
 # The captive portal of our own, in the open AP's netns (tests/src/bin/captive-lab.rs): on :8090
 # the check URL redirects (302 → 302 → the portal page) until a cookie the portal issued comes

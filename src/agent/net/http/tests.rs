@@ -88,6 +88,11 @@ async fn serve_plain() -> u16 {
 
 /// A CA, an intermediate and a leaf for 127.0.0.1 / localhost; (CA PEM, server config).
 fn pki() -> (String, rustls::ServerConfig) {
+    pki_for(&["localhost", "127.0.0.1"])
+}
+
+/// [`pki`] with a leaf for `names` (DNS names or IP addresses).
+fn pki_for(names: &[&str]) -> (String, rustls::ServerConfig) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(vec![]).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -103,7 +108,7 @@ fn pki() -> (String, rustls::ServerConfig) {
     let int_issuer = Issuer::new(int, &int_key);
     let leaf_key = KeyPair::generate().unwrap();
     let mut leaf =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     leaf.distinguished_name
         .push(DnType::CommonName, "localhost");
     leaf.not_after = rcgen::date_time_ymd(2090, 1, 1);
@@ -122,7 +127,11 @@ fn pki() -> (String, rustls::ServerConfig) {
 }
 
 async fn serve_tls(cfg: rustls::ServerConfig) -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_tls_on(cfg, "127.0.0.1:0").await
+}
+
+async fn serve_tls_on(cfg: rustls::ServerConfig, addr: &str) -> u16 {
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
     let port = l.local_addr().unwrap().port();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     tokio::spawn(async move {
@@ -243,6 +252,40 @@ async fn https_untrusted_then_trusted_with_ca_pem_then_insecure() {
     assert!(
         tls.insecure && !tls.verified && tls.verify_error.is_some(),
         "{tls:?}"
+    );
+}
+
+/// HTTPS to an IPv6 literal: the address is checked against the leaf's IP SANs — a leaf that
+/// does not list `::1` is `tls_untrusted` with a text that says so (even with the CA given), one
+/// that does verifies; the peer and family are the IPv6 ones.
+#[tokio::test]
+async fn https_to_an_ipv6_literal_checks_the_address_against_the_sans() {
+    let (ca_pem, cfg) = pki();
+    let port = serve_tls_on(cfg, "[::1]:0").await;
+    let mut r = req(&format!("https://[::1]:{port}/echo"));
+    r.tls.ca_pem = Some(ca_pem);
+    let e = request(&dns(), &r).await.unwrap_err();
+    assert_eq!(e.code, Code::TlsUntrusted, "{e}");
+    assert!(
+        e.text.contains("does not name ::1") && e.text.contains("127.0.0.1"),
+        "{e}"
+    );
+    let (ca_pem, cfg) = pki_for(&["localhost", "::1"]);
+    let port = serve_tls_on(cfg, "[::1]:0").await;
+    let mut r = req(&format!("https://[::1]:{port}/echo"));
+    r.tls.ca_pem = Some(ca_pem);
+    r.family = Family::Ipv6;
+    let got = request(&dns(), &r).await.unwrap();
+    let tls = got.tls.as_ref().expect("tls facts");
+    assert!(tls.verified, "{tls:?}");
+    assert!(
+        tls.chain[0].sans.contains(&"IP:::1".to_string()),
+        "{:?}",
+        tls.chain[0].sans
+    );
+    assert_eq!(
+        (got.peer.as_str(), got.family.as_str(), got.status),
+        (format!("[::1]:{port}").as_str(), "ipv6", 200)
     );
 }
 

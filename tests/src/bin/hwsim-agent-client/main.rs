@@ -16,6 +16,7 @@ mod elicit;
 mod nettools;
 mod protocol;
 mod radio;
+mod v6;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -452,6 +453,7 @@ async fn full_suite(r: &mut Run) {
         &i,
     );
     nettools::nettools_suite(r).await;
+    v6::v6_suite(r).await;
 
     // Disconnect removes the routes; reconnect brings them back.
     r.ok("disconnect", "wifi_disconnect", json!({})).await;
@@ -545,6 +547,7 @@ async fn full_suite(r: &mut Run) {
                 .is_some_and(|u| u.contains("portal")),
         &cap,
     );
+    v6::no_v6_suite(r).await;
 
     // Enterprise.
     let ca = std::fs::read_to_string(env("AP_EAP_CA_CERT")).unwrap_or_default();

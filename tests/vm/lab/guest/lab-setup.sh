@@ -75,8 +75,11 @@ AP_${N}_NETNS=$ns"
   # hostapd in the foreground, backgrounded here: all APs start in parallel.
   $IP netns exec "$ns" hostapd -t -d -f "$L/hostapd-$name.log" -P "$H/hostapd-$name.pid" \
     "$H/hostapd-$name.conf" </dev/null >/dev/null 2>&1 &
+  # $H/hosts-NAME/: hosts files a suite may add later (dnsmasq reads them as they appear, and they
+  # win over --address), e.g. an AAAA record for ap.test where a suite gives the AP IPv6.
+  mkdir -p "$H/hosts-$name"
   $IP netns exec "$ns" dnsmasq --keep-in-foreground --conf-file=/dev/null --user=root \
-    --no-resolv --no-hosts --no-poll --interface="$ifc" --bind-dynamic \
+    --no-resolv --no-hosts --no-poll --interface="$ifc" --bind-dynamic --hostsdir="$H/hosts-$name" \
     --dhcp-range="10.0.$k.100,10.0.$k.199,255.255.255.0,1h" --dhcp-authoritative --no-ping \
     --dhcp-option=option:router,"$gw" --dhcp-option=option:dns-server,"$gw" \
     --address=/ap.test/"$gw" --address=/www.example.test/"$gw" --local=/test/ \
