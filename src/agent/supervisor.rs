@@ -222,14 +222,7 @@ impl Wpa {
         loop {
             tokio::select! {
                 _ = async { let _ = paused.wait_for(|p| *p).await; } => {
-                    let client = self.client.borrow().clone();
-                    if let Some(c) = client {
-                        let _ = c.request(&crate::wpa::Command::Terminate).await;
-                    }
-                    if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
-                        let _ = child.kill().await;
-                    }
-                    return Ok(child.wait().await?);
+                    return self.terminate(&mut child).await;
                 }
                 status = child.wait() => return Ok(status?),
                 _ = keepalive.tick() => {
@@ -251,17 +244,28 @@ impl Wpa {
                     }
                 },
                 _ = self.stop.cancelled() => {
-                    let client = self.client.borrow().clone();
-                    if let Some(c) = client {
-                        let _ = c.request(&crate::wpa::Command::Terminate).await;
-                    }
-                    if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
-                        let _ = child.kill().await;
-                    }
-                    return Ok(child.wait().await?);
+                    return self.terminate(&mut child).await;
                 }
             }
         }
+    }
+
+    /// Ask wpa_supplicant to TERMINATE (it deauthenticates and cleans up), kill it after 3 s.
+    async fn terminate(
+        &self,
+        child: &mut tokio::process::Child,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let client = self.client.borrow().clone();
+        if let Some(c) = client {
+            let _ = c.request(&crate::wpa::Command::Terminate).await;
+        }
+        if tokio::time::timeout(Duration::from_secs(3), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+        Ok(child.wait().await?)
     }
 
     async fn restore(&self, client: &CtrlClient) {

@@ -9,6 +9,23 @@ use serde_json::{Value, json};
 
 use crate::{Run, env};
 
+/// Add (`on`) or remove the 2 Mbit/s tbf limit on the WPA2 AP's interface (tc in its netns),
+/// for the throughput checks.
+pub(crate) fn tbf_2mbit(on: bool) -> std::io::Result<std::process::Output> {
+    let (ns, dev) = (env("AP_WPA2_NETNS"), env("AP_WPA2_IFACE"));
+    let mut tc = std::process::Command::new("/usr/bin/ip");
+    tc.args(["netns", "exec", &ns, "/usr/sbin/tc", "qdisc"]);
+    if on {
+        tc.args([
+            "add", "dev", &dev, "root", "tbf", "rate", "2mbit", "burst", "16kb",
+        ])
+        .args(["latency", "300ms"]);
+    } else {
+        tc.args(["del", "dev", &dev, "root"]);
+    }
+    tc.output()
+}
+
 fn has(v: &Value, needle: &str) -> bool {
     v.as_array()
         .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(needle)))
@@ -331,17 +348,7 @@ pub(crate) async fn nettools_suite(r: &mut Run) {
     );
 
     // --- throughput under a tc limit ------------------------------------------------------------
-    let (ns, dev) = (env("AP_WPA2_NETNS"), env("AP_WPA2_IFACE"));
-    let tc = |args: &[&str]| {
-        std::process::Command::new("/usr/bin/ip")
-            .args(["netns", "exec", &ns, "/usr/sbin/tc"])
-            .args(args)
-            .output()
-    };
-    let added = tc(&[
-        "qdisc", "add", "dev", &dev, "root", "tbf", "rate", "2mbit", "burst", "16kb", "latency",
-        "300ms",
-    ]);
+    let added = tbf_2mbit(true);
     r.check(
         "throughput: a 2 Mbit/s tbf limit on the AP's interface (tc in its netns)",
         added.as_ref().is_ok_and(|o| o.status.success()),
@@ -355,7 +362,7 @@ pub(crate) async fn nettools_suite(r: &mut Run) {
             json!({"url": format!("http://{gw}:8084/"), "seconds": 4}),
         )
         .await;
-    let removed = tc(&["qdisc", "del", "dev", &dev, "root"]);
+    let removed = tbf_2mbit(false);
     let progress = r
         .progress_when(|p| p.iter().filter(|m| m.contains(" s: ")).count() >= 3)
         .await;

@@ -295,17 +295,7 @@ pub(crate) async fn v6_suite(r: &mut Run) {
     );
 
     // --- throughput under the same tc limit --------------------------------------------------------
-    let (ns, dev) = (env("AP_WPA2_NETNS"), env("AP_WPA2_IFACE"));
-    let tc = |args: &[&str]| {
-        std::process::Command::new("/usr/bin/ip")
-            .args(["netns", "exec", &ns, "/usr/sbin/tc"])
-            .args(args)
-            .output()
-    };
-    let added = tc(&[
-        "qdisc", "add", "dev", &dev, "root", "tbf", "rate", "2mbit", "burst", "16kb", "latency",
-        "300ms",
-    ]);
+    let added = crate::nettools::tbf_2mbit(true);
     let t = r
         .ok(
             "v6: throughput download",
@@ -313,7 +303,7 @@ pub(crate) async fn v6_suite(r: &mut Run) {
             json!({"url": "http://ap.test:8084/", "family": "ipv6", "seconds": 4}),
         )
         .await;
-    let removed = tc(&["qdisc", "del", "dev", &dev, "root"]);
+    let removed = crate::nettools::tbf_2mbit(false);
     let g = t["goodput_mbps"].as_f64().unwrap_or(0.0);
     r.check(
         "v6: throughput over IPv6 within 20 % of the 2 Mbit/s tbf limit",
@@ -333,6 +323,7 @@ pub(crate) async fn v6_suite(r: &mut Run) {
     // The AP answers hop 1 from the source address its kernel picks for the box: fd00:77::1, or
     // the SLAAC address its own interface took from its own router advertisements (it hears
     // them too), which shares more bits with the box's. Either is the AP: one of its addresses.
+    let (ns, dev) = (env("AP_WPA2_NETNS"), env("AP_WPA2_IFACE"));
     let ap_v6: Vec<String> = std::process::Command::new("/usr/bin/ip")
         .args([
             "-n", &ns, "-6", "-o", "addr", "show", "dev", &dev, "scope", "global",
