@@ -466,17 +466,22 @@ mod tests {
         assert!(!Filter::Tcp(53).keeps(&dns), "DNS over UDP is not tcp:53");
     }
 
-    /// A packet socket on loopback (needs CAP_NET_RAW: root, as the tests run) and a task
-    /// sending `n` UDP datagrams of `len` bytes to 127.0.0.1:9, one every `gap_ms`.
+    /// A packet socket on loopback (needs CAP_NET_RAW: root, as the tests run).
+    fn lo_socket() -> PacketSocket {
+        if nix::unistd::geteuid().as_raw() != 0 {
+            panic!("this test opens a packet socket: run it as root");
+        }
+        PacketSocket::open(1).expect("packet socket on lo")
+    }
+
+    /// [`lo_socket`] and a task sending `n` UDP datagrams of `len` bytes to 127.0.0.1:9, one
+    /// every `gap_ms`.
     fn lo_with_traffic(
         n: usize,
         len: usize,
         gap_ms: u64,
     ) -> (PacketSocket, tokio::task::JoinHandle<()>) {
-        if nix::unistd::geteuid().as_raw() != 0 {
-            panic!("this test opens a packet socket: run it as root");
-        }
-        let sock = PacketSocket::open(1).expect("packet socket on lo");
+        let sock = lo_socket();
         let send = tokio::spawn(async move {
             let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let payload = vec![0u8; len];
@@ -523,7 +528,7 @@ mod tests {
     /// parallel) must not fill the capture.
     #[tokio::test]
     async fn ticks_come_once_a_second_and_grow() {
-        let (sock, _) = lo_with_traffic(0, 0, 0);
+        let sock = lo_socket();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let send = tokio::spawn(async move {
