@@ -411,19 +411,15 @@ impl Agent {
         self.wpa.restarts()
     }
 
-    /// The WiFi interface's DNS resolver (servers from the lease, else resolv.conf).
-    pub fn dns(&self) -> nettools::Dns {
+    /// The network tools' resolver: the WiFi's DNS servers (from the lease, else resolv.conf),
+    /// knowing which address families the network gave the box (its addresses now), so a family
+    /// it did not give fails before anything is sent and `auto` picks one the box can use.
+    pub async fn dns(&self) -> nettools::Dns {
         let servers = self
             .lease()
             .map(|l| l.dns.into_iter().map(std::net::IpAddr::V4).collect())
             .unwrap_or_default();
-        nettools::Dns::new(servers, &self.opts.resolv_conf)
-    }
-
-    /// [`Agent::dns`], knowing which address families the network gave the box (its addresses
-    /// now): what the network tools resolve and connect with.
-    pub async fn net_dns(&self) -> nettools::Dns {
-        let dns = self.dns();
+        let dns = nettools::Dns::new(servers, &self.opts.resolv_conf);
         match self.net.addresses().await {
             Ok(a) => dns.with_stacks(crate::agent::net::stacks::Stacks::of(&a)),
             Err(_) => dns,

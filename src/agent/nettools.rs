@@ -18,6 +18,8 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 pub struct PingReport {
     /// The address pinged.
     pub target: String,
+    /// Its family: ipv4 or ipv6.
+    pub family: String,
     /// Echo requests sent.
     pub sent: u32,
     /// Echo replies received.
@@ -275,6 +277,7 @@ fn ping_blocking(
     let avg = (!rtts.is_empty()).then(|| rtts.iter().sum::<f64>() / rtts.len() as f64);
     Ok(PingReport {
         target: target.to_string(),
+        family: crate::agent::net::target::family_of(target).into(),
         sent: count,
         received: rtts.len() as u32,
         rtt_ms: rtts,

@@ -57,6 +57,7 @@ fn fetch() -> Fetch {
     Fetch {
         tls: TlsOptions::default(),
         connect_timeout: Duration::from_secs(5),
+        family: Default::default(),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct CheckResult {
     pub portal_url: Option<String>,
     /// What went wrong, when there was no answer.
     pub error: Option<String>,
+    /// The address family the check URL was reached over (ipv4 or ipv6), when it answered.
+    pub family: Option<String>,
     /// Time taken in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -76,6 +78,8 @@ pub struct Fetch {
     pub tls: TlsOptions,
     /// Each connect's limit.
     pub connect_timeout: Duration,
+    /// The address family of every request.
+    pub family: Family,
 }
 
 fn get(url: url::Url, f: &Fetch, follow: bool) -> http::Request {
@@ -88,7 +92,7 @@ fn get(url: url::Url, f: &Fetch, follow: bool) -> http::Request {
         follow_redirects: follow,
         max_redirects: MAX_REDIRECTS,
         tls: f.tls.clone(),
-        family: Family::Auto,
+        family: f.family,
         cookies: true,
         connect_timeout: f.connect_timeout,
     }
@@ -148,11 +152,13 @@ pub async fn probe(
         status: None,
         portal_url: None,
         error: None,
+        family: None,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     match &got {
         Ok(r) => {
             c.status = Some(r.status);
+            c.family = Some(r.family.clone());
             c.connectivity = classify(Some(r.status), r.body_bytes);
             c.portal_url = header(r, "location").map(str::to_string);
         }
@@ -504,7 +510,7 @@ pub async fn login(
         follow_redirects: true,
         max_redirects: MAX_REDIRECTS,
         tls: l.fetch.tls.clone(),
-        family: Family::Auto,
+        family: l.fetch.family,
         cookies: true,
         connect_timeout: l.fetch.connect_timeout,
     };

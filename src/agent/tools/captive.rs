@@ -16,7 +16,7 @@ use super::router::WifiTools;
 use crate::agent::failure::{Code, Failure};
 use crate::agent::net::captive::{self, CaptiveCheck, CaptiveLogin, Fetch, Login};
 use crate::agent::net::portal::{self, FieldValue};
-use crate::agent::net::target;
+use crate::agent::net::target::{self, Family};
 use crate::agent::net::tls::TlsOptions;
 
 /// The most fields a caller sets.
@@ -35,6 +35,10 @@ pub struct CaptiveCheckArgs {
     pub ca_pem: Option<String>,
     /// For an https portal: read it whatever its certificate (default false).
     pub insecure: Option<bool>,
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
+    pub family: Option<Family>,
 }
 
 /// `network_captive_login` arguments.
@@ -62,8 +66,21 @@ pub struct CaptiveLoginArgs {
     pub ca_pem: Option<String>,
     /// For an https portal: talk to it whatever its certificate (default false).
     pub insecure: Option<bool>,
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
+    pub family: Option<Family>,
     /// Give up after this many seconds, every step included (default 30, max 120).
     pub timeout_secs: Option<u64>,
+}
+
+/// Before anything is sent: `family` against the box's, and a literal host of `url` against it.
+pub(super) fn check_family(
+    dns: &crate::agent::nettools::Dns,
+    url: &url::Url,
+    family: Family,
+) -> Result<(), Failure> {
+    crate::agent::net::conn::check_family(dns, &target::url_host(url), family)
 }
 
 fn tls_of(ca_pem: Option<String>, insecure: Option<bool>) -> Result<TlsOptions, Failure> {
@@ -138,6 +155,7 @@ pub fn login_of(a: CaptiveLoginArgs, default_check: &str) -> Result<(Login, Dura
             fetch: Fetch {
                 tls: tls_of(a.ca_pem, a.insecure)?,
                 connect_timeout: Duration::from_secs(10).min(timeout),
+                family: a.family.unwrap_or_default(),
             },
         },
         timeout,
@@ -170,8 +188,10 @@ impl WifiTools {
         let fetch = Fetch {
             tls: tls_of(a.ca_pem, a.insecure)?,
             connect_timeout: Duration::from_secs(10),
+            family: a.family.unwrap_or_default(),
         };
-        let dns = self.agent.net_dns().await;
+        let dns = self.agent.dns().await;
+        check_family(&dns, &url, fetch.family)?;
         match tokio::time::timeout(Duration::from_secs(30), captive::check(&dns, &url, &fetch))
             .await
         {
@@ -210,7 +230,11 @@ impl WifiTools {
     ) -> Result<Json<CaptiveLogin>, Failure> {
         let (login, limit) = login_of(a, &self.agent.options().check_url)?;
         let progress = Progress::new(peer, &meta);
-        let dns = self.agent.net_dns().await;
+        let dns = self.agent.dns().await;
+        check_family(&dns, &login.check_url, login.fetch.family)?;
+        if let Some(u) = &login.page_url {
+            check_family(&dns, u, login.fetch.family)?;
+        }
         let r = tokio::time::timeout(
             limit,
             captive::login(&dns, &login, |n, msg| progress.send(n, 4, msg)),

@@ -337,7 +337,7 @@ impl WifiTools {
         let (req, limit) = http_request_of(a)?;
         let progress = Progress::new(peer, &meta);
         progress.send(0, 1, format!("{} {}", req.method, req.url));
-        let dns = self.agent.net_dns().await;
+        let dns = self.agent.dns().await;
         let r = within(limit, "network_http_request", http::request(&dns, &req)).await;
         progress.send(1, 1, "done".into());
         progress.flush().await;
@@ -374,7 +374,7 @@ impl WifiTools {
             timeout_secs: a.timeout_secs.or(Some(10)),
         })?;
         req.cookies = false;
-        let dns = self.agent.net_dns().await;
+        let dns = self.agent.dns().await;
         let r = within(limit, "network_http_get", http::request(&dns, &req)).await?;
         Ok(Json(HttpReport {
             url: r.url,
@@ -448,7 +448,7 @@ impl WifiTools {
         let started = Instant::now();
         let progress = Progress::new(peer, &meta);
         let total = targets.len();
-        let dns = self.agent.net_dns().await;
+        let dns = self.agent.dns().await;
         let family = a.family.unwrap_or_default();
         // The family against the box's, and each literal against the family, before anything
         // is sent: one clear failure rather than a table of them.
@@ -491,7 +491,7 @@ impl WifiTools {
         let d = download_of(a)?;
         let total = d.duration.as_secs() as usize;
         let progress = Progress::new(peer, &meta);
-        let dns = self.agent.net_dns().await;
+        let dns = self.agent.dns().await;
         // Setup (DNS, connect, TLS, headers) gets its own bound on top of the download's.
         let r = within(
             d.duration + Duration::from_secs(15),
@@ -545,7 +545,7 @@ impl WifiTools {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let dns = self.agent.net_dns().await;
+        let dns = self.agent.dns().await;
         let (ip, _) =
             crate::agent::net::conn::resolve(&dns, &host, a.family.unwrap_or_default()).await?;
         let scope = self
@@ -610,17 +610,16 @@ impl WifiTools {
                 "attempts must be 1-5, got {attempts}"
             )));
         }
+        let dns = self.agent.dns().await;
         let servers: Vec<SocketAddr> = match &a.server {
             Some(s) => {
                 let server = dns_server(s)?;
-                if let Some(stacks) = self.agent.net_dns().await.stacks() {
+                if let Some(stacks) = dns.stacks() {
                     stacks.allows(server.ip())?;
                 }
                 vec![server]
             }
-            None => self
-                .agent
-                .dns()
+            None => dns
                 .servers()
                 .iter()
                 .map(|ip| SocketAddr::new(*ip, 53))

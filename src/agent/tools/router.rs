@@ -19,6 +19,7 @@ use super::progress::Progress;
 use super::schema::*;
 use super::translate::{eap_spec, inline_eap_secrets, profile_spec, psk_spec};
 use crate::agent::failure::{Code, Failure};
+use crate::agent::net::target::Family;
 use crate::agent::nettools::{self, Connectivity, PingReport};
 use crate::agent::{Agent, ConnectResult};
 use crate::validate::{self, Ssid};
@@ -388,8 +389,9 @@ impl WifiTools {
 
     #[tool(
         description = "Ping a host through the WiFi (ICMP or ICMPv6 echo). host: IPv4 or IPv6 \
-                       address or name (default: the gateway). Returns sent/received and \
-                       round-trip times (ms).",
+                       address or name (default: the gateway); family: auto, ipv4 or ipv6. \
+                       Returns the address and family used, sent/received and round-trip times \
+                       (ms).",
         annotations(title = "Ping", read_only_hint = true, open_world_hint = true)
     )]
     async fn network_ping(
@@ -401,8 +403,22 @@ impl WifiTools {
             return Err(Failure::invalid(format!("count must be 1-20, got {count}")));
         }
         let wait = timeout_within(a.timeout_secs, 2, 30)?;
+        let family = a.family.unwrap_or_default();
+        let dns = self.agent.dns().await;
         let host = match a.host {
-            Some(h) => h,
+            Some(h) => {
+                validate::host(&h).map_err(Failure::invalid)?;
+                h
+            }
+            None if family == Family::Ipv6 => {
+                // (checked first, so a network without IPv6 says so rather than "no router")
+                crate::agent::net::conn::check_family(&dns, "::", family)?;
+                self.default_router_v6().await.ok_or(Failure::new(
+                    Code::NotFound,
+                    "no IPv6 default router (the network sent no router advertisement with a \
+                     default route); give host",
+                ))?
+            }
             None => self
                 .agent
                 .lease()
@@ -413,15 +429,7 @@ impl WifiTools {
                     "not connected (no gateway); give host",
                 ))?,
         };
-        validate::host(&host).map_err(Failure::invalid)?;
-        let ip = self
-            .agent
-            .dns()
-            .lookup(&host)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let ip = nettools::pick_address(&ip)
-            .ok_or_else(|| Failure::new(Code::NotFound, format!("{host} has no address")))?;
+        let (ip, _) = crate::agent::net::conn::resolve(&dns, &host, family).await?;
         let scope = self
             .agent
             .net()
@@ -472,21 +480,38 @@ impl WifiTools {
 }
 
 impl WifiTools {
+    /// The IPv6 default router of the WiFi interface (a router advertisement's), if any.
+    async fn default_router_v6(&self) -> Option<String> {
+        let routes = self.agent.net().routes().await.ok()?;
+        routes
+            .into_iter()
+            .find(|r| {
+                r.family == crate::agent::netcfg::Family::Ipv6
+                    && r.destination == "default"
+                    && r.dev.as_deref() == Some(self.agent.iface())
+            })
+            .and_then(|r| r.gateway)
+    }
+
     async fn check(&self, a: CheckArgs) -> Result<CheckResult, Failure> {
         let url = a
             .url
             .unwrap_or_else(|| self.agent.options().check_url.clone());
         let parsed = crate::agent::net::target::web_url(&url)?;
+        let dns = self.agent.dns().await;
+        let family = a.family.unwrap_or_default();
+        super::captive::check_family(&dns, &parsed, family)?;
         let started = Instant::now();
         // The same request as network_check_captive's first step, with the session's cookies,
         // so a portal that unlocks by cookie reads `full` here too after network_captive_login.
         let fetch = crate::agent::net::captive::Fetch {
             tls: Default::default(),
             connect_timeout: Duration::from_secs(10),
+            family,
         };
         match tokio::time::timeout(
             Duration::from_secs(15),
-            crate::agent::net::captive::probe(&self.agent.dns(), &parsed, &fetch),
+            crate::agent::net::captive::probe(&dns, &parsed, &fetch),
         )
         .await
         {
@@ -497,6 +522,7 @@ impl WifiTools {
                 status: None,
                 portal_url: None,
                 error: Some("no answer within 15 s".into()),
+                family: None,
                 elapsed_ms: started.elapsed().as_millis() as u64,
             }),
         }

@@ -252,9 +252,14 @@ pub struct ForgetArgs {
 /// `network_ping` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PingArgs {
-    /// IPv4 or IPv6 address, or a host name (resolved through the WiFi's DNS; IPv4 preferred).
-    /// Default: the IPv4 gateway.
+    /// IPv4 or IPv6 address, or a host name (resolved through the WiFi's DNS). Default: the
+    /// gateway — the lease's IPv4 router, or with family ipv6 the IPv6 default router (from the
+    /// network's router advertisements).
     pub host: Option<String>,
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
+    pub family: Option<crate::agent::net::target::Family>,
     /// Echo requests to send (1-20, default 3).
     pub count: Option<u32>,
     /// Seconds to wait for each reply (default 2).
@@ -277,6 +282,10 @@ pub struct HttpGetArgs {
 pub struct CheckArgs {
     /// Connectivity-check URL answering 204 (default: the agent's configured one).
     pub url: Option<String>,
+    /// Address family: auto (default: IPv4 when the box has an IPv4 address and the name an A
+    /// record, else IPv6), ipv4 or ipv6; the result's `family` says which was used. ipv6 on a
+    /// network that gave the box no IPv6 address fails with family_unavailable, nothing sent.
+    pub family: Option<crate::agent::net::target::Family>,
 }
 
 /// `wifi_debug_logs` arguments.

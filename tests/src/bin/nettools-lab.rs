@@ -11,7 +11,11 @@
 //! - TCP :8084 answers any request with an endless 200 body (the throughput source);
 //! - UDP :5300 answers every DNS question with SERVFAIL;
 //! - `/peer` (HTTP and HTTPS) answers the address the request came from (the box's, as the
-//!   server saw it).
+//!   server saw it);
+//! - an IPv6-only captive portal under `/v6portal/` (any request over IPv4 gets 403): `check`
+//!   answers 302 → `page` until the `v6portal=ok` cookie comes back, then 204; `page` has a
+//!   form (a hidden token, an accept checkbox) posting to `login`, which sets the cookie only
+//!   when both come.
 //!
 //! Every listener is dual-stack (`[::]`, `IPV6_V6ONLY` off): the same servers answer over IPv4
 //! and over the AP's IPv6 addresses (`--names` may list them, for the leaf's IP SANs).
@@ -72,7 +76,43 @@ async fn handle(
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
+    let over_v6 = peer_text(peer).contains(':');
     let resp = match path.as_str() {
+        p if p.starts_with("/v6portal/") && !over_v6 => b.status(403).body(Full::new(
+            Bytes::from_static(b"this portal answers over IPv6 only"),
+        )),
+        "/v6portal/check" if cookie.split("; ").any(|c| c == "v6portal=ok") => {
+            b.status(204).body(Full::default())
+        }
+        "/v6portal/check" => b
+            .status(302)
+            .header("location", "/v6portal/page")
+            .body(Full::default()),
+        "/v6portal/page" => b
+            .status(200)
+            .header("content-type", "text/html")
+            .body(Full::new(Bytes::from_static(
+                b"<html><body><h1>IPv6 lab portal</h1><form action=\"/v6portal/login\" \
+                  method=\"post\"><input type=\"hidden\" name=\"t\" value=\"v6tok\">\
+                  <label><input type=\"checkbox\" name=\"accept\" value=\"yes\"> I accept\
+                  </label><button type=\"submit\">Go</button></form></body></html>",
+            ))),
+        "/v6portal/login" => {
+            let form = String::from_utf8_lossy(&body);
+            let given: Vec<&str> = form.split('&').collect();
+            if method == "POST" && given.contains(&"t=v6tok") && given.contains(&"accept=yes") {
+                b.status(302)
+                    .header("set-cookie", "v6portal=ok; Path=/")
+                    .header("location", "/v6portal/welcome")
+                    .body(Full::default())
+            } else {
+                b.status(200)
+                    .body(Full::new(Bytes::from_static(b"accept the terms first")))
+            }
+        }
+        "/v6portal/welcome" => b
+            .status(200)
+            .body(Full::new(Bytes::from_static(b"welcome over IPv6"))),
         "/hello" => b
             .status(200)
             .header("content-type", "text/plain")

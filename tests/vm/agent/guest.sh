@@ -151,6 +151,12 @@ echo "# box resolv.conf" > /etc/netns/box/resolv.conf
 iw phy "$PHY" set netns name box
 echo "moved $PHY ($STA) into netns box"
 $IP netns exec box $IP link set lo up
+# The box's own CA store (what a distribution's ca-certificates gives it): the lab's CA in the
+# stdio box's /etc/ssl/certs/ca-certificates.crt (`ip netns exec` binds /etc/netns/box/ssl over
+# /etc/ssl), so HTTPS to the lab verifies there without ca_pem; the daemon's box above did not
+# have it (its checks see the same server untrusted without ca_pem).
+mkdir -p /etc/ssl /etc/netns/box/ssl/certs
+cp $NETTOOLS_DIR/ca.pem /etc/netns/box/ssl/certs/ca-certificates.crt
 export AGENT_UPLOAD_DIR=/run/box-agent2/certs
 export AGENT_SHARED_DIR=/run/box-agent2
 hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \

@@ -1037,6 +1037,21 @@ async fn stdio_suite(r: &mut Run) {
         )
         .await;
     r.check("stdio: lease", c["ip"].is_string(), &c);
+    let h = r
+        .ok(
+            "stdio: https with the box's CA store",
+            "network_http_request",
+            json!({"url": "https://ap.test:8443/hello"}),
+        )
+        .await;
+    r.check(
+        "stdio: https to the lab verifies against the box's CA store (its /etc/ssl/certs holds the lab's CA; no ca_pem given)",
+        h["status"] == 200
+            && h["tls"]["verified"] == true
+            && h["tls"]["custom_ca"] == false
+            && h["tls"]["insecure"] == false,
+        &h["tls"],
+    );
     r.check_host("(stdio) while connected");
     r.ok("stdio: disconnect", "wifi_disconnect", json!({}))
         .await;

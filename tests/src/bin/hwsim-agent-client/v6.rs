@@ -392,6 +392,117 @@ pub(crate) async fn v6_suite(r: &mut Run) {
             && t4["reached"] == true,
         format!("{t}\n{t4}"),
     );
+    // --- ping, the connectivity check and a captive portal over IPv6 ---------------------------
+    let received = |p: &Value| p["received"].as_u64().is_some_and(|n| n >= 1);
+    let p = r
+        .ok(
+            "v6: ping by name, family ipv6",
+            "network_ping",
+            json!({"host": "ap.test", "family": "ipv6", "count": 2}),
+        )
+        .await;
+    r.check(
+        "v6: ping ap.test with family ipv6 pings its AAAA address, with replies (family reported)",
+        p["target"] == gw6.as_str() && p["family"] == "ipv6" && received(&p),
+        &p,
+    );
+    let p = r
+        .ok(
+            "v6: ping the IPv6 default router",
+            "network_ping",
+            json!({"family": "ipv6", "count": 2}),
+        )
+        .await;
+    r.check(
+        "v6: ping without a host, family ipv6: the router advertisement's default router (link-local), with replies",
+        p["target"].as_str().is_some_and(|t| t.starts_with("fe80:"))
+            && p["family"] == "ipv6"
+            && received(&p),
+        &p,
+    );
+    let p = r
+        .ok(
+            "v6: ping by name, family auto",
+            "network_ping",
+            json!({"host": "ap.test", "count": 1}),
+        )
+        .await;
+    r.check(
+        "v6: ping by name with auto uses the A record (family ipv4 reported)",
+        p["target"] == gw.as_str() && p["family"] == "ipv4" && received(&p),
+        &p,
+    );
+    // nettools-lab's /v6portal/ answers over IPv6 only (403 over IPv4): 302 to its page until
+    // the page's form (hidden token + accept checkbox) is posted, then 204.
+    let check = "http://ap.test:8080/v6portal/check";
+    let c = r
+        .ok(
+            "v6: check_internet family auto at the IPv6-only portal",
+            "network_check_internet",
+            json!({"url": check}),
+        )
+        .await;
+    r.check(
+        "v6: check_internet with auto goes over IPv4 (family reported; the IPv6-only portal answers 403)",
+        c["family"] == "ipv4" && c["status"] == 403,
+        &c,
+    );
+    let c = r
+        .ok(
+            "v6: check_captive family ipv6",
+            "network_check_captive",
+            json!({"url": check, "family": "ipv6"}),
+        )
+        .await;
+    let form = &c["portal"]["forms"][0];
+    let field = |name: &str| {
+        form["fields"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == name).cloned())
+            .unwrap_or_default()
+    };
+    r.check(
+        "v6: check_captive over IPv6: captive, the redirect to the page, its form (hidden token, accept checkbox)",
+        c["connectivity"] == "captive"
+            && c["family"] == "ipv6"
+            && c["status"] == 302
+            && c["redirects"][0]["location"] == "/v6portal/page"
+            && c["portal"]["url"] == "http://ap.test:8080/v6portal/page"
+            && form["action"] == "http://ap.test:8080/v6portal/login"
+            && form["method"] == "POST"
+            && field("t")["type"] == "hidden"
+            && field("t")["value"] == "v6tok"
+            && field("accept")["type"] == "checkbox",
+        &c,
+    );
+    let l = r
+        .ok(
+            "v6: captive_login family ipv6",
+            "network_captive_login",
+            json!({"check_url": check, "fields": {"accept": true}, "family": "ipv6"}),
+        )
+        .await;
+    r.check(
+        "v6: captive_login over IPv6 gets through: captive before, full after (204), the portal's cookie set",
+        l["connectivity_before"] == "captive"
+            && l["connectivity_after"] == "full"
+            && l["logged_in"] == true
+            && l["check_status"] == 204
+            && has(&l["submitted"]["cookies_set"], "v6portal"),
+        &l,
+    );
+    let c = r
+        .ok(
+            "v6: check_internet family ipv6 after the login",
+            "network_check_internet",
+            json!({"url": check, "family": "ipv6"}),
+        )
+        .await;
+    r.check(
+        "v6: check_internet family ipv6 after the login: full (204 over IPv6, the session's cookie)",
+        c["connectivity"] == "full" && c["family"] == "ipv6" && c["status"] == 204,
+        &c,
+    );
     r.check_host("after the IPv6 network tools");
 }
 
@@ -436,6 +547,36 @@ pub(crate) async fn no_v6_suite(r: &mut Run) {
             "v6 unavailable: network_traceroute family ipv6",
             "network_traceroute",
             json!({"host": "v6-nothing-sent-trace.test", "family": "ipv6"}),
+            "no IPv6 address",
+        ),
+        (
+            "v6 unavailable: network_ping family ipv6",
+            "network_ping",
+            json!({"host": "v6-nothing-sent-ping.test", "family": "ipv6"}),
+            "no IPv6 address",
+        ),
+        (
+            "v6 unavailable: network_ping family ipv6 to the default router",
+            "network_ping",
+            json!({"family": "ipv6"}),
+            "no IPv6 address",
+        ),
+        (
+            "v6 unavailable: network_check_internet family ipv6",
+            "network_check_internet",
+            json!({"url": "http://v6-nothing-sent-check.test/", "family": "ipv6"}),
+            "no IPv6 address",
+        ),
+        (
+            "v6 unavailable: network_check_captive family ipv6",
+            "network_check_captive",
+            json!({"url": "http://v6-nothing-sent-captive.test/", "family": "ipv6"}),
+            "no IPv6 address",
+        ),
+        (
+            "v6 unavailable: network_captive_login family ipv6",
+            "network_captive_login",
+            json!({"check_url": "http://v6-nothing-sent-login.test/", "family": "ipv6"}),
             "no IPv6 address",
         ),
         (
