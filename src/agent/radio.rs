@@ -118,18 +118,33 @@ impl Agent {
     /// BSS of that SSID that names an OWE companion (OWE transition). Reads wpa_supplicant's
     /// table only (no new scan).
     pub async fn offers_owe(&self, ssid: &Ssid) -> bool {
+        self.any_bss(ssid, |b| {
+            matches!(b.security, Security::Owe | Security::OweTransition)
+                || b.modes.as_ref().is_some_and(|m| {
+                    m.akms.iter().any(|a| a == "OWE") || m.owe_companion_bssid.is_some()
+                })
+        })
+        .await
+    }
+
+    /// Whether the last scan saw `ssid` offered as WPA3-Enterprise 192-bit only (which a
+    /// network block for WPA-EAP / WPA-EAP-SHA256 cannot join).
+    pub async fn offers_eap192_only(&self, ssid: &Ssid) -> bool {
+        self.any_bss(ssid, |b| b.security == Security::Wpa3Eap192)
+            .await
+            && !self
+                .any_bss(ssid, |b| b.security != Security::Wpa3Eap192)
+                .await
+    }
+
+    /// Whether a BSS of `ssid` in wpa_supplicant's table (the last scans) matches `pred`.
+    async fn any_bss(&self, ssid: &Ssid, pred: impl Fn(&crate::wpa::Bss) -> bool) -> bool {
         let Ok(client) = self.client().await else {
             return false;
         };
         let Ok(table) = client.bss_all().await else {
             return false;
         };
-        table.iter().any(|b| {
-            b.ssid_hex == ssid.to_hex()
-                && (matches!(b.security, Security::Owe | Security::OweTransition)
-                    || b.modes.as_ref().is_some_and(|m| {
-                        m.akms.iter().any(|a| a == "OWE") || m.owe_companion_bssid.is_some()
-                    }))
-        })
+        table.iter().any(|b| b.ssid_hex == ssid.to_hex() && pred(b))
     }
 }

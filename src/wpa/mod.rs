@@ -43,8 +43,8 @@ pub use parse::{
     freq_to_channel,
 };
 pub use proto::{
-    BssSelector, Command, EapMethod, GlobalSetting, KeyMgmt, NetworkField, NetworkFieldName,
-    NetworkSel, Phase2,
+    BssSelector, Cipher, Command, EapMethod, GlobalSetting, KeyMgmt, MgmtCipher, NetworkField,
+    NetworkFieldName, NetworkSel, Phase2, TlsCiphers,
 };
 
 /// What went wrong talking to wpa_supplicant.

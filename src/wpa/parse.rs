@@ -105,9 +105,13 @@ pub enum Security {
     /// WPA2 enterprise (802.1X).
     #[serde(rename = "wpa2-eap")]
     Wpa2Eap,
-    /// WPA3 enterprise (SHA-256 only, or 192-bit suite B).
+    /// WPA3 enterprise (EAP-SHA256 and the like; PMF).
     #[serde(rename = "wpa3-eap")]
     Wpa3Eap,
+    /// WPA3 enterprise 192-bit mode (suite B: EAP-SUITE-B-192, GCMP-256, EAP-TLS on P-384)
+    /// only.
+    #[serde(rename = "wpa3-eap-192")]
+    Wpa3Eap192,
     /// Something else (OSEN, DPP only, unparsable IE).
     #[serde(rename = "unknown")]
     Unknown,
@@ -128,6 +132,7 @@ impl Security {
             Security::WpaEap => "wpa-eap",
             Security::Wpa2Eap => "wpa2-eap",
             Security::Wpa3Eap => "wpa3-eap",
+            Security::Wpa3Eap192 => "wpa3-eap-192",
             Security::Unknown => "unknown",
         }
     }
@@ -170,6 +175,13 @@ impl Security {
             Security::Wpa3Sae
         } else if has(&rsn, EAP2) {
             Security::Wpa2Eap
+        } else if has(&rsn, &["EAP-SUITE-B-192"])
+            && !has(
+                &rsn,
+                &["EAP-SHA256", "EAP-SHA384", "FT/EAP-SHA384", "EAP-SUITE-B"],
+            )
+        {
+            Security::Wpa3Eap192
         } else if has(&rsn, EAP3) {
             Security::Wpa3Eap
         } else if has(&rsn, PSK) {
@@ -746,7 +758,14 @@ ssid=caf\\xc3\\xa9 \\\"q\\\" \\\\ \\n\nsnr=54\nest_throughput=65000\n";
             (&["WPA2-EAP-CCMP", "ESS"], Security::Wpa2Eap),
             (&["WPA2-EAP+EAP-SHA256-CCMP", "ESS"], Security::Wpa2Eap),
             (&["WPA2-EAP-SHA256-CCMP", "ESS"], Security::Wpa3Eap),
-            (&["WPA2-EAP-SUITE-B-192-GCMP-256", "ESS"], Security::Wpa3Eap),
+            (
+                &["WPA2-EAP-SUITE-B-192-GCMP-256", "ESS"],
+                Security::Wpa3Eap192,
+            ),
+            (
+                &["WPA2-EAP-SHA256+EAP-SUITE-B-192-GCMP-256", "ESS"],
+                Security::Wpa3Eap,
+            ),
             (&["WPA-EAP-TKIP", "ESS"], Security::WpaEap),
             (&["WPA2-OWE-CCMP", "ESS"], Security::Owe),
             (&["OWE-TRANS-OPEN", "ESS"], Security::Open),

@@ -83,6 +83,61 @@ impl KeyMgmt {
     }
 }
 
+/// A pairwise or group data cipher for `pairwise` / `group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cipher {
+    /// AES-CCMP (128-bit), the WPA2 default.
+    Ccmp,
+    /// AES-GCMP-256, the WPA3-Enterprise 192-bit cipher.
+    Gcmp256,
+}
+
+impl Cipher {
+    /// The wpa_supplicant token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cipher::Ccmp => "CCMP",
+            Cipher::Gcmp256 => "GCMP-256",
+        }
+    }
+}
+
+/// A group management (PMF) cipher for `group_mgmt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MgmtCipher {
+    /// BIP-CMAC-128, the PMF default.
+    BipCmac128,
+    /// BIP-GMAC-256, the WPA3-Enterprise 192-bit one.
+    BipGmac256,
+}
+
+impl MgmtCipher {
+    /// The wpa_supplicant token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MgmtCipher::BipCmac128 => "AES-128-CMAC",
+            MgmtCipher::BipGmac256 => "BIP-GMAC-256",
+        }
+    }
+}
+
+/// The TLS cipher set an EAP method may use (`openssl_ciphers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsCiphers {
+    /// OpenSSL's `SUITEB192`: ECDHE-ECDSA-AES256-GCM-SHA384 on P-384 only (WPA3-Enterprise
+    /// 192-bit).
+    SuiteB192,
+}
+
+impl TlsCiphers {
+    /// The OpenSSL cipher string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsCiphers::SuiteB192 => "SUITEB192",
+        }
+    }
+}
+
 /// An outer EAP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EapMethod {
@@ -192,6 +247,14 @@ pub enum NetworkField {
     Priority(u16),
     /// `disabled`: `true` keeps the network out of automatic selection.
     Disabled(bool),
+    /// `pairwise`: the pairwise ciphers allowed.
+    Pairwise(Vec<Cipher>),
+    /// `group`: the group ciphers allowed.
+    Group(Vec<Cipher>),
+    /// `group_mgmt`: the group management cipher.
+    GroupMgmt(MgmtCipher),
+    /// `openssl_ciphers`: the TLS ciphers the EAP method may use.
+    OpensslCiphers(TlsCiphers),
 }
 
 /// The name of a network-block field, for `GET_NETWORK`.
@@ -237,6 +300,14 @@ pub enum NetworkFieldName {
     Priority,
     /// `disabled`.
     Disabled,
+    /// `pairwise`.
+    Pairwise,
+    /// `group`.
+    Group,
+    /// `group_mgmt`.
+    GroupMgmt,
+    /// `openssl_ciphers`.
+    OpensslCiphers,
 }
 
 impl NetworkFieldName {
@@ -263,6 +334,10 @@ impl NetworkFieldName {
             NetworkFieldName::DomainSuffixMatch => "domain_suffix_match",
             NetworkFieldName::Priority => "priority",
             NetworkFieldName::Disabled => "disabled",
+            NetworkFieldName::Pairwise => "pairwise",
+            NetworkFieldName::Group => "group",
+            NetworkFieldName::GroupMgmt => "group_mgmt",
+            NetworkFieldName::OpensslCiphers => "openssl_ciphers",
         }
     }
 
@@ -302,6 +377,10 @@ impl NetworkField {
             NetworkField::DomainSuffixMatch(_) => NetworkFieldName::DomainSuffixMatch,
             NetworkField::Priority(_) => NetworkFieldName::Priority,
             NetworkField::Disabled(_) => NetworkFieldName::Disabled,
+            NetworkField::Pairwise(_) => NetworkFieldName::Pairwise,
+            NetworkField::Group(_) => NetworkFieldName::Group,
+            NetworkField::GroupMgmt(_) => NetworkFieldName::GroupMgmt,
+            NetworkField::OpensslCiphers(_) => NetworkFieldName::OpensslCiphers,
         }
     }
 
@@ -342,6 +421,13 @@ impl NetworkField {
             | NetworkField::PrivateKey(path) => hex_str(path.as_str()),
             NetworkField::DomainSuffixMatch(name) => hex_str(name.as_str()),
             NetworkField::Priority(priority) => priority.to_string(),
+            NetworkField::Pairwise(list) | NetworkField::Group(list) => list
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            NetworkField::GroupMgmt(c) => c.as_str().to_owned(),
+            NetworkField::OpensslCiphers(c) => format!("\"{}\"", c.as_str()),
         }
     }
 }

@@ -55,7 +55,7 @@ fn wanted(s: crate::wpa::Security) -> Option<Security> {
         W::WpaPsk | W::Wpa2Psk => Some(Security::Wpa2Psk),
         W::Wpa2Wpa3 => Some(Security::Transition),
         W::Wpa3Sae => Some(Security::Wpa3Sae),
-        W::WpaEap | W::Wpa2Eap | W::Wpa3Eap => Some(Security::Eap),
+        W::WpaEap | W::Wpa2Eap | W::Wpa3Eap | W::Wpa3Eap192 => Some(Security::Eap),
         W::Open | W::Owe | W::OweTransition | W::Wep | W::Unknown => None,
     }
 }

@@ -202,8 +202,12 @@ impl WifiTools {
         description = "Connect to a WPA2/WPA3-Enterprise network: PEAP or TTLS with MSCHAPv2 \
                        (identity + password), or EAP-TLS (client certificate + private key, as \
                        PEM text or files in the box's certificates directory \
-                       /etc/wifi-isolate/certs). Give ca_cert to verify the server. Returns \
-                       ip, gateway, dns and elapsed time.",
+                       /etc/wifi-isolate/certs). Give ca_cert to verify the server. security: \
+                       auto (default: WPA2 or WPA3-Enterprise as the AP offers, PMF when it \
+                       has it, the 192-bit mode when the scan saw only that), wpa2-eap, \
+                       wpa3-eap (EAP-SHA256, PMF required) or wpa3-eap-192 (suite B: \
+                       GCMP-256, BIP-GMAC-256, EAP-TLS with the SUITEB192 ciphers and a P-384 \
+                       certificate). Returns ip, gateway, dns and elapsed time.",
         annotations(
             title = "Connect to enterprise WiFi",
             destructive_hint = true,
@@ -220,6 +224,13 @@ impl WifiTools {
         let inline = inline_eap_secrets(&a);
         if !inline.is_empty() && !self.agent.options().inline_secrets {
             return Err(inline_refused(&inline.join(", ")));
+        }
+        let mut a = a;
+        if a.security == EapSecurity::Auto
+            && let Ok(ssid) = Ssid::parse(&a.ssid)
+            && self.agent.offers_eap192_only(&ssid).await
+        {
+            a.security = EapSecurity::Wpa3Eap192;
         }
         let spec = eap_spec(&self.agent, &a).map_err(Failure::invalid)?;
         let progress = Progress::new(peer, &meta);

@@ -198,12 +198,36 @@ pub enum EapKind {
     Tls,
 }
 
+/// Which enterprise security `wifi_connect_eap` asks for.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum EapSecurity {
+    /// WPA2- or WPA3-Enterprise, whichever the AP offers (key management WPA-EAP or
+    /// WPA-EAP-SHA256, PMF when the AP has it); the 192-bit mode when the last scan saw this
+    /// SSID offer only that.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// WPA2-Enterprise only (WPA-EAP).
+    #[serde(rename = "wpa2-eap")]
+    Wpa2Eap,
+    /// WPA3-Enterprise only (WPA-EAP-SHA256, PMF required).
+    #[serde(rename = "wpa3-eap")]
+    Wpa3Eap,
+    /// WPA3-Enterprise 192-bit mode (suite B): WPA-EAP-SUITE-B-192, GCMP-256, BIP-GMAC-256,
+    /// PMF required, EAP-TLS with the SUITEB192 TLS ciphers (a P-384 certificate).
+    #[serde(rename = "wpa3-eap-192")]
+    Wpa3Eap192,
+}
+
 /// `wifi_connect_eap` arguments.
 // No Debug: it holds a password.
 #[derive(Deserialize, JsonSchema)]
 pub struct ConnectEapArgs {
     /// Network name, 1-32 bytes.
     pub ssid: String,
+    /// auto (default), wpa2-eap, wpa3-eap or wpa3-eap-192 (needs method tls).
+    #[serde(default)]
+    pub security: EapSecurity,
     /// peap, ttls or tls.
     pub method: EapKind,
     /// User identity.

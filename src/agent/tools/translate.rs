@@ -3,12 +3,14 @@
 //! `ieee80211w`, `eap`, `phase2`… Validation only: nothing is sent to wpa_supplicant here.
 
 use super::err;
-use super::schema::{ConnectArgs, ConnectEapArgs, EapKind, MacMode, SecretArg, SecurityMode};
+use super::schema::{
+    ConnectArgs, ConnectEapArgs, EapKind, EapSecurity, MacMode, SecretArg, SecurityMode,
+};
 use crate::agent::certs::Certs;
 use crate::agent::{Agent, NetworkSpec};
 use crate::networks::{Profile, Security};
 use crate::validate::{self, Bssid, Passphrase, SaePassword, Ssid};
-use crate::wpa::{EapMethod, KeyMgmt, NetworkField, Phase2};
+use crate::wpa::{Cipher, EapMethod, KeyMgmt, MgmtCipher, NetworkField, Phase2, TlsCiphers};
 
 /// Build the network fields for `wifi_connect`; validation only, nothing is sent.
 pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<NetworkSpec, String> {
@@ -153,6 +155,7 @@ pub fn profile_spec(
             certs,
             &ConnectEapArgs {
                 ssid: p.ssid.clone(),
+                security: EapSecurity::Auto,
                 method: e.method,
                 identity: e.identity.clone(),
                 anonymous_identity: e.anonymous_identity.clone(),
@@ -209,16 +212,44 @@ pub fn inline_eap_secrets(a: &ConnectEapArgs) -> Vec<&'static str> {
 
 type EapFields = (Ssid, Vec<NetworkField>, Vec<String>);
 
+/// The key management, PMF and cipher fields of an enterprise network block.
+fn eap_security_fields(sec: EapSecurity, method: EapKind) -> Result<Vec<NetworkField>, String> {
+    Ok(match sec {
+        EapSecurity::Auto => vec![
+            NetworkField::KeyMgmt(vec![KeyMgmt::WpaEap, KeyMgmt::WpaEapSha256]),
+            NetworkField::Ieee80211w(1),
+        ],
+        EapSecurity::Wpa2Eap => vec![NetworkField::KeyMgmt(vec![KeyMgmt::WpaEap])],
+        EapSecurity::Wpa3Eap => vec![
+            NetworkField::KeyMgmt(vec![KeyMgmt::WpaEapSha256]),
+            NetworkField::Ieee80211w(2),
+        ],
+        EapSecurity::Wpa3Eap192 if method != EapKind::Tls => {
+            return Err(
+                "security wpa3-eap-192 (WPA3-Enterprise 192-bit) needs method tls: suite B \
+                 allows EAP-TLS only"
+                    .into(),
+            );
+        }
+        EapSecurity::Wpa3Eap192 => vec![
+            NetworkField::KeyMgmt(vec![KeyMgmt::WpaEapSuiteB192]),
+            NetworkField::Ieee80211w(2),
+            NetworkField::Pairwise(vec![Cipher::Gcmp256]),
+            NetworkField::Group(vec![Cipher::Gcmp256]),
+            NetworkField::GroupMgmt(MgmtCipher::BipGmac256),
+            NetworkField::OpensslCiphers(TlsCiphers::SuiteB192),
+        ],
+    })
+}
+
 fn eap_fields(
     certs: &crate::agent::certs::Certs,
     a: &ConnectEapArgs,
     uploads: &mut Vec<std::path::PathBuf>,
 ) -> Result<EapFields, String> {
     let ssid = Ssid::parse(&a.ssid).map_err(err)?;
-    let mut fields = vec![
-        NetworkField::Ssid(ssid.clone()),
-        NetworkField::KeyMgmt(vec![KeyMgmt::WpaEap]),
-    ];
+    let mut fields = vec![NetworkField::Ssid(ssid.clone())];
+    fields.extend(eap_security_fields(a.security, a.method)?);
     let mut secrets = Vec::new();
     if let Some(b) = &a.bssid {
         fields.push(NetworkField::Bssid(Bssid::parse(b).map_err(err)?));
@@ -619,6 +650,7 @@ mod tests {
 
     #[test]
     fn each_eap_method_becomes_its_network_block() {
+        const AUTO: &str = "key_mgmt WPA-EAP WPA-EAP-SHA256";
         let l = lab();
         let ca = l.tmp.path().join("certs/ca.pem").display().to_string();
         let ssid = format!("ssid {}", hex("corp"));
@@ -632,16 +664,23 @@ mod tests {
         let table: Vec<(Value, Vec<&str>)> = vec![
             (json!({"ssid": "corp", "method": "peap", "identity": "alice",
                     "password": "s3cret pw"}),
-             vec![&ssid, "key_mgmt WPA-EAP", &identity, "eap PEAP", &mschapv2, &password]),
+             vec![&ssid, AUTO, "ieee80211w 1", &identity, "eap PEAP", &mschapv2, &password]),
             (json!({"ssid": "corp", "method": "ttls", "identity": "alice",
                     "password": "s3cret pw", "anonymous_identity": "anonymous"}),
-             vec![&ssid, "key_mgmt WPA-EAP", &identity, "eap TTLS", &mschapv2, &password,
+             vec![&ssid, AUTO, "ieee80211w 1", &identity, "eap TTLS", &mschapv2, &password,
                   &anonymous]),
+            (json!({"ssid": "corp", "method": "peap", "identity": "alice",
+                    "password": "s3cret pw", "security": "wpa2-eap"}),
+             vec![&ssid, "key_mgmt WPA-EAP", &identity, "eap PEAP", &mschapv2, &password]),
+            (json!({"ssid": "corp", "method": "ttls", "identity": "alice",
+                    "password": "s3cret pw", "security": "wpa3-eap"}),
+             vec![&ssid, "key_mgmt WPA-EAP-SHA256", "ieee80211w 2", &identity, "eap TTLS",
+                  &mschapv2, &password]),
             (json!({"ssid": "corp", "method": "peap", "identity": "alice",
                     "password": "s3cret pw", "ca_cert": "ca.pem",
                     "domain_suffix_match": "radius.example.org",
                     "bssid": "02:00:00:00:02:00", "hidden": true}),
-             vec![&ssid, "key_mgmt WPA-EAP", "bssid 02:00:00:00:02:00", "scan_ssid 1",
+             vec![&ssid, AUTO, "ieee80211w 1", "bssid 02:00:00:00:02:00", "scan_ssid 1",
                   &identity, "eap PEAP", &mschapv2, &password, &ca_line, &domain]),
         ];
         for (args, want) in table {
@@ -671,7 +710,8 @@ mod tests {
             lines(&fields),
             vec![
                 format!("ssid {}", hex("corp")),
-                "key_mgmt WPA-EAP".to_owned(),
+                "key_mgmt WPA-EAP WPA-EAP-SHA256".to_owned(),
+                "ieee80211w 1".to_owned(),
                 format!("identity {}", hex("dev1")),
                 "eap TLS".to_owned(),
                 format!("client_cert {}", path(&uploads[0])),
@@ -682,6 +722,40 @@ mod tests {
         );
         assert_eq!(secrets, vec![PEM_KEY.to_owned(), "keypw".to_owned()]);
         l.certs.discard(&uploads);
+    }
+
+    #[test]
+    fn eap_192_bit_mode_is_suite_b_and_needs_eap_tls() {
+        let l = lab();
+        let (got, _) = eap(
+            &l,
+            json!({"ssid": "corp", "method": "tls", "identity": "dev1",
+                   "client_cert": PEM_CERT, "private_key": PEM_KEY,
+                   "security": "wpa3-eap-192"}),
+        );
+        let (_, fields, _) = got.unwrap();
+        let got = lines(&fields);
+        assert_eq!(
+            got[1..7],
+            [
+                "key_mgmt WPA-EAP-SUITE-B-192",
+                "ieee80211w 2",
+                "pairwise GCMP-256",
+                "group GCMP-256",
+                "group_mgmt BIP-GMAC-256",
+                "openssl_ciphers \"SUITEB192\"",
+            ]
+        );
+        for method in ["peap", "ttls"] {
+            let (got, uploads) = eap(
+                &l,
+                json!({"ssid": "corp", "method": method, "identity": "alice",
+                       "password": "pw", "security": "wpa3-eap-192"}),
+            );
+            let e = got.unwrap_err();
+            assert!(e.contains("needs method tls"), "{method}: {e}");
+            assert!(uploads.is_empty());
+        }
     }
 
     #[test]

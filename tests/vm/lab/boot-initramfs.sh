@@ -14,8 +14,8 @@ entry in LIST (each in its own netns "ap-NAME" with hostapd, dnsmasq and an HTTP
 station radios left down and unconfigured in the root netns. Then runs GUEST_SCRIPT with busybox
 /bin/sh in the guest (cwd /share, the env file sourced and exported) and powers off.
 
-  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e
-                   mixed roam1 roam2  (order = AP index K, subnet
+  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans
+                   owehid saeh2e mixed roam1 roam2  (order = AP index K, subnet
                    10.0.K.0/24; default: no AP)
   --stations N     number of station radios (default 1)
   --share DIR      host directory shared as /share (9p). The runner (re)creates DIR/logs, DIR/.hwsim,
@@ -66,8 +66,8 @@ for b in "${BINS[@]}"; do [ -f "$b" ] || die "no such --bin file: $b"; done
 APS="${APS_ARG//,/ }"
 seen=" "
 for a in $APS; do
-  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2) ;;
-    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap owe owetrans owehid saeh2e mixed roam1 roam2)";; esac
+  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|eap3|eap192|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2) ;;
+    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2)";; esac
   [[ "$seen" != *" $a "* ]] || die "AP '$a' listed twice"; seen+="$a "
 done
 [ $(( $(wc -w <<<"$APS") + NSTATIONS )) -ge 1 ] || die "nothing to simulate"
@@ -86,6 +86,9 @@ KMODS="$KDIR/root/lib/modules/$KVER"
 #   hidden  lab-hidden      wpa2-psk  6        correct horse 3   (ignore_broadcast_ssid=1)
 #   wpa2b   Lab "quoted" 2  wpa2-psk  36 (5 GHz) correct horse 4
 #   eap     lab-eap         wpa2-eap  1        -        (PEAP/TTLS-MSCHAPv2, EAP-TLS)
+#   eap3    lab-eap3        wpa3-eap  6        -        (WPA3-Enterprise: EAP-SHA256, PMF required)
+#   eap192  lab-eap192      wpa3-eap-192 11    -        (WPA3-Enterprise 192-bit: Suite B,
+#                                                        GCMP-256, BIP-GMAC-256, P-384 EAP-TLS)
 #   owe     lab-owe         owe       11       -        (Enhanced Open, PMF required)
 #   owetrans lab-owetrans   open      6        -        (OWE transition: names owehid)
 #   owehid  lab-owehid      owe       6        -        (hidden OWE half of owetrans; list both)
@@ -103,6 +106,8 @@ ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
     hidden) SSID="lab-hidden";     SEC=wpa2-psk; CHAN=6;  PSK="correct horse 3" ;;
     wpa2b)  SSID='Lab "quoted" 2'; SEC=wpa2-psk; CHAN=36; PSK="correct horse 4" HWMODE=a ;;
     eap)    SSID="lab-eap";        SEC=wpa2-eap; CHAN=1 ;;
+    eap3)   SSID="lab-eap3";       SEC=wpa3-eap; CHAN=6 ;;
+    eap192) SSID="lab-eap192";     SEC=wpa3-eap-192; CHAN=11 ;;
     owe)    SSID="lab-owe";        SEC=owe;      CHAN=11 ;;
     owetrans) SSID="lab-owetrans"; SEC=owe-transition; CHAN=6 ;;
     owehid) SSID="lab-owehid";     SEC=owe;      CHAN=6 ;;
@@ -146,9 +151,9 @@ EOC
               printf 'wpa=2\nwpa_key_mgmt=WPA-PSK SAE\nrsn_pairwise=CCMP\nieee80211w=2\nwpa_passphrase=%s\nsae_password=%s\n' "$PSK" "$PSK" ;;
     owe)      printf 'wpa=2\nwpa_key_mgmt=OWE\nrsn_pairwise=CCMP\nieee80211w=2\n' ;;
     owe-transition) ;;
-    wpa2-eap) cat <<EOC
+    wpa2-eap|wpa3-eap) cat <<EOC
 wpa=2
-wpa_key_mgmt=WPA-EAP
+wpa_key_mgmt=$([ "$SEC" = wpa3-eap ] && echo WPA-EAP-SHA256 || echo WPA-EAP)
 rsn_pairwise=CCMP
 ieee8021x=1
 eap_server=1
@@ -156,6 +161,25 @@ eap_user_file=/share/.hwsim/eap/eap_users
 ca_cert=/share/.hwsim/eap/ca.pem
 server_cert=/share/.hwsim/eap/server.pem
 private_key=/share/.hwsim/eap/server.key
+EOC
+      [ "$SEC" = wpa3-eap ] && echo "ieee80211w=2"
+    ;;
+    # Suite B 192-bit: the AKM, GCMP-256 pairwise and group, BIP-GMAC-256, PMF required, and
+    # EAP-TLS on the P-384 chain with the Suite B 192 TLS ciphers only.
+    wpa3-eap-192) cat <<EOC
+wpa=2
+wpa_key_mgmt=WPA-EAP-SUITE-B-192
+rsn_pairwise=GCMP-256
+group_cipher=GCMP-256
+group_mgmt_cipher=BIP-GMAC-256
+ieee80211w=2
+ieee8021x=1
+eap_server=1
+eap_user_file=/share/.hwsim/eap/eap_users
+openssl_ciphers=SUITEB192
+ca_cert=/share/.hwsim/eap/ec-ca.pem
+server_cert=/share/.hwsim/eap/ec-server.pem
+private_key=/share/.hwsim/eap/ec-server.key
 EOC
     ;;
   esac
@@ -178,7 +202,7 @@ EOC
 # Throwaway EAP PKI, generated once into the cache.
 make_eap_pki() {
   local d="$WI_CACHE/eap"
-  [ -e "$d/.complete" ] && return 0
+  [ -e "$d/.complete" ] && [ -e "$d/ec-client.pem" ] && return 0
   log "generating throwaway EAP CA, server and client certificates"
   rm -rf "$d"; mkdir -p "$d"
   (
@@ -195,7 +219,21 @@ make_eap_pki() {
       openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
         -extfile $who.ext -out $who.pem 2>/dev/null
     done
-    rm -f ./*.csr ./*.ext ca.srl
+    # The same names on a P-384 / ECDSA-SHA384 chain, for the 192-bit (Suite B) AP.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:secp384r1 -sha384 -nodes \
+      -keyout ec-ca.key -out ec-ca.pem -days 3650 -subj "/CN=hwsim lab EC CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    for who in server client; do
+      if [ $who = server ]; then cn=$EAP_SERVER_NAME eku=serverAuth san="DNS:$EAP_SERVER_NAME"
+      else cn=$EAP_TLS_ID eku=clientAuth san="email:$EAP_TLS_ID@lab.test"; fi
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:secp384r1 -nodes -keyout ec-$who.key \
+        -out $who.csr -subj "/CN=$cn" 2>/dev/null
+      printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectAltName=%s\n' \
+        "$eku" "$san" > $who.ext
+      openssl x509 -req -sha384 -in $who.csr -CA ec-ca.pem -CAkey ec-ca.key -CAcreateserial \
+        -days 3650 -extfile $who.ext -out ec-$who.pem 2>/dev/null
+    done
+    rm -f ./*.csr ./*.ext ./*.srl
   )
   touch "$d/.complete"
 }
@@ -237,11 +275,11 @@ cp "$SCRIPT" "$SHARE/.hwsim/guest-script"
   done
 } > "$SHARE/.hwsim/env.static"
 
-if [[ " $APS " == *" eap "* ]]; then
+if [[ " $APS " == *" eap"* ]]; then
   make_eap_pki
   mkdir -p "$SHARE/.hwsim/eap" "$SHARE/eap"
-  cp "$WI_CACHE/eap/"{ca.pem,server.pem,server.key} "$SHARE/.hwsim/eap/"
-  cp "$WI_CACHE/eap/"{ca.pem,client.pem,client.key} "$SHARE/eap/"
+  cp "$WI_CACHE/eap/"{ca.pem,server.pem,server.key,ec-ca.pem,ec-server.pem,ec-server.key} "$SHARE/.hwsim/eap/"
+  cp "$WI_CACHE/eap/"{ca.pem,client.pem,client.key,ec-ca.pem,ec-client.pem,ec-client.key} "$SHARE/eap/"
   # hostapd eap_user file: phase 1 (outer) then phase 2 (inner, [2]) entries
   cat > "$SHARE/.hwsim/eap/eap_users" <<EOU
 "$EAP_PEAP_ID"	PEAP
@@ -260,6 +298,9 @@ AP_EAP_TLS_IDENTITY=$EAP_TLS_ID
 AP_EAP_CA_CERT=/share/eap/ca.pem
 AP_EAP_CLIENT_CERT=/share/eap/client.pem
 AP_EAP_CLIENT_KEY=/share/eap/client.key
+AP_EAP_EC_CA_CERT=/share/eap/ec-ca.pem
+AP_EAP_EC_CLIENT_CERT=/share/eap/ec-client.pem
+AP_EAP_EC_CLIENT_KEY=/share/eap/ec-client.key
 AP_EAP_SERVER_NAME=$EAP_SERVER_NAME
 EOE
 fi

@@ -754,6 +754,113 @@ async fn full_suite(r: &mut Run) {
         .await;
     r.check_code("EAP with a wrong password", code, "auth_failed");
 
+    // WPA3-Enterprise: EAP-SHA256 with PMF required, found by auto; the 192-bit mode (suite B,
+    // the P-384 chain), auto too (the scan saw only that), and refused for a method suite B
+    // does not allow.
+    let tls_args = |ssid: &str, ca: &str, cert: &str, key: &str| {
+        json!({
+            "ssid": env(ssid),
+            "method": "tls",
+            "identity": env("AP_EAP_TLS_IDENTITY"),
+            "client_cert": std::fs::read_to_string(env(cert)).unwrap_or_default(),
+            "private_key": std::fs::read_to_string(env(key)).unwrap_or_default(),
+            "ca_cert": std::fs::read_to_string(env(ca)).unwrap_or_default(),
+        })
+    };
+    let c = r
+        .ok(
+            "connect WPA3-Enterprise (EAP-TLS, security auto)",
+            "wifi_connect_eap",
+            tls_args(
+                "AP_EAP3_SSID",
+                "AP_EAP_CA_CERT",
+                "AP_EAP_CLIENT_CERT",
+                "AP_EAP_CLIENT_KEY",
+            ),
+        )
+        .await;
+    let link = r
+        .ok("wifi_link on WPA3-Enterprise", "wifi_link", json!({}))
+        .await;
+    r.check(
+        "WPA3-Enterprise connected with auto: key management WPA2-EAP-SHA256, CCMP, PMF required (wifi_link)",
+        c["ip"].is_string()
+            && link["security"]["key_mgmt"] == "WPA2-EAP-SHA256"
+            && link["security"]["pairwise_cipher"] == "CCMP"
+            && link["security"]["pmf"] == "required",
+        &link["security"],
+    );
+    let code = r
+        .tool_err(
+            "WPA3-Enterprise 192-bit with PEAP refused",
+            "wifi_connect_eap",
+            json!({
+                "ssid": env("AP_EAP192_SSID"),
+                "method": "peap",
+                "identity": env("AP_EAP_PEAP_IDENTITY"),
+                "password": env("AP_EAP_PEAP_PASSWORD"),
+                "security": "wpa3-eap-192",
+            }),
+            "needs method tls",
+        )
+        .await;
+    r.check_code(
+        "WPA3-Enterprise 192-bit with PEAP",
+        code,
+        "invalid_argument",
+    );
+    let c = r
+        .ok(
+            "connect WPA3-Enterprise 192-bit (EAP-TLS on P-384, security auto)",
+            "wifi_connect_eap",
+            tls_args(
+                "AP_EAP192_SSID",
+                "AP_EAP_EC_CA_CERT",
+                "AP_EAP_EC_CLIENT_CERT",
+                "AP_EAP_EC_CLIENT_KEY",
+            ),
+        )
+        .await;
+    let link = r
+        .ok(
+            "wifi_link on WPA3-Enterprise 192-bit",
+            "wifi_link",
+            json!({}),
+        )
+        .await;
+    r.check(
+        "WPA3-Enterprise 192-bit connected with auto: WPA2-EAP-SUITE-B-192, GCMP-256, BIP-GMAC-256, PMF required (wifi_link)",
+        c["ip"].is_string()
+            && link["security"]["key_mgmt"] == "WPA2-EAP-SUITE-B-192"
+            && link["security"]["pairwise_cipher"] == "GCMP-256"
+            && link["security"]["group_cipher"] == "GCMP-256"
+            && link["security"]["mgmt_group_cipher"] == "BIP-GMAC-256"
+            && link["security"]["pmf"] == "required",
+        &link["security"],
+    );
+    let code = r
+        .tool_err(
+            "WPA3-Enterprise 192-bit with the RSA (not suite B) certificate fails",
+            "wifi_connect_eap",
+            {
+                let mut a = tls_args(
+                    "AP_EAP192_SSID",
+                    "AP_EAP_EC_CA_CERT",
+                    "AP_EAP_CLIENT_CERT",
+                    "AP_EAP_CLIENT_KEY",
+                );
+                a["timeout_secs"] = json!(30);
+                a
+            },
+            "authentication failed",
+        )
+        .await;
+    r.check_code(
+        "WPA3-Enterprise 192-bit with the RSA certificate",
+        code,
+        "auth_failed",
+    );
+
     // wpa_supplicant dies: the agent restarts it and restores the configured networks.
     let killed = std::fs::read_dir("/proc")
         .into_iter()

@@ -507,6 +507,28 @@ pub(crate) async fn radio_suite(r: &mut Run) {
         format!("{hid:?}"),
     );
 
+    let (sec, m) = modes("EAP3");
+    r.check(
+        "radio: WPA3-Enterprise modes: wpa3-eap, EAP-SHA256, CCMP, PMF required",
+        sec == "wpa3-eap"
+            && m["akms"] == json!(["EAP-SHA256"])
+            && m["pairwise"] == json!(["CCMP"])
+            && m["pmf"] == "required"
+            && m["transition"].is_null(),
+        &m,
+    );
+    let (sec, m) = modes("EAP192");
+    r.check(
+        "radio: WPA3-Enterprise 192-bit modes: wpa3-eap-192, EAP-SUITE-B-192, GCMP-256 pairwise and group, BIP-GMAC-256, PMF required",
+        sec == "wpa3-eap-192"
+            && m["akms"] == json!(["EAP-SUITE-B-192"])
+            && m["pairwise"] == json!(["GCMP-256"])
+            && m["group"] == "GCMP-256"
+            && m["group_mgmt"] == "BIP-GMAC-256"
+            && m["pmf"] == "required",
+        &m,
+    );
+
     // --- 2b. scan detail: what each BSS offers besides its security ----------------------------
     let detail = |ap: &str| {
         by_bssid(ap)
