@@ -43,6 +43,7 @@ pub struct ResponseStream(pub tokio_util::sync::CancellationToken);
 const ASSOCIATING: &[&str] = &[
     "wifi_connect",
     "wifi_connect_eap",
+    "wifi_connect_passpoint",
     "wifi_reconnect",
     "wifi_roam",
 ];
@@ -100,7 +101,8 @@ impl WifiTools {
                 + Self::net_router()
                 + Self::captive_router()
                 + Self::capture_router()
-                + Self::ap_router(),
+                + Self::ap_router()
+                + Self::passpoint_router(),
             tasks: tasks::manager(),
         }
     }
@@ -834,7 +836,8 @@ mod tests {
             + WifiTools::net_router()
             + WifiTools::captive_router()
             + WifiTools::capture_router()
-            + WifiTools::ap_router())
+            + WifiTools::ap_router()
+            + WifiTools::passpoint_router())
         .list_all();
         assert!(tools.len() >= 20, "{} tools", tools.len());
         let missing: Vec<_> = tools
