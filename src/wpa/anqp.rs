@@ -178,7 +178,7 @@ fn clean(raw: &[u8]) -> String {
 /// Decode hex (as wpa_supplicant prints it); `None` for an odd length or a non-hex digit.
 fn unhex(text: &str) -> Option<Vec<u8>> {
     let t = text.trim().as_bytes();
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return None;
     }
     t.chunks(2)

@@ -104,7 +104,7 @@ fn oi(text: &str) -> Result<Vec<u8>, String> {
             validate::shorten(text)
         )
     };
-    if !(6..=30).contains(&text.len()) || text.len() % 2 != 0 {
+    if !(6..=30).contains(&text.len()) || !text.len().is_multiple_of(2) {
         return Err(bad());
     }
     hex::decode(text).map_err(|_| bad())
