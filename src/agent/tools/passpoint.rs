@@ -288,10 +288,7 @@ impl WifiTools {
         };
         let inline = inline_passpoint_secrets(&a);
         if !inline.is_empty() && !self.agent.options().inline_secrets {
-            return Err(Failure::invalid(format!(
-                "this host does not accept secrets as tool arguments ({})",
-                inline.join(", ")
-            )));
+            return Err(super::router::inline_refused(&inline.join(", ")));
         }
         let spec = cred_spec(self.agent.certs(), &a).map_err(Failure::invalid)?;
         let progress = Progress::new(peer, &meta);

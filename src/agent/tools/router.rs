@@ -58,7 +58,7 @@ pub struct PeerCred {
 }
 
 /// The tool error when `[security] inline_secrets = false` and a call carries a secret.
-fn inline_refused(what: &str) -> Failure {
+pub(super) fn inline_refused(what: &str) -> Failure {
     Failure::invalid(format!(
         "this host does not accept secrets as tool arguments ({what}): use a saved network, \
          wifi_connect {{\"network\": NAME}} (see wifi_saved_networks); an administrator adds \
