@@ -95,7 +95,8 @@ KMODS="$KDIR/root/lib/modules/$KVER"
 #   roam2   lab-roam        wpa2-psk  11       correct horse 7    WPA-PSK + FT-PSK, one mobility
 #                                                                  domain; each its own subnet)
 #   hs20    lab-hs20        wpa2-eap  11       -        (Hotspot 2.0 / Passpoint: interworking,
-#                                                        ANQP realm lab.test TTLS/MSCHAPv2,
+#                                                        ANQP realm lab.test TTLS/MSCHAPv2
+#                                                        or TLS,
 #                                                        PMF optional; the eap AP's PKI)
 ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
   PSK="" HWMODE=g
@@ -178,7 +179,7 @@ EOC
   # Hotspot 2.0 / Passpoint (issue 16): 802.11u interworking (chargeable public network with
   # internet), PMF optional, and the ANQP answers: venue, domain names, roaming consortium,
   # the NAI realm with EAP-TTLS (21) and non-EAP inner MSCHAPv2 ([2:4]) by username/password
-  # ([5:7]), the HS 2.0 operator name and WAN metrics.
+  # ([5:7]) or EAP-TLS (13) by certificate ([5:6]), the HS 2.0 operator name and WAN metrics.
   if [ "$1" = hs20 ]; then
     cat <<EOC
 ieee80211w=1
@@ -190,7 +191,7 @@ venue_type=8
 venue_name=eng:$HS20_VENUE
 roaming_consortium=$HS20_OI
 domain_name=$HS20_DOMAIN,$HS20_REALM
-nai_realm=0,$HS20_REALM,21[2:4][5:7]
+nai_realm=0,$HS20_REALM,21[2:4][5:7],13[5:6]
 anqp_domain_id=4660
 hs20=1
 disable_dgaf=1

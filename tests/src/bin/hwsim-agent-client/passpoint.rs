@@ -98,26 +98,36 @@ pub async fn passpoint_suite(r: &mut Run) {
         .find(|x| x["realms"] == json!([realm.as_str()]))
         .cloned()
         .unwrap_or_default();
-    let ttls = &lab["eap_methods"][0];
-    let params: Vec<(Value, Value)> = ttls["auth_params"]
-        .as_array()
-        .map(|p| {
-            p.iter()
-                .map(|x| (x["kind"].clone(), x["meaning"].clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let method = |n: u64| {
+        lab["eap_methods"]
+            .as_array()
+            .and_then(|m| m.iter().find(|x| x["method"] == n).cloned())
+            .unwrap_or_default()
+    };
+    let params = |m: &Value| -> Vec<(Value, Value)> {
+        m["auth_params"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .map(|x| (x["kind"].clone(), x["meaning"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (ttls, tls) = (method(21), method(13));
     r.check(
-        "passpoint: ANQP realm lab.test: EAP-TTLS, non-EAP MSCHAPv2, username/password",
+        "passpoint: ANQP realm lab.test: EAP-TTLS (non-EAP MSCHAPv2, username/password) and \
+         EAP-TLS (certificate)",
         realms.len() == 1
-            && lab["eap_methods"].as_array().map(Vec::len) == Some(1)
-            && ttls["method"] == 21
+            && lab["eap_methods"].as_array().map(Vec::len) == Some(2)
             && ttls["name"] == "ttls"
-            && params
+            && params(&ttls)
                 == vec![
                     (json!("non_eap_inner_auth"), json!("mschapv2")),
                     (json!("credential_type"), json!("username_password")),
-                ],
+                ]
+            && tls["name"] == "tls"
+            && params(&tls) == vec![(json!("credential_type"), json!("certificate"))],
         &q["nai_realms"],
     );
     r.check(
@@ -283,6 +293,40 @@ pub async fn passpoint_suite(r: &mut Run) {
     );
     r.ok("passpoint: disconnect", "wifi_disconnect", json!({}))
         .await;
+
+    // --- a certificate credential: EAP-TLS by realm ------------------------------------------
+    let (ok, c, text) = r
+        .call_raw(
+            "wifi_connect_passpoint",
+            json!({
+                "realm": realm,
+                "username": env("AP_EAP_TLS_IDENTITY"),
+                "eap": "tls",
+                "client_cert": "client.pem",
+                "private_key": "client.key",
+                "ca_cert": "ca.pem",
+                "timeout_secs": 60,
+            }),
+        )
+        .await;
+    r.check(
+        "passpoint: connect by certificate credential (EAP-TLS)",
+        ok,
+        &text,
+    );
+    r.check(
+        "passpoint: the certificate credential joined the hs20 AP with a lease",
+        c["bssid"] == bssid.as_str()
+            && c["key_mgmt"].as_str().is_some_and(|k| k.contains("EAP"))
+            && c["ip"].as_str().map(subnet_of) == Some(subnet_of(&env("AP_HS20_IP"))),
+        &c,
+    );
+    r.ok(
+        "passpoint: disconnect after EAP-TLS",
+        "wifi_disconnect",
+        json!({}),
+    )
+    .await;
     let left = hs20_networks(r, "passpoint: list after disconnect").await;
     r.check(
         "passpoint: wifi_disconnect removed the credential's network",
