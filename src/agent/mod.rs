@@ -16,6 +16,7 @@ pub mod link;
 pub mod net;
 pub mod netcfg;
 pub mod nettools;
+pub mod passpoint;
 pub mod radio;
 pub mod roam;
 pub mod server;
@@ -716,6 +717,12 @@ impl Agent {
                         ));
                     }
                 }
+                Event::InterworkingNoMatch => {
+                    return Err(Failure::new(
+                        Code::NotFound,
+                        "no Passpoint access point matches the credential (INTERWORKING-NO-MATCH)",
+                    ));
+                }
                 Event::NetworkNotFound => {
                     not_found += 1;
                     if not_found >= 3 {
@@ -756,6 +763,8 @@ impl Agent {
         let _g = self.op_lock("wifi_disconnect").await?;
         let client = self.client().await?;
         client.disconnect().await.map_err(|e| e.to_string())?;
+        // A Passpoint credential (wifi_connect_passpoint) goes, and the network made from it.
+        let _ = client.remove_cred(crate::wpa::NetworkSel::All).await;
         self.dhcp.stop().await;
         self.certs.remove_files();
         net::http::clear_cookies();

@@ -92,7 +92,10 @@ impl Wpa {
             "# written by wifi-isolate-agent; networks are added over the control socket\n\
              ctrl_interface={}\nupdate_config=0\nap_scan=1\n\
              # SAE: hash-to-element when the AP offers it (an H2E-only AP needs it), else\n\
-             # hunting-and-pecking\nsae_pwe=2\n",
+             # hunting-and-pecking\nsae_pwe=2\n\
+             # 802.11u interworking and Hotspot 2.0: ANQP queries (wifi_anqp) and Passpoint\n\
+             # credentials (wifi_connect_passpoint); never selects a network by itself\n\
+             interworking=1\nhs20=1\nauto_interworking=0\n",
             self.paths.ctrl_dir.display()
         );
         if let Some(cc) = &self.paths.country {

@@ -421,6 +421,67 @@ impl CtrlClient {
     pub async fn set(&self, setting: GlobalSetting) -> Result<(), WpaError> {
         self.request_ok(&Command::Set(setting)).await
     }
+
+    /// `ANQP_GET <bssid> <ids>[,hs20:<subtypes>]`: the query goes out; the answer is the
+    /// `ANQP-QUERY-DONE` event.
+    pub async fn anqp_get(
+        &self,
+        bssid: crate::validate::Bssid,
+        ids: &[u16],
+        hs20: &[u8],
+    ) -> Result<(), WpaError> {
+        self.request_ok(&Command::AnqpGet {
+            bssid,
+            ids: ids.to_vec(),
+            hs20: hs20.to_vec(),
+        })
+        .await
+    }
+
+    /// The ANQP answers wpa_supplicant holds for `bssid` (`BSS <bssid>` with the interworking
+    /// mask), parsed ([`super::anqp`]); `None` when there is no such entry.
+    pub async fn bss_anqp(
+        &self,
+        bssid: crate::validate::Bssid,
+    ) -> Result<Option<super::anqp::AnqpInfo>, WpaError> {
+        let command = Command::Bss {
+            selector: BssSelector::Bssid(bssid),
+            mask: Some(super::proto::BSS_MASK_ANQP),
+        };
+        let reply = self.request(&command).await?;
+        if reply.trim().is_empty() {
+            return Ok(None);
+        }
+        if reply.starts_with("FAIL") {
+            return Err(rejected(&command, &reply));
+        }
+        Ok(Some(super::anqp::from_bss_reply(&reply)))
+    }
+
+    /// `ADD_CRED` → the new credential's id.
+    pub async fn add_cred(&self) -> Result<u32, WpaError> {
+        let reply = self.request(&Command::AddCred).await?;
+        reply
+            .trim_end()
+            .parse()
+            .map_err(|_| rejected(&Command::AddCred, &reply))
+    }
+
+    /// `SET_CRED <id> <field> <value>`.
+    pub async fn set_cred(&self, id: u32, field: &super::CredField) -> Result<(), WpaError> {
+        let field = field.clone();
+        self.request_ok(&Command::SetCred { id, field }).await
+    }
+
+    /// `REMOVE_CRED <id|all>`.
+    pub async fn remove_cred(&self, sel: impl Into<NetworkSel>) -> Result<(), WpaError> {
+        self.request_ok(&Command::RemoveCred(sel.into())).await
+    }
+
+    /// `INTERWORKING_SELECT [auto]`.
+    pub async fn interworking_select(&self, auto: bool) -> Result<(), WpaError> {
+        self.request_ok(&Command::InterworkingSelect { auto }).await
+    }
 }
 
 fn rejected(command: &Command, reply: &str) -> WpaError {

@@ -79,6 +79,14 @@ pub struct Detail {
     pub interworking: bool,
     /// Hotspot 2.0 / Passpoint indication element present.
     pub hotspot20: bool,
+    /// The Hotspot 2.0 release the AP names in its indication element (1, 2, 3…).
+    pub hotspot20_release: Option<u8>,
+    /// The Interworking element's access network type (`private`, `private_guest`,
+    /// `chargeable_public`, `free_public`, `personal_device`, `emergency_only`, `test`,
+    /// `wildcard`, `reserved-N`).
+    pub access_network_type: Option<String>,
+    /// The Interworking element says the network reaches the internet.
+    pub internet: Option<bool>,
     /// Country code of the Country element (two letters, e.g. `US`).
     pub country: Option<String>,
     /// Wi-Fi Protected Setup: `configured` or `unconfigured`, if advertised.
@@ -96,6 +104,7 @@ const EXT_RATES: u8 = 50;
 const HT_OP: u8 = 61;
 const RM_CAPS: u8 = 70;
 const EXT_CAPS: u8 = 127;
+const INTERWORKING: u8 = 107;
 const VHT_CAP: u8 = 191;
 const VHT_OP: u8 = 192;
 const VENDOR: u8 = 221;
@@ -162,6 +171,9 @@ impl Detail {
             ft_11r: None,
             interworking: false,
             hotspot20: false,
+            hotspot20_release: None,
+            access_network_type: None,
+            internet: None,
             country: None,
             wps: None,
             wps_device_name: None,
@@ -235,6 +247,20 @@ impl Detail {
                     d.bss_transition_11v = body.get(2).is_some_and(|b| b & 0x08 != 0);
                     d.interworking = body.get(3).is_some_and(|b| b & 0x80 != 0);
                 }
+                INTERWORKING if !body.is_empty() => {
+                    d.access_network_type = Some(match body[0] & 0x0f {
+                        0 => "private".into(),
+                        1 => "private_guest".into(),
+                        2 => "chargeable_public".into(),
+                        3 => "free_public".into(),
+                        4 => "personal_device".into(),
+                        5 => "emergency_only".into(),
+                        14 => "test".into(),
+                        15 => "wildcard".into(),
+                        n => format!("reserved-{n}"),
+                    });
+                    d.internet = Some(body[0] & 0x10 != 0);
+                }
                 VHT_CAP => vht = true,
                 VHT_OP => {
                     vht = true;
@@ -246,7 +272,11 @@ impl Detail {
                         d.wps = state.or(Some("advertised".to_string()));
                         d.wps_device_name = name;
                     }
-                    ([0x50, 0x6f, 0x9a], 0x10) => d.hotspot20 = true,
+                    ([0x50, 0x6f, 0x9a], 0x10) => {
+                        d.hotspot20 = true;
+                        // Hotspot configuration: the release number (0 = release 1) in bits 4-7.
+                        d.hotspot20_release = body.get(4).map(|b| (b >> 4) + 1);
+                    }
                     _ => {}
                 },
                 EXTENSION if !body.is_empty() => match body[0] {
@@ -400,10 +430,18 @@ mod tests {
             ie(MOBILITY_DOMAIN, &[0xa1, 0xb2, 0x00]),
             ie(COUNTRY, b"de\x20\x01\x0d\x14"),
             ie(VENDOR, &wps_body),
-            ie(VENDOR, &[0x50, 0x6f, 0x9a, 0x10, 0x00]),
+            ie(VENDOR, &[0x50, 0x6f, 0x9a, 0x10, 0x20]),
+            ie(INTERWORKING, &[0x12, 2, 8]),
         ]
         .concat();
         let d = Detail::from_ies(&ies);
+        assert_eq!(d.hotspot20_release, Some(3));
+        assert_eq!(d.access_network_type.as_deref(), Some("chargeable_public"));
+        assert_eq!(d.internet, Some(true));
+        let bare = Detail::from_ies(
+            &[ie(VENDOR, &[0x50, 0x6f, 0x9a, 0x10]), ie(INTERWORKING, &[])].concat(),
+        );
+        assert!(bare.hotspot20 && bare.hotspot20_release.is_none() && bare.internet.is_none());
         let load = d.bss_load.unwrap();
         assert_eq!(load.station_count, 3);
         assert_eq!(load.channel_utilization_pct, 50.2);

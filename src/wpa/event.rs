@@ -143,6 +143,27 @@ pub enum Event {
     HandshakeFailed,
     /// `CTRL-EVENT-TERMINATING`: wpa_supplicant is exiting.
     Terminating,
+    /// `ANQP-QUERY-DONE addr=<bssid> result=SUCCESS|FAILURE|INVALID_FRAME`.
+    AnqpQueryDone {
+        /// The AP asked.
+        bssid: Option<Bssid>,
+        /// `SUCCESS`, `FAILURE`, … (cut to 32 bytes).
+        result: String,
+    },
+    /// `INTERWORKING-AP <bssid> type=home|roaming|unknown …`: a BSS matching a credential.
+    InterworkingAp {
+        /// The matching AP.
+        bssid: Option<Bssid>,
+        /// `home`, `roaming` or `unknown` (cut to 32 bytes).
+        kind: String,
+    },
+    /// `INTERWORKING-NO-MATCH …`: no BSS matches any credential.
+    InterworkingNoMatch,
+    /// `INTERWORKING-SELECTED <bssid>`: the BSS `INTERWORKING_SELECT auto` connects to.
+    InterworkingSelected {
+        /// The AP.
+        bssid: Option<Bssid>,
+    },
     /// Anything else; see [`EventMessage::text`].
     Other,
 }
@@ -271,8 +292,28 @@ fn parse_text(text: &str) -> Event {
                 .unwrap_or(WpaState::Unknown),
         },
         "CTRL-EVENT-TERMINATING" => Event::Terminating,
+        "ANQP-QUERY-DONE" => Event::AnqpQueryDone {
+            bssid: arg(args, "addr").and_then(|b| Bssid::parse(b).ok()),
+            result: short(arg(args, "result").unwrap_or("")),
+        },
+        "INTERWORKING-AP" => Event::InterworkingAp {
+            bssid: args.get(..17).and_then(|b| Bssid::parse(b).ok()),
+            kind: short(arg(args, "type").unwrap_or("")),
+        },
+        "INTERWORKING-NO-MATCH" => Event::InterworkingNoMatch,
+        "INTERWORKING-SELECTED" => Event::InterworkingSelected {
+            bssid: args.get(..17).and_then(|b| Bssid::parse(b).ok()),
+        },
         _ => parse_plain(text),
     }
+}
+
+/// A word of an event, cut to 32 bytes of printable ASCII.
+fn short(word: &str) -> String {
+    word.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(32)
+        .collect()
 }
 
 /// Messages without a `CTRL-EVENT-` name.
@@ -321,6 +362,51 @@ fn parse_plain(text: &str) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anqp_and_interworking_events() {
+        assert_eq!(
+            ev("<3>ANQP-QUERY-DONE addr=02:00:00:00:0d:00 result=SUCCESS"),
+            Event::AnqpQueryDone {
+                bssid: b("02:00:00:00:0d:00"),
+                result: "SUCCESS".into()
+            }
+        );
+        assert_eq!(
+            ev("<3>INTERWORKING-AP 02:00:00:00:0d:00 type=roaming id=0 priority=0 sp_priority=0"),
+            Event::InterworkingAp {
+                bssid: b("02:00:00:00:0d:00"),
+                kind: "roaming".into()
+            }
+        );
+        assert_eq!(
+            ev("<3>INTERWORKING-NO-MATCH No network with matching credentials found"),
+            Event::InterworkingNoMatch
+        );
+        assert_eq!(
+            ev("<3>INTERWORKING-SELECTED 02:00:00:00:0d:00"),
+            Event::InterworkingSelected {
+                bssid: b("02:00:00:00:0d:00")
+            }
+        );
+        assert_eq!(
+            ev("<3>INTERWORKING-AP zz"),
+            Event::InterworkingAp {
+                bssid: None,
+                kind: String::new()
+            }
+        );
+        assert_eq!(
+            ev(&format!(
+                "<3>ANQP-QUERY-DONE addr=x result={}",
+                "A".repeat(99)
+            )),
+            Event::AnqpQueryDone {
+                bssid: None,
+                result: "A".repeat(32)
+            }
+        );
+    }
 
     fn ev(text: &str) -> Event {
         parse_event(text).expect("an event").event

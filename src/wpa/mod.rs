@@ -11,6 +11,9 @@
 //!   the security classification of BSS flags.
 //! - [`modes`] — a BSS's security modes from its information elements (AKMs, PMF, SAE H2E/PK,
 //!   transition modes), and the security of the current association from `STATUS`.
+//! - [`anqp`] — the ANQP answers of a BSS (venue, NAI realms and their EAP methods, domains,
+//!   roaming consortium, HS 2.0 operator names, WAN metrics): a total, bounded parser of
+//!   hostile bytes.
 //! - [`event`] — the `<N>CTRL-EVENT-…` messages of an attached monitor, parsed into [`Event`].
 //! - [`ctrl`] — [`CtrlClient`] (request/reply) and [`EventMonitor`] (`ATTACH`), on tokio.
 //!
@@ -25,6 +28,7 @@
 //!   for fields that were never set.
 //! - `SIGNAL_POLL` answers `FAIL` when not associated (and always on the wired driver).
 
+pub mod anqp;
 pub mod ctrl;
 pub mod detail;
 pub mod escape;
@@ -43,8 +47,8 @@ pub use parse::{
     freq_to_channel,
 };
 pub use proto::{
-    BssSelector, Cipher, Command, EapMethod, GlobalSetting, KeyMgmt, MgmtCipher, NetworkField,
-    NetworkFieldName, NetworkSel, Phase2, TlsCiphers,
+    BssSelector, Cipher, Command, CredField, EapMethod, GlobalSetting, KeyMgmt, MgmtCipher,
+    NetworkField, NetworkFieldName, NetworkSel, Phase2, TlsCiphers,
 };
 
 /// What went wrong talking to wpa_supplicant.

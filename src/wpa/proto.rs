@@ -34,6 +34,10 @@ pub const BSS_MASK_SUMMARY: u32 = (1 << 0)
 /// `BSS` field mask of [`Command::bss_ies`]: id and the raw information elements (hex).
 pub const BSS_MASK_IES: u32 = (1 << 0) | (1 << 10);
 
+/// `BSS` field mask for the ANQP answers of an entry: id, bssid and the interworking fields
+/// (`anqp_*`, `hs20_*`, hex of each element's payload).
+pub const BSS_MASK_ANQP: u32 = (1 << 0) | (1 << 1) | (1 << 15);
+
 /// A key management (AKM) suite for `key_mgmt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyMgmt {
@@ -432,6 +436,82 @@ impl NetworkField {
     }
 }
 
+/// A field of a Hotspot 2.0 / Passpoint credential (`SET_CRED`): strings go as hex, like
+/// network fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredField {
+    /// `realm`: the home realm the credential matches against the ANQP NAI realms.
+    Realm(Hostname),
+    /// `username` (the inner identity; the outer one is `anonymous@realm`).
+    Username(EapIdentity),
+    /// `password` (secret).
+    Password(EapPassword),
+    /// `eap`: the EAP method (TTLS, PEAP, TLS).
+    Eap(EapMethod),
+    /// `phase2`.
+    Phase2(Phase2),
+    /// `ca_cert`.
+    CaCert(FilePath),
+    /// `client_cert` (EAP-TLS).
+    ClientCert(FilePath),
+    /// `private_key` (EAP-TLS).
+    PrivateKey(FilePath),
+    /// `private_key_passwd` (secret).
+    PrivateKeyPasswd(EapPassword),
+    /// `domain`: the home operator's domain (a BSS whose ANQP domain list has it is `home`).
+    Domain(Hostname),
+    /// `domain_suffix_match`: the server certificate's name must end in this.
+    DomainSuffixMatch(Hostname),
+    /// `roaming_consortium`: an OI (3-15 bytes), matched against the AP's consortium list.
+    RoamingConsortium(Vec<u8>),
+}
+
+impl CredField {
+    /// The wpa_supplicant field name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CredField::Realm(_) => "realm",
+            CredField::Username(_) => "username",
+            CredField::Password(_) => "password",
+            CredField::Eap(_) => "eap",
+            CredField::Phase2(_) => "phase2",
+            CredField::CaCert(_) => "ca_cert",
+            CredField::ClientCert(_) => "client_cert",
+            CredField::PrivateKey(_) => "private_key",
+            CredField::PrivateKeyPasswd(_) => "private_key_passwd",
+            CredField::Domain(_) => "domain",
+            CredField::DomainSuffixMatch(_) => "domain_suffix_match",
+            CredField::RoamingConsortium(_) => "roaming_consortium",
+        }
+    }
+
+    /// Whether the value is a secret.
+    pub fn is_sensitive(&self) -> bool {
+        matches!(
+            self,
+            CredField::Password(_) | CredField::PrivateKeyPasswd(_)
+        )
+    }
+
+    fn encode_value(&self) -> String {
+        let hex_str = |t: &str| hex::encode(t.as_bytes());
+        match self {
+            CredField::Realm(h) | CredField::Domain(h) | CredField::DomainSuffixMatch(h) => {
+                hex_str(h.as_str())
+            }
+            CredField::Username(id) => hex_str(id.as_str()),
+            CredField::Password(p) | CredField::PrivateKeyPasswd(p) => hex_str(p.expose()),
+            CredField::Eap(m) => m.as_str().to_owned(),
+            CredField::Phase2(p) => hex_str(p.as_str()),
+            CredField::CaCert(p) | CredField::ClientCert(p) | CredField::PrivateKey(p) => {
+                hex_str(p.as_str())
+            }
+            // Unquoted hex, as wpa_supplicant's parser for this field wants.
+            CredField::RoamingConsortium(oi) => hex::encode(oi),
+        }
+    }
+}
+
 /// Which network(s) a command applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NetworkSel {
@@ -546,6 +626,33 @@ pub enum Command {
     SaveConfig,
     /// `TERMINATE`: wpa_supplicant exits.
     Terminate,
+    /// `ANQP_GET <bssid> <id>,…[,hs20:<subtype>,…]`: ask the AP (GAS) for these ANQP elements;
+    /// the answer is the `ANQP-QUERY-DONE` event, then the BSS entry's `anqp_*` fields.
+    AnqpGet {
+        /// The AP.
+        bssid: Bssid,
+        /// ANQP info IDs (256-65535).
+        ids: Vec<u16>,
+        /// Hotspot 2.0 ANQP subtypes (1-255).
+        hs20: Vec<u8>,
+    },
+    /// `ADD_CRED` → the new credential's id.
+    AddCred,
+    /// `SET_CRED <id> <field> <value>`.
+    SetCred {
+        /// Credential id.
+        id: u32,
+        /// Field and value.
+        field: CredField,
+    },
+    /// `REMOVE_CRED <id|all>` (the networks made from it go too, disconnecting if current).
+    RemoveCred(NetworkSel),
+    /// `INTERWORKING_SELECT [auto]`: scan, fetch ANQP, match the credentials (events
+    /// `INTERWORKING-AP` / `INTERWORKING-NO-MATCH`); with `auto`, connect to the best match.
+    InterworkingSelect {
+        /// Connect to the best match.
+        auto: bool,
+    },
     /// `ATTACH`: this socket starts receiving events.
     Attach,
     /// `DETACH`.
@@ -584,6 +691,7 @@ impl Command {
     /// Whether [`Command::encode`] carries a secret (never log it; use [`Command::redacted`]).
     pub fn is_sensitive(&self) -> bool {
         matches!(self, Command::SetNetwork { field, .. } if field.is_sensitive())
+            || matches!(self, Command::SetCred { field, .. } if field.is_sensitive())
     }
 
     /// Whether the command's success reply is exactly `OK`.
@@ -606,6 +714,10 @@ impl Command {
                 | Command::Terminate
                 | Command::Attach
                 | Command::Detach
+                | Command::AnqpGet { .. }
+                | Command::SetCred { .. }
+                | Command::RemoveCred(_)
+                | Command::InterworkingSelect { .. }
         )
     }
 
@@ -658,6 +770,26 @@ impl Command {
             },
             Command::SaveConfig => "SAVE_CONFIG".into(),
             Command::Terminate => "TERMINATE".into(),
+            Command::AnqpGet { bssid, ids, hs20 } => {
+                let list: Vec<String> = ids
+                    .iter()
+                    .map(u16::to_string)
+                    .chain(hs20.iter().map(|t| format!("hs20:{t}")))
+                    .collect();
+                format!("ANQP_GET {bssid} {}", list.join(","))
+            }
+            Command::AddCred => "ADD_CRED".into(),
+            Command::SetCred { id, field } => {
+                let value = if redact && field.is_sensitive() {
+                    "<redacted>".to_owned()
+                } else {
+                    field.encode_value()
+                };
+                format!("SET_CRED {id} {} {value}", field.name())
+            }
+            Command::RemoveCred(sel) => format!("REMOVE_CRED {sel}"),
+            Command::InterworkingSelect { auto: true } => "INTERWORKING_SELECT auto".into(),
+            Command::InterworkingSelect { auto: false } => "INTERWORKING_SELECT".into(),
             Command::Attach => "ATTACH".into(),
             Command::Detach => "DETACH".into(),
         }

@@ -22,6 +22,8 @@
 //!   of their own added to `router`'s;
 //! - `ap` — `wifi_ap_start`, `wifi_ap_clients`, `wifi_ap_stop`: the box's radio as an access
 //!   point ([`crate::agent::ap`]), a router of their own;
+//! - `passpoint` — `wifi_anqp` (an AP's ANQP answers, parsed) and `wifi_connect_passpoint`
+//!   (join a Hotspot 2.0 network by realm credential): a router of their own;
 //! - `captive` — `network_check_captive` (the portal's redirect chain and forms) and
 //!   `network_captive_login` (submit one, check again): a router of their own.
 
@@ -30,6 +32,7 @@ mod captive;
 mod capture;
 mod elicit;
 mod net;
+mod passpoint;
 mod progress;
 mod radio;
 mod router;

@@ -44,6 +44,7 @@ pub struct ResponseStream(pub tokio_util::sync::CancellationToken);
 const ASSOCIATING: &[&str] = &[
     "wifi_connect",
     "wifi_connect_eap",
+    "wifi_connect_passpoint",
     "wifi_reconnect",
     "wifi_roam",
 ];
@@ -58,7 +59,7 @@ pub struct PeerCred {
 }
 
 /// The tool error when `[security] inline_secrets = false` and a call carries a secret.
-fn inline_refused(what: &str) -> Failure {
+pub(super) fn inline_refused(what: &str) -> Failure {
     Failure::invalid(format!(
         "this host does not accept secrets as tool arguments ({what}): use a saved network, \
          wifi_connect {{\"network\": NAME}} (see wifi_saved_networks); an administrator adds \
@@ -101,7 +102,8 @@ impl WifiTools {
                 + Self::net_router()
                 + Self::captive_router()
                 + Self::capture_router()
-                + Self::ap_router(),
+                + Self::ap_router()
+                + Self::passpoint_router(),
             tasks: tasks::manager(),
         }
     }
@@ -871,7 +873,8 @@ mod tests {
             + WifiTools::net_router()
             + WifiTools::captive_router()
             + WifiTools::capture_router()
-            + WifiTools::ap_router())
+            + WifiTools::ap_router()
+            + WifiTools::passpoint_router())
         .list_all();
         assert!(tools.len() >= 20, "{} tools", tools.len());
         let missing: Vec<_> = tools

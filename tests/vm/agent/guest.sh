@@ -191,7 +191,7 @@ echo "measure: EAPOL frames tcpdump saw on $STA: $n_off with driver_param=contro
 check "capture: with control_port=0 (as the agent runs wpa_supplicant) the 4-way handshake passes the netdev" [ "${n_off:-0}" -ge 4 ]
 
 leaked=0
-for s in "$AP_BOX_PASSPHRASE" "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD"; do
+for s in "$AP_BOX_PASSPHRASE" "$AP_WPA2_PSK" "$AP_SAE_PSK" "$AP_HIDDEN_PSK" "$AP_WPA2B_PSK" "$AP_EAP_PEAP_PASSWORD" "$AP_EAP_TTLS_PASSWORD" "$AP_HS20_PASSWORD" "wrong passpoint secret"; do
   grep -qF "$s" $LOGS/agent.log $LOGS/agent-stdio.log && leaked=1
 done
 check "no secret in the agent's logs" [ $leaked = 0 ]

@@ -15,7 +15,7 @@ station radios left down and unconfigured in the root netns. Then runs GUEST_SCR
 /bin/sh in the guest (cwd /share, the env file sourced and exported) and powers off.
 
   --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans
-                   owehid saeh2e mixed roam1 roam2  (order = AP index K, subnet
+                   owehid saeh2e hs20 mixed roam1 roam2  (order = AP index K, subnet
                    10.0.K.0/24; default: no AP)
   --stations N     number of station radios (default 1)
   --share DIR      host directory shared as /share (9p). The runner (re)creates DIR/logs, DIR/.hwsim,
@@ -66,8 +66,8 @@ for b in "${BINS[@]}"; do [ -f "$b" ] || die "no such --bin file: $b"; done
 APS="${APS_ARG//,/ }"
 seen=" "
 for a in $APS; do
-  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|eap3|eap192|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2) ;;
-    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2)";; esac
+  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|eap3|eap192|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2|hs20) ;;
+    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2 hs20)";; esac
   [[ "$seen" != *" $a "* ]] || die "AP '$a' listed twice"; seen+="$a "
 done
 [ $(( $(wc -w <<<"$APS") + NSTATIONS )) -ge 1 ] || die "nothing to simulate"
@@ -97,6 +97,10 @@ KMODS="$KDIR/root/lib/modules/$KVER"
 #   roam1   lab-roam        wpa2-psk  1        correct horse 7   (two APs of one SSID: roaming;
 #   roam2   lab-roam        wpa2-psk  11       correct horse 7    WPA-PSK + FT-PSK, one mobility
 #                                                                  domain; each its own subnet)
+#   hs20    lab-hs20        wpa2-eap  11       -        (Hotspot 2.0 / Passpoint: interworking,
+#                                                        ANQP realm lab.test TTLS/MSCHAPv2
+#                                                        or TLS,
+#                                                        PMF optional; the eap AP's PKI)
 ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
   PSK="" HWMODE=g
   case "$1" in
@@ -115,6 +119,7 @@ ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
     mixed)  SSID="lab-mixed";      SEC=wpa2-psk/wpa3-sae; CHAN=11; PSK="correct horse 6" ;;
     roam1)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=1;  PSK="correct horse 7" ;;
     roam2)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=11; PSK="correct horse 7" ;;
+    hs20)   SSID="lab-hs20";       SEC=wpa2-eap; CHAN=11 ;;
   esac
   # the world regulatory domain forbids starting an AP on 5 GHz: stay on 2.4 GHz there
   if [ "$HWMODE" = a ] && [ "$COUNTRY" = 00 ]; then CHAN=11 HWMODE=g; fi
@@ -123,6 +128,9 @@ ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
 EAP_PEAP_ID=lab-peap  EAP_PEAP_PW="peap secret 1"
 EAP_TTLS_ID=lab-ttls  EAP_TTLS_PW="ttls secret 1"
 EAP_TLS_ID=lab-tls    EAP_SERVER_NAME=radius.lab.test
+# Passpoint (hs20): the realm credential, and what the AP answers over ANQP
+HS20_REALM=lab.test   HS20_USER=user@lab.test  HS20_PW="passpoint secret 1"
+HS20_DOMAIN=hs.lab.test  HS20_VENUE="Lab Venue"  HS20_OPERATOR="Lab Operator"  HS20_OI=506f9a
 
 shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }            # shell single-quote
 hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
@@ -192,6 +200,29 @@ EOC
     [ "$COUNTRY" = 00 ] || printf 'country_code=%s\nieee80211d=1\n' "$COUNTRY"
   fi
   [ "$1" = roam2 ] && printf 'eap_server=1\nwps_state=2\ndevice_name=Lab roam 2\n'
+  # Hotspot 2.0 / Passpoint (issue 16): 802.11u interworking (chargeable public network with
+  # internet), PMF optional, and the ANQP answers: venue, domain names, roaming consortium,
+  # the NAI realm with EAP-TTLS (21) and non-EAP inner MSCHAPv2 ([2:4]) by username/password
+  # ([5:7]) or EAP-TLS (13) by certificate ([5:6]), the HS 2.0 operator name and WAN metrics.
+  if [ "$1" = hs20 ]; then
+    cat <<EOC
+ieee80211w=1
+interworking=1
+access_network_type=2
+internet=1
+venue_group=2
+venue_type=8
+venue_name=eng:$HS20_VENUE
+roaming_consortium=$HS20_OI
+domain_name=$HS20_DOMAIN,$HS20_REALM
+nai_realm=0,$HS20_REALM,21[2:4][5:7],13[5:6]
+anqp_domain_id=4660
+hs20=1
+disable_dgaf=1
+hs20_oper_friendly_name=eng:$HS20_OPERATOR
+hs20_wan_metrics=01:8000:1000:80:240:3000
+EOC
+  fi
   # The OWE transition pair names each other; @BSSID:NAME@ is filled in by the guest
   # (tests/vm/lab/guest/lab-setup.sh) once the radios exist.
   [ "$1" = owetrans ] && printf 'owe_transition_ssid="lab-owehid"\nowe_transition_bssid=@BSSID:owehid@\n'
@@ -275,7 +306,7 @@ cp "$SCRIPT" "$SHARE/.hwsim/guest-script"
   done
 } > "$SHARE/.hwsim/env.static"
 
-if [[ " $APS " == *" eap"* ]]; then
+if [[ " $APS " == *" eap"* || " $APS " == *" hs20 "* ]]; then
   make_eap_pki
   mkdir -p "$SHARE/.hwsim/eap" "$SHARE/eap"
   cp "$WI_CACHE/eap/"{ca.pem,server.pem,server.key,ec-ca.pem,ec-server.pem,ec-server.key} "$SHARE/.hwsim/eap/"
@@ -288,6 +319,7 @@ if [[ " $APS " == *" eap"* ]]; then
 *	PEAP,TTLS,TLS
 "$EAP_PEAP_ID"	MSCHAPV2	"$EAP_PEAP_PW"	[2]
 "$EAP_TTLS_ID"	TTLS-MSCHAPV2	"$EAP_TTLS_PW"	[2]
+"$HS20_USER"	TTLS-MSCHAPV2	"$HS20_PW"	[2]
 EOU
   cat >> "$SHARE/.hwsim/env.static" <<EOE
 AP_EAP_PEAP_IDENTITY=$EAP_PEAP_ID
@@ -302,6 +334,13 @@ AP_EAP_EC_CA_CERT=/share/eap/ec-ca.pem
 AP_EAP_EC_CLIENT_CERT=/share/eap/ec-client.pem
 AP_EAP_EC_CLIENT_KEY=/share/eap/ec-client.key
 AP_EAP_SERVER_NAME=$EAP_SERVER_NAME
+AP_HS20_REALM=$HS20_REALM
+AP_HS20_USER=$HS20_USER
+AP_HS20_PASSWORD=$(shq "$HS20_PW")
+AP_HS20_DOMAIN=$HS20_DOMAIN
+AP_HS20_VENUE=$(shq "$HS20_VENUE")
+AP_HS20_OPERATOR=$(shq "$HS20_OPERATOR")
+AP_HS20_OI=$HS20_OI
 EOE
 fi
 

@@ -14,6 +14,7 @@ mod captive;
 mod capture;
 mod elicit;
 mod nettools;
+mod passpoint;
 mod protocol;
 mod radio;
 mod v6;
@@ -1223,6 +1224,7 @@ async fn main() {
         protocol::discover_suite(&mut run, &args[2]).await;
         elicit::elicit_suite(&mut run, &args[2]).await;
         captive::captive_suite(&mut run).await;
+        passpoint::passpoint_suite(&mut run).await;
         // Last: it leaves an access point running for guest.sh's release checks.
         ap::ap_suite(&mut run).await;
     }
