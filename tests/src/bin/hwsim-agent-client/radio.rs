@@ -765,15 +765,17 @@ pub(crate) async fn radio_suite(r: &mut Run) {
     );
     let mixed_freq = 2407 + 5 * env("AP_MIXED_CHANNEL").parse::<u64>().unwrap_or(0);
     r.check(
-        "radio: wifi_survey covers the network's channel, with channel, band and busy_percent",
+        "radio: wifi_survey covers the network's channel, with channel, band and busy_percent (a percentage when the radio dwelt there, else none)",
         sv["channels"].as_array().is_some_and(|cs| {
             cs.iter().any(|c| {
+                let dwelt = c["active_ms"].as_u64().is_some_and(|a| a > 0);
                 c["frequency_mhz"] == mixed_freq
                     && c["channel"] == env("AP_MIXED_CHANNEL").parse::<u64>().unwrap_or(0)
                     && c["band"] == "2.4GHz"
-                    && c["busy_percent"]
-                        .as_f64()
-                        .is_some_and(|p| (0.0..=100.0).contains(&p))
+                    && match c["busy_percent"].as_f64() {
+                        Some(p) => dwelt && (0.0..=100.0).contains(&p),
+                        None => !dwelt,
+                    }
             })
         }),
         &detail,
