@@ -27,6 +27,69 @@ use crate::wpa::{CtrlClient, Event, EventMonitor, NetworkField};
 const CONTROL_PORT_OFF: &str = "# EAPOL through the interface (not nl80211's control port), so a capture sees it\n\
                                 driver_param=control_port=0\n";
 
+/// A line of wpa_supplicant's `-d` output worth the log: what 2.10 printed without `-d` is
+/// mostly its events (logged from the monitor socket already) and its errors; the debug lines
+/// are too many (and would flood the ring), so only errors and the 802.11v lines are kept.
+fn worth_logging(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    [
+        "error",
+        "fail",
+        "could not",
+        "invalid",
+        "unsupported",
+        "successfully initialized",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
+}
+
+/// Read wpa_supplicant's stdout (`-d`): BSS transition requests and responses become events
+/// ([`crate::wpa::wnm`]); errors and the 802.11v lines go to the log; the rest is dropped. A
+/// request's candidate list ends at a known line, or after 300 ms of quiet.
+fn wpa_stdout(
+    pipe: Option<tokio::process::ChildStdout>,
+    log: LogRing,
+    events: broadcast::Sender<Event>,
+) {
+    use crate::wpa::wnm::{BtmParser, WnmEvent};
+    use tokio::io::AsyncBufReadExt;
+    let Some(pipe) = pipe else { return };
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        let mut parser = BtmParser::default();
+        let send = |e: WnmEvent| {
+            let _ = events.send(match e {
+                WnmEvent::Request(r) => Event::BssTransitionRequest(r),
+                WnmEvent::Response(r) => Event::BssTransitionResponse(r),
+            });
+        };
+        loop {
+            let next = if parser.has_pending() {
+                match tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+                    Ok(l) => l,
+                    Err(_) => {
+                        parser.flush().into_iter().for_each(send);
+                        continue;
+                    }
+                }
+            } else {
+                lines.next_line().await
+            };
+            let Ok(Some(line)) = next else { break };
+            let got = parser.feed(&line);
+            let wnm = !got.is_empty()
+                || line.contains("WNM: BSS Transition")
+                || line.contains("WNM: Transition to BSS");
+            if wnm || worth_logging(&line) {
+                log.push("wpa", line);
+            }
+            got.into_iter().for_each(send);
+        }
+        parser.flush().into_iter().for_each(send);
+    });
+}
+
 /// Where and how wpa_supplicant runs.
 #[derive(Debug, Clone)]
 pub struct WpaPaths {
@@ -168,7 +231,9 @@ impl Wpa {
         let sock = self.paths.ctrl_dir.join(&self.iface);
         let _ = std::fs::remove_file(&sock);
         let mut child = Command::new(&self.paths.binary)
-            .args(["-D", self.paths.driver, "-i", &self.iface, "-c"])
+            // `-d`: the only place 2.10 tells what a BSS transition request said (see
+            // crate::wpa::wnm); the debug lines are read by `wpa_stdout`, not logged.
+            .args(["-d", "-D", self.paths.driver, "-i", &self.iface, "-c"])
             .arg(conf)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -176,7 +241,7 @@ impl Wpa {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", self.paths.binary.display()))?;
-        super::events::pipe_lines(child.stdout.take(), self.log.clone(), "wpa");
+        wpa_stdout(child.stdout.take(), self.log.clone(), self.events.clone());
         super::events::pipe_lines(child.stderr.take(), self.log.clone(), "wpa");
 
         // Wait for the control socket while the process is alive.

@@ -12,6 +12,8 @@
 //! - [`modes`] — a BSS's security modes from its information elements (AKMs, PMF, SAE H2E/PK,
 //!   transition modes), and the security of the current association from `STATUS`.
 //! - [`event`] — the `<N>CTRL-EVENT-…` messages of an attached monitor, parsed into [`Event`].
+//! - [`wnm`] — 802.11v BSS transition requests and responses, from wpa_supplicant's `-d` output
+//!   (2.10 reports them nowhere else).
 //! - [`ctrl`] — [`CtrlClient`] (request/reply) and [`EventMonitor`] (`ATTACH`), on tokio.
 //!
 //! # Protocol notes (verified against wpa_supplicant 2.10)
@@ -32,6 +34,7 @@ pub mod event;
 pub mod modes;
 pub mod parse;
 pub mod proto;
+pub mod wnm;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -168,6 +168,8 @@ EOC
     [ "$COUNTRY" = 00 ] || printf 'country_code=%s\nieee80211d=1\n' "$COUNTRY"
   fi
   [ "$1" = roam2 ] && printf 'eap_server=1\nwps_state=2\ndevice_name=Lab roam 2\n'
+  # The roam pair accepts 802.11v BSS transition management (the agent suite sends a request).
+  case "$1" in roam1|roam2) printf 'bss_transition=1\n' ;; esac
   # The OWE transition pair names each other; @BSSID:NAME@ is filled in by the guest
   # (tests/vm/lab/guest/lab-setup.sh) once the radios exist.
   [ "$1" = owetrans ] && printf 'owe_transition_ssid="lab-owehid"\nowe_transition_bssid=@BSSID:owehid@\n'
