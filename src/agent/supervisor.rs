@@ -27,9 +27,9 @@ use crate::wpa::{CtrlClient, Event, EventMonitor, NetworkField};
 const CONTROL_PORT_OFF: &str = "# EAPOL through the interface (not nl80211's control port), so a capture sees it\n\
                                 driver_param=control_port=0\n";
 
-/// A line of wpa_supplicant's `-d` output worth the log: what 2.10 printed without `-d` is
-/// mostly its events (logged from the monitor socket already) and its errors; the debug lines
-/// are too many (and would flood the ring), so only errors and the 802.11v lines are kept.
+/// A line of wpa_supplicant's debug output worth the log: the debug lines are too many (they
+/// would flood the ring), so at `LOG_LEVEL DEBUG` only errors and the 802.11v lines are kept
+/// (the events are logged from the monitor socket anyway); at INFO every line is, as before.
 fn worth_logging(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
     [
@@ -44,13 +44,14 @@ fn worth_logging(line: &str) -> bool {
     .any(|w| l.contains(w))
 }
 
-/// Read wpa_supplicant's stdout (`-d`): BSS transition requests and responses become events
+/// Read wpa_supplicant's stdout (at `LOG_LEVEL DEBUG` while connected): BSS transition requests and responses become events
 /// ([`crate::wpa::wnm`]); errors and the 802.11v lines go to the log; the rest is dropped. A
 /// request's candidate list ends at a known line, or after 300 ms of quiet.
 fn wpa_stdout(
     pipe: Option<tokio::process::ChildStdout>,
     log: LogRing,
     events: broadcast::Sender<Event>,
+    debug_on: Arc<std::sync::atomic::AtomicBool>,
 ) {
     use crate::wpa::wnm::{BtmParser, WnmEvent};
     use tokio::io::AsyncBufReadExt;
@@ -81,7 +82,7 @@ fn wpa_stdout(
             let wnm = !got.is_empty()
                 || line.contains("WNM: BSS Transition")
                 || line.contains("WNM: Transition to BSS");
-            if wnm || worth_logging(&line) {
+            if wnm || !debug_on.load(Ordering::Relaxed) || worth_logging(&line) {
                 log.push("wpa", line);
             }
             got.into_iter().for_each(send);
@@ -231,9 +232,7 @@ impl Wpa {
         let sock = self.paths.ctrl_dir.join(&self.iface);
         let _ = std::fs::remove_file(&sock);
         let mut child = Command::new(&self.paths.binary)
-            // `-d`: the only place 2.10 tells what a BSS transition request said (see
-            // crate::wpa::wnm); the debug lines are read by `wpa_stdout`, not logged.
-            .args(["-d", "-D", self.paths.driver, "-i", &self.iface, "-c"])
+            .args(["-D", self.paths.driver, "-i", &self.iface, "-c"])
             .arg(conf)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -241,7 +240,13 @@ impl Wpa {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", self.paths.binary.display()))?;
-        wpa_stdout(child.stdout.take(), self.log.clone(), self.events.clone());
+        let debug_on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        wpa_stdout(
+            child.stdout.take(),
+            self.log.clone(),
+            self.events.clone(),
+            debug_on.clone(),
+        );
         super::events::pipe_lines(child.stderr.take(), self.log.clone(), "wpa");
 
         // Wait for the control socket while the process is alive.
@@ -299,6 +304,27 @@ impl Wpa {
                 }
                 ev = monitor.next_event() => match ev {
                     Ok(msg) => {
+                        // Debug output while connected only: the one place 2.10 tells what a
+                        // BSS transition request said (crate::wpa::wnm; read by wpa_stdout),
+                        // and BTM requests come to a connected station. Off otherwise: under
+                        // a slow CPU the debug output of a scan or a connect costs time.
+                        let debug = match &msg.event {
+                            Event::Connected { .. } => Some(true),
+                            Event::Disconnected { .. } => Some(false),
+                            _ => None,
+                        };
+                        if let (Some(on), Some(c)) = (debug, self.client.borrow().clone()) {
+                            let flag = debug_on.clone();
+                            if !on {
+                                flag.store(false, Ordering::Relaxed);
+                            }
+                            tokio::spawn(async move {
+                                match c.request_ok(&crate::wpa::Command::LogLevelDebug(on)).await {
+                                    Ok(()) => flag.store(on, Ordering::Relaxed),
+                                    Err(e) => warn!(cause = %e, "LOG_LEVEL refused"),
+                                }
+                            });
+                        }
                         self.log.push("event", msg.raw().to_string());
                         let _ = self.events.send(msg.event);
                     }

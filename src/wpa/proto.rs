@@ -460,6 +460,9 @@ pub enum Command {
     SaveConfig,
     /// `TERMINATE`: wpa_supplicant exits.
     Terminate,
+    /// `LOG_LEVEL DEBUG` (true) or `LOG_LEVEL INFO` (false): what wpa_supplicant prints on
+    /// stdout (its monitor sockets are not affected).
+    LogLevelDebug(bool),
     /// `ATTACH`: this socket starts receiving events.
     Attach,
     /// `DETACH`.
@@ -518,6 +521,7 @@ impl Command {
                 | Command::Set(_)
                 | Command::SaveConfig
                 | Command::Terminate
+                | Command::LogLevelDebug(_)
                 | Command::Attach
                 | Command::Detach
         )
@@ -572,6 +576,8 @@ impl Command {
             },
             Command::SaveConfig => "SAVE_CONFIG".into(),
             Command::Terminate => "TERMINATE".into(),
+            Command::LogLevelDebug(true) => "LOG_LEVEL DEBUG".into(),
+            Command::LogLevelDebug(false) => "LOG_LEVEL INFO".into(),
             Command::Attach => "ATTACH".into(),
             Command::Detach => "DETACH".into(),
         }

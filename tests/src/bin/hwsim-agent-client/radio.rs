@@ -509,20 +509,28 @@ async fn btm_checks(r: &mut Run) {
         },
         format!("{st} {got}"),
     );
-    // hostapd's side: `BSS-TM-RESP <sta> dialog_token=N status_code=S … [target_bssid=…]`.
+    // hostapd's side (its -d log): `WNM: BSS Transition Management Response from <sta>
+    // dialog_token=N status_code=S …`, then the event `BSS-TM-RESP <sta> status_code=S …
+    // target_bssid=…` (2.10's event carries no dialog token).
     let name = cur.to_lowercase();
     let logs = [env("HWSIM_RUN_LOGS"), env("HWSIM_LOGS")];
-    let mut line = String::new();
+    let (mut dbg, mut line) = (String::new(), String::new());
     let started = std::time::Instant::now();
     while line.is_empty() && started.elapsed() < std::time::Duration::from_secs(5) {
         for dir in &logs {
-            let text = std::fs::read_to_string(format!("{dir}/hostapd-{name}.log"));
-            if let Some(l) = text
-                .iter()
-                .flat_map(|t| t.lines().rev())
-                .find(|l| l.contains("BSS-TM-RESP "))
-            {
-                line = l.to_string();
+            let Ok(text) = std::fs::read_to_string(format!("{dir}/hostapd-{name}.log")) else {
+                continue;
+            };
+            let last = |needle: &str| {
+                text.lines()
+                    .rev()
+                    .find(|l| l.contains(needle) && l.contains(&sta))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            line = last("BSS-TM-RESP ");
+            dbg = last("BSS Transition Management Response from ");
+            if !line.is_empty() {
                 break;
             }
         }
@@ -530,23 +538,22 @@ async fn btm_checks(r: &mut Run) {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
-    let field = |k: &str| {
-        line.split(' ')
+    let field = |l: &str, k: &str| {
+        l.split(' ')
             .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
             .unwrap_or_default()
             .to_string()
     };
     r.check(
         "radio: btm: hostapd's BSS-TM-RESP agrees (dialog token, status, target BSSID)",
-        line.contains(&sta)
-            && t["dialog_token"]
-                .as_u64()
-                .is_some_and(|d| field("dialog_token") == d.to_string())
+        t["dialog_token"]
+            .as_u64()
+            .is_some_and(|d| field(&dbg, "dialog_token") == d.to_string())
             && resp["status_code"]
                 .as_u64()
-                .is_some_and(|c| field("status_code") == c.to_string())
-            && (!accepted || field("target_bssid") == bssid(other)),
-        format!("hostapd: {line:?}; ours: {resp}"),
+                .is_some_and(|c| field(&line, "status_code") == c.to_string())
+            && (!accepted || field(&line, "target_bssid") == bssid(other)),
+        format!("hostapd: {dbg:?} {line:?}; ours: {resp}"),
     );
     let (_, only, _) = r
         .call_raw(
