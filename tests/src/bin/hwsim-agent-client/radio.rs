@@ -19,12 +19,17 @@ fn aps() -> Vec<String> {
         .collect()
 }
 
+/// The BSSIDs of every AP of the lab, lower-case.
+pub(crate) fn lab_bssids() -> Vec<String> {
+    aps().iter().map(|a| bssid(a)).collect()
+}
+
 fn bssid(ap: &str) -> String {
     env(&format!("AP_{ap}_BSSID")).to_lowercase()
 }
 
 /// `iw ARGS` run in the network namespace of process `pid` (the agent's box).
-fn iw_in_box(pid: &str, args: &[&str]) -> String {
+pub(crate) fn iw_in_box(pid: &str, args: &[&str]) -> String {
     let ns = match std::fs::File::open(format!("/proc/{pid}/ns/net")) {
         Ok(f) => f,
         Err(e) => return format!("cannot open the box's netns: {e}"),
