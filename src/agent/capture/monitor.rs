@@ -15,6 +15,10 @@ use crate::agent::failure::{Code, Failure};
 /// The monitor interface's name in the box (the kernel's 15-byte limit).
 pub const MONITOR_NAME: &str = "wimon0";
 
+/// One monitor capture at a time: set while a [`MonitorIface`] of ours exists (so a second
+/// capture never takes the first's interface for a leftover and deletes it).
+static IN_USE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A monitor interface we created; delete it with [`MonitorIface::remove`].
 pub struct MonitorIface {
     /// Its ifindex.
@@ -68,6 +72,24 @@ impl MonitorIface {
     /// Create a monitor interface on the phy of `station_index` and bring it up. A driver or
     /// an interface combination that refuses it is `unsupported`, with nothing left behind.
     pub async fn create(
+        station_index: u32,
+        net: &crate::agent::netcfg::NetCfg,
+    ) -> Result<Self, Failure> {
+        use std::sync::atomic::Ordering;
+        if IN_USE.swap(true, Ordering::AcqRel) {
+            return Err(Failure::new(
+                Code::Busy,
+                "a monitor capture is running (one at a time): wifi_capture_stop it first",
+            ));
+        }
+        let r = Self::create_inner(station_index, net).await;
+        if r.is_err() {
+            IN_USE.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    async fn create_inner(
         station_index: u32,
         net: &crate::agent::netcfg::NetCfg,
     ) -> Result<Self, Failure> {
@@ -136,13 +158,14 @@ impl MonitorIface {
                     Failure::from("the monitor interface was made but has no ifindex")
                 })?,
         };
-        let me = MonitorIface {
+        let mut me = MonitorIface {
             index,
             name: MONITOR_NAME.to_string(),
             removed: false,
         };
         if let Err(e) = net.set_up(index).await {
-            let _ = me.remove().await;
+            me.removed = true;
+            let _ = delete(index).await;
             return Err(Failure::new(
                 Code::Unsupported,
                 format!(
@@ -157,7 +180,9 @@ impl MonitorIface {
     /// Delete the interface (and say whether that worked).
     pub async fn remove(mut self) -> anyhow::Result<()> {
         self.removed = true;
-        delete(self.index).await
+        let r = delete(self.index).await;
+        IN_USE.store(false, std::sync::atomic::Ordering::Release);
+        r
     }
 }
 
@@ -168,12 +193,16 @@ impl Drop for MonitorIface {
         }
         // Cancelled or unwinding: delete it from a task of its own.
         let index = self.index;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = delete(index).await {
-                    tracing::warn!(index, cause = %format!("{e:#}"), "deleting the monitor interface failed");
-                }
-            });
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = delete(index).await {
+                        tracing::warn!(index, cause = %format!("{e:#}"), "deleting the monitor interface failed");
+                    }
+                    IN_USE.store(false, std::sync::atomic::Ordering::Release);
+                });
+            }
+            Err(_) => IN_USE.store(false, std::sync::atomic::Ordering::Release),
         }
     }
 }

@@ -92,6 +92,19 @@ pub(crate) async fn monitor_suite(r: &mut Run) {
             && info.contains("type monitor"),
         format!("before {before:?}, during {during:?}: {info}"),
     );
+    let code = r
+        .tool_err(
+            "monitor: a second monitor capture meanwhile is busy",
+            "wifi_capture",
+            json!({"interface": "monitor", "seconds": 1}),
+            "one at a time",
+        )
+        .await;
+    r.check_code(
+        "monitor: a second monitor capture meanwhile is busy",
+        code,
+        "busy",
+    );
     let c = r
         .ok(
             "monitor: connect WPA2 while capturing",
