@@ -46,6 +46,9 @@ pub enum Code {
     /// The address family asked for (`family: "ipv6"`, or an IPv6 address) is one this network
     /// did not give the box (no router advertisement: no global IPv6 address); nothing was sent.
     FamilyUnavailable,
+    /// The driver or the radio cannot do what was asked (a monitor interface next to the
+    /// station); nothing was left behind.
+    Unsupported,
     /// Anything else; the text says what.
     Failed,
 }
@@ -72,6 +75,7 @@ impl Code {
             Code::TlsFailed => "tls_failed",
             Code::NeedsBrowser => "needs_browser",
             Code::FamilyUnavailable => "family_unavailable",
+            Code::Unsupported => "unsupported",
             Code::Failed => "failed",
         }
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
 use super::dhcp::Lease;
-use crate::wpa::Event;
+use crate::wpa::{Event, wnm};
 
 /// How many events the log keeps (older ones are dropped and counted).
 pub const HISTORY_LEN: usize = 500;
@@ -44,6 +44,57 @@ pub enum Kind {
     DhcpLease,
     /// The DHCP lease is gone (released, or the link went).
     DhcpLost,
+    /// The AP sent an 802.11v BSS Transition Management Request (see `bss_transition`).
+    BssTransitionRequest,
+    /// wpa_supplicant answered a BSS Transition Management Request: `status_code` (0 accept),
+    /// `bssid` the target it moves to (accept), `detail` the status's meaning.
+    BssTransitionResponse,
+}
+
+/// One transition candidate of a BSS Transition Management Request (a Neighbor Report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct TransitionCandidate {
+    /// The candidate BSS.
+    pub bssid: String,
+    /// Preference, 1–255 (higher preferred; 0 excludes the BSS); absent when not given.
+    pub preference: Option<u8>,
+    /// Channel number.
+    pub channel: u8,
+    /// Operating class.
+    pub op_class: u8,
+    /// Frequency in MHz (when known).
+    pub freq_mhz: Option<u32>,
+    /// PHY type.
+    pub phy_type: u8,
+    /// The BSSID Information field.
+    pub bssid_info: u32,
+}
+
+/// What a BSS Transition Management Request said (or which request a response answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct BssTransition {
+    /// Dialog token (a response carries that of its request).
+    pub dialog_token: u8,
+    /// Request mode bits as sent (requests only).
+    pub request_mode: Option<u8>,
+    /// Bit 0: a preferred candidate list is included.
+    pub preferred_list: Option<bool>,
+    /// Bit 1: the list is abridged (BSSs not in it are not preferred).
+    pub abridged: Option<bool>,
+    /// Bit 2: the AP will disassociate us when the disassociation timer runs out.
+    pub disassociation_imminent: Option<bool>,
+    /// Bit 3: the BSS is terminating (a termination duration is included).
+    pub bss_termination: Option<bool>,
+    /// Bit 4: the whole ESS is about to disassociate us.
+    pub ess_disassociation_imminent: Option<bool>,
+    /// Disassociation timer, in beacon intervals (TBTTs).
+    pub disassociation_timer_tbtt: Option<u16>,
+    /// How long the candidate list is valid, in beacon intervals (TBTTs).
+    pub validity_interval_tbtt: Option<u8>,
+    /// The candidate list, most preferred first (at most 16 kept).
+    pub candidates: Vec<TransitionCandidate>,
+    /// Candidates beyond the 16 kept.
+    pub candidates_dropped: u32,
 }
 
 /// One event.
@@ -67,6 +118,8 @@ pub struct RadioEvent {
     pub locally_generated: Option<bool>,
     /// The code's meaning, or other detail (`WRONG_KEY`, the lease's address, …).
     pub detail: Option<String>,
+    /// BSS transition (802.11v) requests and responses: what the request said.
+    pub bss_transition: Option<BssTransition>,
 }
 
 /// The meaning of a common IEEE 802.11 reason code (Table 9-49).
@@ -156,6 +209,7 @@ impl History {
             status_code: None,
             locally_generated: None,
             detail: None,
+            bss_transition: None,
         }
     }
 
@@ -217,6 +271,62 @@ impl History {
             Event::ScanFailed { ret } => RadioEvent {
                 detail: ret.map(|r| format!("driver error {r}")),
                 ..Self::event(Kind::ScanFailed)
+            },
+            Event::BssTransitionRequest(r) => {
+                let bit = |m: u8| Some(r.request_mode & m != 0);
+                RadioEvent {
+                    bssid: self
+                        .0
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .current
+                        .clone(),
+                    bss_transition: Some(BssTransition {
+                        dialog_token: r.dialog_token,
+                        request_mode: Some(r.request_mode),
+                        preferred_list: bit(wnm::MODE_PREFERRED_LIST),
+                        abridged: bit(wnm::MODE_ABRIDGED),
+                        disassociation_imminent: bit(wnm::MODE_DISASSOC_IMMINENT),
+                        bss_termination: bit(wnm::MODE_BSS_TERMINATION),
+                        ess_disassociation_imminent: bit(wnm::MODE_ESS_DISASSOC_IMMINENT),
+                        disassociation_timer_tbtt: Some(r.disassoc_timer),
+                        validity_interval_tbtt: Some(r.validity_interval),
+                        candidates: r
+                            .candidates
+                            .iter()
+                            .map(|c| TransitionCandidate {
+                                bssid: c.bssid.to_string(),
+                                preference: c.preference,
+                                channel: c.channel,
+                                op_class: c.op_class,
+                                freq_mhz: c.freq_mhz,
+                                phy_type: c.phy_type,
+                                bssid_info: c.bssid_info,
+                            })
+                            .collect(),
+                        candidates_dropped: r.candidates_dropped,
+                    }),
+                    ..Self::event(Kind::BssTransitionRequest)
+                }
+            }
+            Event::BssTransitionResponse(r) => RadioEvent {
+                bssid: b(&r.target_bssid),
+                status_code: Some(u16::from(r.status)),
+                detail: Some(wnm::status_text(r.status).to_string()),
+                bss_transition: Some(BssTransition {
+                    dialog_token: r.dialog_token,
+                    request_mode: None,
+                    preferred_list: None,
+                    abridged: None,
+                    disassociation_imminent: None,
+                    bss_termination: None,
+                    ess_disassociation_imminent: None,
+                    disassociation_timer_tbtt: None,
+                    validity_interval_tbtt: None,
+                    candidates: Vec::new(),
+                    candidates_dropped: 0,
+                }),
+                ..Self::event(Kind::BssTransitionResponse)
             },
             Event::Terminating => {
                 self.0.lock().unwrap_or_else(|p| p.into_inner()).current = None;
@@ -367,6 +477,63 @@ mod tests {
         assert_eq!(last.events.len(), 1);
         assert_eq!(last.events[0].seq, 5);
         assert!(serde_json::to_value(&all).unwrap()["events"][2]["kind"] == "roamed");
+    }
+
+    #[test]
+    fn bss_transition_request_and_response() {
+        use crate::wpa::wnm::{BtmRequest, BtmResponse, Candidate};
+        let h = History::default();
+        h.on_event(&Event::Connected {
+            bssid: bssid(1),
+            network_id: Some(0),
+        });
+        h.on_event(&Event::BssTransitionRequest(BtmRequest {
+            dialog_token: 3,
+            request_mode: 0x05,
+            disassoc_timer: 300,
+            validity_interval: 200,
+            candidates: vec![Candidate {
+                bssid: bssid(2).unwrap(),
+                bssid_info: 0,
+                op_class: 81,
+                channel: 11,
+                phy_type: 7,
+                preference: Some(1),
+                freq_mhz: Some(2462),
+            }],
+            candidates_dropped: 0,
+        }));
+        h.on_event(&Event::BssTransitionResponse(BtmResponse {
+            dialog_token: 3,
+            status: 0,
+            reason: 0,
+            target_bssid: bssid(2),
+        }));
+        let r = h.query(
+            0,
+            10,
+            &[Kind::BssTransitionRequest, Kind::BssTransitionResponse],
+        );
+        assert_eq!(r.events.len(), 2);
+        let v = serde_json::to_value(&r).unwrap();
+        let req = &v["events"][0];
+        assert_eq!(req["kind"], "bss_transition_request");
+        assert_eq!(req["bssid"], "02:00:00:00:01:00");
+        let t = &req["bss_transition"];
+        assert_eq!(t["dialog_token"], 3);
+        assert_eq!(t["preferred_list"], true);
+        assert_eq!(t["abridged"], false);
+        assert_eq!(t["disassociation_imminent"], true);
+        assert_eq!(t["disassociation_timer_tbtt"], 300);
+        assert_eq!(t["candidates"][0]["bssid"], "02:00:00:00:02:00");
+        assert_eq!(t["candidates"][0]["preference"], 1);
+        assert_eq!(t["candidates"][0]["channel"], 11);
+        let resp = &v["events"][1];
+        assert_eq!(resp["kind"], "bss_transition_response");
+        assert_eq!(resp["status_code"], 0);
+        assert_eq!(resp["detail"], "accept");
+        assert_eq!(resp["bssid"], "02:00:00:00:02:00");
+        assert_eq!(resp["bss_transition"]["dialog_token"], 3);
     }
 
     #[test]

@@ -27,6 +27,70 @@ use crate::wpa::{CtrlClient, Event, EventMonitor, NetworkField};
 const CONTROL_PORT_OFF: &str = "# EAPOL through the interface (not nl80211's control port), so a capture sees it\n\
                                 driver_param=control_port=0\n";
 
+/// A line of wpa_supplicant's debug output worth the log: the debug lines are too many (they
+/// would flood the ring), so at `LOG_LEVEL DEBUG` only errors and the 802.11v lines are kept
+/// (the events are logged from the monitor socket anyway); at INFO every line is, as before.
+fn worth_logging(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    [
+        "error",
+        "fail",
+        "could not",
+        "invalid",
+        "unsupported",
+        "successfully initialized",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
+}
+
+/// Read wpa_supplicant's stdout (at `LOG_LEVEL DEBUG` while connected): BSS transition requests and responses become events
+/// ([`crate::wpa::wnm`]); errors and the 802.11v lines go to the log; the rest is dropped. A
+/// request's candidate list ends at a known line, or after 300 ms of quiet.
+fn wpa_stdout(
+    pipe: Option<tokio::process::ChildStdout>,
+    log: LogRing,
+    events: broadcast::Sender<Event>,
+    debug_on: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use crate::wpa::wnm::{BtmParser, WnmEvent};
+    use tokio::io::AsyncBufReadExt;
+    let Some(pipe) = pipe else { return };
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        let mut parser = BtmParser::default();
+        let send = |e: WnmEvent| {
+            let _ = events.send(match e {
+                WnmEvent::Request(r) => Event::BssTransitionRequest(r),
+                WnmEvent::Response(r) => Event::BssTransitionResponse(r),
+            });
+        };
+        loop {
+            let next = if parser.has_pending() {
+                match tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await {
+                    Ok(l) => l,
+                    Err(_) => {
+                        parser.flush().into_iter().for_each(send);
+                        continue;
+                    }
+                }
+            } else {
+                lines.next_line().await
+            };
+            let Ok(Some(line)) = next else { break };
+            let got = parser.feed(&line);
+            let wnm = !got.is_empty()
+                || line.contains("WNM: BSS Transition")
+                || line.contains("WNM: Transition to BSS");
+            if wnm || !debug_on.load(Ordering::Relaxed) || worth_logging(&line) {
+                log.push("wpa", line);
+            }
+            got.into_iter().for_each(send);
+        }
+        parser.flush().into_iter().for_each(send);
+    });
+}
+
 /// Where and how wpa_supplicant runs.
 #[derive(Debug, Clone)]
 pub struct WpaPaths {
@@ -179,7 +243,13 @@ impl Wpa {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", self.paths.binary.display()))?;
-        super::events::pipe_lines(child.stdout.take(), self.log.clone(), "wpa");
+        let debug_on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        wpa_stdout(
+            child.stdout.take(),
+            self.log.clone(),
+            self.events.clone(),
+            debug_on.clone(),
+        );
         super::events::pipe_lines(child.stderr.take(), self.log.clone(), "wpa");
 
         // Wait for the control socket while the process is alive.
@@ -237,6 +307,27 @@ impl Wpa {
                 }
                 ev = monitor.next_event() => match ev {
                     Ok(msg) => {
+                        // Debug output while connected only: the one place 2.10 tells what a
+                        // BSS transition request said (crate::wpa::wnm; read by wpa_stdout),
+                        // and BTM requests come to a connected station. Off otherwise: under
+                        // a slow CPU the debug output of a scan or a connect costs time.
+                        let debug = match &msg.event {
+                            Event::Connected { .. } => Some(true),
+                            Event::Disconnected { .. } => Some(false),
+                            _ => None,
+                        };
+                        if let (Some(on), Some(c)) = (debug, self.client.borrow().clone()) {
+                            let flag = debug_on.clone();
+                            if !on {
+                                flag.store(false, Ordering::Relaxed);
+                            }
+                            tokio::spawn(async move {
+                                match c.request_ok(&crate::wpa::Command::LogLevelDebug(on)).await {
+                                    Ok(()) => flag.store(on, Ordering::Relaxed),
+                                    Err(e) => warn!(cause = %e, "LOG_LEVEL refused"),
+                                }
+                            });
+                        }
                         self.log.push("event", msg.raw().to_string());
                         let _ = self.events.send(msg.event);
                     }

@@ -164,6 +164,11 @@ pub enum Event {
         /// The AP.
         bssid: Option<Bssid>,
     },
+    /// An 802.11v BSS Transition Management Request from the AP (from wpa_supplicant's debug
+    /// output, see [`super::wnm`]; never parsed from a monitor socket).
+    BssTransitionRequest(super::wnm::BtmRequest),
+    /// The BSS Transition Management Response wpa_supplicant sent (debug output likewise).
+    BssTransitionResponse(super::wnm::BtmResponse),
     /// Anything else; see [`EventMessage::text`].
     Other,
 }

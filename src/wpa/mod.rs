@@ -15,6 +15,8 @@
 //!   roaming consortium, HS 2.0 operator names, WAN metrics): a total, bounded parser of
 //!   hostile bytes.
 //! - [`event`] — the `<N>CTRL-EVENT-…` messages of an attached monitor, parsed into [`Event`].
+//! - [`wnm`] — 802.11v BSS transition requests and responses, from wpa_supplicant's `-d` output
+//!   (2.10 reports them nowhere else).
 //! - [`ctrl`] — [`CtrlClient`] (request/reply) and [`EventMonitor`] (`ATTACH`), on tokio.
 //!
 //! # Protocol notes (verified against wpa_supplicant 2.10)
@@ -36,6 +38,7 @@ pub mod event;
 pub mod modes;
 pub mod parse;
 pub mod proto;
+pub mod wnm;
 
 use std::path::PathBuf;
 use std::time::Duration;

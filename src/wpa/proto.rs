@@ -653,6 +653,9 @@ pub enum Command {
         /// Connect to the best match.
         auto: bool,
     },
+    /// `LOG_LEVEL DEBUG` (true) or `LOG_LEVEL INFO` (false): what wpa_supplicant prints on
+    /// stdout (its monitor sockets are not affected).
+    LogLevelDebug(bool),
     /// `ATTACH`: this socket starts receiving events.
     Attach,
     /// `DETACH`.
@@ -712,6 +715,7 @@ impl Command {
                 | Command::Set(_)
                 | Command::SaveConfig
                 | Command::Terminate
+                | Command::LogLevelDebug(_)
                 | Command::Attach
                 | Command::Detach
                 | Command::AnqpGet { .. }
@@ -790,6 +794,8 @@ impl Command {
             Command::RemoveCred(sel) => format!("REMOVE_CRED {sel}"),
             Command::InterworkingSelect { auto: true } => "INTERWORKING_SELECT auto".into(),
             Command::InterworkingSelect { auto: false } => "INTERWORKING_SELECT".into(),
+            Command::LogLevelDebug(true) => "LOG_LEVEL DEBUG".into(),
+            Command::LogLevelDebug(false) => "LOG_LEVEL INFO".into(),
             Command::Attach => "ATTACH".into(),
             Command::Detach => "DETACH".into(),
         }

@@ -17,6 +17,8 @@
 //! count only the frames the filter keeps; `frames_seen` counts all.
 
 pub mod decode;
+pub mod dot11;
+pub mod monitor;
 pub mod pcap;
 
 use std::io;
@@ -51,6 +53,8 @@ pub enum Filter {
     Icmp,
     /// TCP to or from this port.
     Tcp(u16),
+    /// Management frames (monitor mode only).
+    Mgmt,
 }
 
 impl Filter {
@@ -75,6 +79,29 @@ impl Filter {
         })
     }
 
+    /// The filter of a monitor capture: `mgmt`, `eapol`, or nothing for every frame.
+    pub fn parse_monitor(s: Option<&str>) -> Result<Filter, Failure> {
+        match s {
+            None => Ok(Filter::All),
+            Some("mgmt") => Ok(Filter::Mgmt),
+            Some("eapol") => Ok(Filter::Eapol),
+            Some(s) => Err(Failure::invalid(format!(
+                "filter for interface monitor must be mgmt or eapol (or none), got {:?}",
+                s.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+
+    /// Whether the filter keeps this 802.11 frame (monitor mode).
+    pub fn keeps_air(&self, f: &dot11::Frame) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Mgmt => f.is_mgmt(),
+            Filter::Eapol => f.eapol,
+            _ => false,
+        }
+    }
+
     /// The filter as given.
     pub fn name(&self) -> String {
         match self {
@@ -85,6 +112,7 @@ impl Filter {
             Filter::Arp => "arp".into(),
             Filter::Icmp => "icmp".into(),
             Filter::Tcp(p) => format!("tcp:{p}"),
+            Filter::Mgmt => "mgmt".into(),
         }
     }
 
@@ -98,6 +126,7 @@ impl Filter {
             Filter::Arp => d.proto == Proto::Arp,
             Filter::Icmp => d.proto == Proto::Icmp,
             Filter::Tcp(p) => d.tcp_ports.is_some_and(|(s, t)| s == *p || t == *p),
+            Filter::Mgmt => false,
         }
     }
 }
@@ -129,6 +158,9 @@ pub struct Tick {
 pub struct CaptureReport {
     /// The interface captured on.
     pub interface: String,
+    /// `station` (the box's WiFi interface: Ethernet frames) or `monitor` (a monitor interface
+    /// on the same phy: 802.11 frames with radiotap).
+    pub mode: String,
     /// The filter (`all` for none).
     pub filter: String,
     /// When it started, ms since the Unix epoch (the summary's times count from here).
@@ -144,11 +176,15 @@ pub struct CaptureReport {
     /// Why it stopped: `time`, `max_packets`, `max_bytes`, `stopped` (wifi_capture_stop),
     /// `error` (see note).
     pub stopped_by: String,
-    /// What the frames were.
+    /// What the frames were (station mode; empty in monitor mode).
     pub summary: Summary,
+    /// What went over the air (monitor mode only): per management/control subtype counts,
+    /// the BSSs heard, the authentication/association exchange, deauth/disassoc reasons.
+    pub air: Option<dot11::AirSummary>,
     /// The pcap file's size in bytes.
     pub pcap_bytes: usize,
-    /// The pcap file (classic libpcap format, link type Ethernet, µs timestamps), base64:
+    /// The pcap file (classic libpcap format, link type Ethernet — IEEE 802.11 radiotap (127)
+    /// in monitor mode —, µs timestamps), base64:
     /// `base64 -d > f.pcap; tcpdump -r f.pcap`. Absent when the call asked for the summary
     /// only (`pcap: false`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -288,11 +324,30 @@ pub async fn run(
     stop: CancellationToken,
     tick: impl Fn(Tick),
 ) -> CaptureReport {
+    run_mode(sock, interface, filter, limits, false, stop, tick).await
+}
+
+/// [`run`], on a station interface (`monitor` false: Ethernet frames) or a monitor interface
+/// (radiotap + 802.11 frames, decoded by [`dot11`]).
+pub async fn run_mode(
+    sock: PacketSocket,
+    interface: String,
+    filter: Filter,
+    limits: Limits,
+    monitor: bool,
+    stop: CancellationToken,
+    tick: impl Fn(Tick),
+) -> CaptureReport {
     let started = Instant::now();
     let started_wall = SystemTime::now();
     let deadline = tokio::time::Instant::from_std(started + limits.duration);
-    let mut pcap = pcap::Writer::new();
+    let mut pcap = if monitor {
+        pcap::Writer::with_linktype(pcap::LINKTYPE_IEEE802_11_RADIOTAP)
+    } else {
+        pcap::Writer::new()
+    };
     let mut summary = Summarizer::default();
+    let mut air = dot11::AirSummarizer::default();
     let mut buf = vec![0u8; pcap::SNAPLEN as usize];
     let mut seen = 0u64;
     let mut note = None;
@@ -323,8 +378,17 @@ pub async fn run(
         };
         seen += 1;
         let frame = &buf[..len.min(buf.len())];
-        let d = decode::decode(frame);
-        if !filter.keeps(&d) {
+        let (d, f) = if monitor {
+            (None, Some(dot11::decode(frame)))
+        } else {
+            (Some(decode::decode(frame)), None)
+        };
+        let keep = match (&d, &f) {
+            (Some(d), _) => filter.keeps(d),
+            (_, Some(f)) => filter.keeps_air(f),
+            _ => false,
+        };
+        if !keep {
             continue;
         }
         if pcap.len_with(frame) > limits.max_bytes {
@@ -332,13 +396,16 @@ pub async fn run(
         }
         let at = SystemTime::now();
         pcap.push(at, frame, len);
-        summary.add(
-            at.duration_since(started_wall)
-                .unwrap_or_default()
-                .as_millis() as u64,
-            outgoing,
-            &d,
-        );
+        let ms = at
+            .duration_since(started_wall)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        if let Some(d) = &d {
+            summary.add(ms, outgoing, d);
+        }
+        if let Some(f) = &f {
+            air.add(ms, f);
+        }
         if pcap.records() >= limits.max_packets {
             break "max_packets";
         }
@@ -357,6 +424,7 @@ pub async fn run(
     }
     CaptureReport {
         interface,
+        mode: if monitor { "monitor" } else { "station" }.into(),
         filter: filter.name(),
         started_unix_ms: started_wall
             .duration_since(UNIX_EPOCH)
@@ -368,6 +436,7 @@ pub async fn run(
         kernel_drops,
         stopped_by: stopped_by.into(),
         summary: summary.finish(),
+        air: monitor.then(|| air.finish()),
         pcap_bytes: bytes.len(),
         pcap_base64: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
         note,
@@ -393,6 +462,7 @@ pub fn start_background(
     filter: Filter,
     limits: Limits,
     pcap: bool,
+    monitor: Option<monitor::MonitorIface>,
 ) -> Result<(), Failure> {
     let mut slot = BACKGROUND.lock().unwrap_or_else(|e| e.into_inner());
     if slot.is_some() {
@@ -403,7 +473,26 @@ pub fn start_background(
         ));
     }
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run(sock, interface, filter, limits, stop.clone(), |_| {}));
+    let is_monitor = monitor.is_some();
+    let run = run_mode(
+        sock,
+        interface,
+        filter,
+        limits,
+        is_monitor,
+        stop.clone(),
+        |_| {},
+    );
+    // The monitor interface goes as soon as the capture ends (its limits, or the stop).
+    let task = tokio::spawn(async move {
+        let mut r = run.await;
+        if let Some(m) = monitor
+            && let Err(e) = m.remove().await
+        {
+            r.note = Some(format!("deleting the monitor interface failed: {e:#}"));
+        }
+        r
+    });
     *slot = Some(Background { stop, task, pcap });
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const SNAPLEN: u32 = 65535;
 /// `LINKTYPE_ETHERNET`.
 pub const LINKTYPE_ETHERNET: u32 = 1;
+/// `LINKTYPE_IEEE802_11_RADIOTAP`: 802.11 frames behind a radiotap header (monitor mode).
+pub const LINKTYPE_IEEE802_11_RADIOTAP: u32 = 127;
 /// Bytes of the file header.
 pub const FILE_HEADER: usize = 24;
 /// Bytes of each record's header.
@@ -30,6 +32,11 @@ impl Default for Writer {
 impl Writer {
     /// A file with its header and no records.
     pub fn new() -> Self {
+        Self::with_linktype(LINKTYPE_ETHERNET)
+    }
+
+    /// A file of another link type.
+    pub fn with_linktype(linktype: u32) -> Self {
         let mut buf = Vec::with_capacity(4096);
         buf.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // magic (microseconds)
         buf.extend_from_slice(&2u16.to_le_bytes()); // version 2.4
@@ -37,7 +44,7 @@ impl Writer {
         buf.extend_from_slice(&0i32.to_le_bytes()); // thiszone: UTC
         buf.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
         buf.extend_from_slice(&SNAPLEN.to_le_bytes());
-        buf.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        buf.extend_from_slice(&linktype.to_le_bytes());
         Writer { buf, records: 0 }
     }
 

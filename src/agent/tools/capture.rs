@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::progress::Progress;
 use super::router::WifiTools;
+use crate::agent::capture::monitor::MonitorIface;
 use crate::agent::capture::{self, CaptureReport, Filter, Limits, PacketSocket};
 use crate::agent::failure::Failure;
 
@@ -49,10 +50,26 @@ pub struct CaptureArgs {
     /// Keep only one protocol: eapol (802.1X: the 4-way handshake, EAP), dhcp, dns, arp, icmp
     /// (and ICMPv6), or tcp:PORT. Omit for every frame.
     pub filter: Option<String>,
+    /// Where to capture: station (default: the box's WiFi interface, Ethernet frames) or
+    /// monitor (a monitor interface the agent creates on the same phy and deletes afterwards:
+    /// 802.11 frames with radiotap — beacons, probes, authentication, association, EAPOL on
+    /// the air; filter mgmt or eapol). unsupported when the driver refuses a monitor interface.
+    pub interface: Option<CaptureInterface>,
     /// Return the pcap file as base64 (default true). false: the summary only, a much smaller
     /// result (the pcap is also copied into the text content, where it fills a model's
     /// context).
     pub pcap: Option<bool>,
+}
+
+/// Where a capture listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureInterface {
+    /// The box's WiFi interface (Ethernet frames).
+    #[default]
+    Station,
+    /// A monitor interface on the same phy (802.11 frames with radiotap).
+    Monitor,
 }
 
 /// What `wifi_capture_start` answers.
@@ -92,7 +109,10 @@ pub(super) fn limits(a: &CaptureArgs, default_secs: u64) -> Result<(Filter, Limi
             "max_bytes must be {MIN_BYTES}-{MAX_BYTES}, got {max_bytes}"
         )));
     }
-    let filter = Filter::parse(a.filter.as_deref())?;
+    let filter = match a.interface.unwrap_or_default() {
+        CaptureInterface::Station => Filter::parse(a.filter.as_deref())?,
+        CaptureInterface::Monitor => Filter::parse_monitor(a.filter.as_deref())?,
+    };
     Ok((
         filter,
         Limits {
@@ -111,6 +131,33 @@ impl WifiTools {
         PacketSocket::open(index)
             .map_err(|e| Failure::from(format!("opening a packet socket on {iface}: {e}")))
     }
+
+    /// A packet socket on the box's WiFi interface, or on a new monitor interface of its phy
+    /// (returned too: the caller deletes it; dropping it deletes it as well).
+    async fn capture_on(
+        &self,
+        a: &CaptureArgs,
+    ) -> Result<(PacketSocket, String, Option<MonitorIface>), Failure> {
+        if a.interface.unwrap_or_default() == CaptureInterface::Station {
+            return Ok((
+                self.capture_socket().await?,
+                self.agent.iface().to_string(),
+                None,
+            ));
+        }
+        let index = self.iface_index().await?;
+        let mon = MonitorIface::create(index, self.agent.net()).await?;
+        match PacketSocket::open(mon.index) {
+            Ok(sock) => Ok((sock, mon.name.clone(), Some(mon))),
+            Err(e) => {
+                let name = mon.name.clone();
+                let _ = mon.remove().await;
+                Err(Failure::from(format!(
+                    "opening a packet socket on {name}: {e}"
+                )))
+            }
+        }
+    }
 }
 
 #[tool_router(router = capture_router, vis = "pub(super)")]
@@ -124,7 +171,13 @@ impl WifiTools {
                        the DHCP exchange, DNS query names) and the pcap file as base64 (Ethernet \
                        frames; tcpdump -r reads it) unless pcap: false. Progress once a \
                        second (packets and bytes so far). To capture a connect, use \
-                       wifi_capture_start, then wifi_connect, then wifi_capture_stop.",
+                       wifi_capture_start, then wifi_connect, then wifi_capture_stop. \
+                       interface: monitor captures 802.11 frames with radiotap on a monitor \
+                       interface of the same phy (created and deleted by the call; filter mgmt \
+                       or eapol): the summary's air part counts frames per management/control \
+                       subtype and lists the BSSs heard (SSID, channel, signal), the \
+                       authentication/association exchange and deauth/disassoc reason codes; \
+                       unsupported when the driver refuses a monitor interface.",
         annotations(title = "Capture packets", read_only_hint = true)
     )]
     async fn wifi_capture(
@@ -134,7 +187,7 @@ impl WifiTools {
         peer: Peer<RoleServer>,
     ) -> Result<Json<CaptureReport>, Failure> {
         let (filter, limits) = limits(&a, 10)?;
-        let sock = self.capture_socket().await?;
+        let (sock, interface, mon) = self.capture_on(&a).await?;
         let progress = Progress::new(peer, &meta);
         let total = limits.duration.as_secs() as usize;
         progress.send(
@@ -142,11 +195,12 @@ impl WifiTools {
             total,
             format!("capturing {} for {total} s", filter.name()),
         );
-        let r = capture::run(
+        let mut r = capture::run_mode(
             sock,
-            self.agent.iface().to_string(),
+            interface,
             filter,
             limits,
+            mon.is_some(),
             Default::default(),
             |t| {
                 progress.send(
@@ -160,6 +214,11 @@ impl WifiTools {
             },
         )
         .await;
+        if let Some(m) = mon
+            && let Err(e) = m.remove().await
+        {
+            r.note = Some(format!("deleting the monitor interface failed: {e:#}"));
+        }
         progress.send(total, total, format!("done: stopped by {}", r.stopped_by));
         progress.flush().await;
         Ok(Json(if a.pcap.unwrap_or(true) {
@@ -183,14 +242,15 @@ impl WifiTools {
         Parameters(a): Parameters<CaptureArgs>,
     ) -> Result<Json<CaptureStarted>, Failure> {
         let (filter, limits) = limits(&a, 60)?;
-        let sock = self.capture_socket().await?;
-        let interface = self.agent.iface().to_string();
+        let (sock, interface, mon) = self.capture_on(&a).await?;
+        // On busy, the monitor interface is deleted as `mon` drops inside.
         capture::start_background(
             sock,
             interface.clone(),
             filter,
             limits,
             a.pcap.unwrap_or(true),
+            mon,
         )?;
         Ok(Json(CaptureStarted {
             interface,
@@ -254,6 +314,23 @@ mod tests {
             let e = limits(&args(bad.clone()), 10).unwrap_err();
             assert_eq!(e.code, Code::InvalidArgument, "{bad}");
         }
+        let (f, _) = limits(
+            &args(serde_json::json!({"interface": "monitor", "filter": "mgmt"})),
+            10,
+        )
+        .unwrap();
+        assert_eq!(f, Filter::Mgmt);
+        for bad in [
+            serde_json::json!({"interface": "monitor", "filter": "dhcp"}),
+            serde_json::json!({"filter": "mgmt"}),
+        ] {
+            let e = limits(&args(bad.clone()), 10).unwrap_err();
+            assert_eq!(e.code, Code::InvalidArgument, "{bad}");
+        }
+        assert!(
+            serde_json::from_value::<CaptureArgs>(serde_json::json!({"interface": "wlan0"}))
+                .is_err()
+        );
         assert!(serde_json::from_value::<CaptureArgs>(serde_json::json!({"secs": 1})).is_err());
         assert!(serde_json::from_value::<CaptureArgs>(serde_json::json!({"seconds": -1})).is_err());
     }

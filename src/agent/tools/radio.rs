@@ -115,7 +115,11 @@ impl WifiTools {
                        without a disconnect, from_bssid → bssid), disconnected (IEEE 802.11 \
                        reason code and its meaning, locally_generated), auth/assoc rejected \
                        (status code), network not found, temporarily disabled (WRONG_KEY, …), \
-                       scan failed, DHCP lease gained/lost. since_seq (the last_seq of an \
+                       scan failed, DHCP lease gained/lost, 802.11v BSS transition requests \
+                       from the AP (bss_transition: dialog token, request mode bits, \
+                       disassociation timer, validity, candidates with preference and channel) \
+                       and our responses (status_code 0 accept with the target bssid, or the \
+                       reject reason). since_seq (the last_seq of an \
                        earlier call) returns only newer ones; kinds filters.",
         annotations(title = "WiFi events", read_only_hint = true)
     )]

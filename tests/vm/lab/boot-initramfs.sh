@@ -223,6 +223,8 @@ hs20_oper_friendly_name=eng:$HS20_OPERATOR
 hs20_wan_metrics=01:8000:1000:80:240:3000
 EOC
   fi
+  # The roam pair accepts 802.11v BSS transition management (the agent suite sends a request).
+  case "$1" in roam1|roam2) printf 'bss_transition=1\n' ;; esac
   # The OWE transition pair names each other; @BSSID:NAME@ is filled in by the guest
   # (tests/vm/lab/guest/lab-setup.sh) once the radios exist.
   [ "$1" = owetrans ] && printf 'owe_transition_ssid="lab-owehid"\nowe_transition_bssid=@BSSID:owehid@\n'

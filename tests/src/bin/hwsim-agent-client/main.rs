@@ -13,6 +13,7 @@ mod ap;
 mod captive;
 mod capture;
 mod elicit;
+mod monitor;
 mod nettools;
 mod passpoint;
 mod protocol;
@@ -1220,6 +1221,7 @@ async fn main() {
         full_suite(&mut run).await;
         radio::radio_suite(&mut run).await;
         capture::capture_suite(&mut run).await;
+        monitor::monitor_suite(&mut run).await;
         cancellation_suite(&mut run, &args[2]).await;
         protocol::discover_suite(&mut run, &args[2]).await;
         elicit::elicit_suite(&mut run, &args[2]).await;

@@ -19,12 +19,17 @@ fn aps() -> Vec<String> {
         .collect()
 }
 
+/// The BSSIDs of every AP of the lab, lower-case.
+pub(crate) fn lab_bssids() -> Vec<String> {
+    aps().iter().map(|a| bssid(a)).collect()
+}
+
 fn bssid(ap: &str) -> String {
     env(&format!("AP_{ap}_BSSID")).to_lowercase()
 }
 
 /// `iw ARGS` run in the network namespace of process `pid` (the agent's box).
-fn iw_in_box(pid: &str, args: &[&str]) -> String {
+pub(crate) fn iw_in_box(pid: &str, args: &[&str]) -> String {
     let ns = match std::fs::File::open(format!("/proc/{pid}/ns/net")) {
         Ok(f) => f,
         Err(e) => return format!("cannot open the box's netns: {e}"),
@@ -385,6 +390,190 @@ async fn roam_checks(r: &mut Run) {
     r.check_host("after the roam");
 }
 
+/// An 802.11v BSS Transition Management Request from the AP we are on (hostapd_cli
+/// `bss_tm_req`, a preferred list naming the other AP of lab-roam): `wifi_events` reports the
+/// request with what hostapd was given, and wpa_supplicant's response; on an accept the roam
+/// follows (a `roamed` event, `wifi_status` on the new BSS). hostapd's own `BSS-TM-RESP` (its
+/// log) agrees on the dialog token, the status and the target.
+async fn btm_checks(r: &mut Run) {
+    let (_, st, _) = r.call_raw("wifi_status", json!({})).await;
+    let (cur, other) = if st["bssid"] == bssid("ROAM2").as_str() {
+        ("ROAM2", "ROAM1")
+    } else {
+        ("ROAM1", "ROAM2")
+    };
+    let (_, ev, _) = r.call_raw("wifi_events", json!({})).await;
+    let since = ev["last_seq"].as_u64().unwrap_or(0);
+    let listed = hostapd_cli(cur, &["all_sta"]);
+    let sta = listed
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 17 && l.matches(':').count() == 5)
+        .unwrap_or_default()
+        .to_string();
+    let chan = env(&format!("AP_{other}_CHANNEL"));
+    // Neighbor: BSSID, BSSID info, operating class 81 (2.4 GHz), channel, PHY 7 (HT), and a
+    // BSS Transition Candidate Preference subelement (id 3, length 1) of 200.
+    let neighbor = format!("neighbor={},0x0,81,{chan},7,0301c8", bssid(other));
+    let sent = hostapd_cli(
+        cur,
+        &[
+            "bss_tm_req",
+            &sta,
+            "pref=1",
+            "abridged=1",
+            "valid_int=200",
+            &neighbor,
+        ],
+    );
+    r.check(
+        "radio: btm: the AP sends a BSS transition request naming the other AP (hostapd_cli bss_tm_req)",
+        sent.trim() == "OK" && !sta.is_empty(),
+        format!("on {cur}, sta {sta:?}: {sent} (all_sta: {listed})"),
+    );
+    let started = std::time::Instant::now();
+    let mut got = Value::Null;
+    while started.elapsed() < std::time::Duration::from_secs(25) {
+        let (_, v, _) = r.call_raw("wifi_events", json!({"since_seq": since})).await;
+        let evs = v["events"].as_array().cloned().unwrap_or_default();
+        let resp = evs.iter().find(|e| e["kind"] == "bss_transition_response");
+        let done = resp.is_some_and(|e| {
+            e["status_code"] != 0
+                || evs
+                    .iter()
+                    .any(|e| e["kind"] == "roamed" && e["bssid"] == bssid(other).as_str())
+        });
+        got = v;
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let evs = got["events"].as_array().cloned().unwrap_or_default();
+    let req = evs
+        .iter()
+        .find(|e| e["kind"] == "bss_transition_request")
+        .cloned()
+        .unwrap_or_default();
+    let t = &req["bss_transition"];
+    let c = &t["candidates"][0];
+    r.check(
+        "radio: btm: wifi_events has the request as sent: preferred list, abridged, validity 200, the other AP (preference 200, its channel)",
+        req["bssid"] == bssid(cur).as_str()
+            && t["dialog_token"].is_u64()
+            && t["preferred_list"] == true
+            && t["abridged"] == true
+            && t["disassociation_imminent"] == false
+            && t["ess_disassociation_imminent"] == false
+            && t["validity_interval_tbtt"] == 200
+            && t["candidates"].as_array().is_some_and(|a| a.len() == 1)
+            && c["bssid"] == bssid(other).as_str()
+            && c["preference"] == 200
+            && c["op_class"] == 81
+            && c["phy_type"] == 7
+            && c["channel"].as_u64().is_some_and(|n| n.to_string() == chan),
+        &req,
+    );
+    let resp = evs
+        .iter()
+        .find(|e| e["kind"] == "bss_transition_response")
+        .cloned()
+        .unwrap_or_default();
+    let accepted = resp["status_code"] == 0;
+    r.check(
+        "radio: btm: wifi_events has our response to that request (accept with the target, or a reject with its reason)",
+        resp["bss_transition"]["dialog_token"] == t["dialog_token"]
+            && resp["status_code"].is_u64()
+            && if accepted {
+                resp["bssid"] == bssid(other).as_str() && resp["detail"] == "accept"
+            } else {
+                resp["bssid"].is_null()
+                    && resp["detail"].as_str().is_some_and(|d| d.starts_with("reject"))
+            },
+        &resp,
+    );
+    let (_, st, _) = r.call_raw("wifi_status", json!({})).await;
+    let roamed = evs
+        .iter()
+        .skip_while(|e| e["kind"] != "bss_transition_response")
+        .any(|e| e["kind"] == "roamed" && e["bssid"] == bssid(other).as_str());
+    r.check(
+        &format!(
+            "radio: btm: wpa_supplicant {} the request{}",
+            if accepted { "accepted" } else { "rejected" },
+            if accepted {
+                ": a roamed event follows and wifi_status names the new BSS"
+            } else {
+                " and stays on its BSS"
+            }
+        ),
+        if accepted {
+            roamed && st["bssid"] == bssid(other).as_str() && st["wpa_state"] == "COMPLETED"
+        } else {
+            st["bssid"] == bssid(cur).as_str()
+        },
+        format!("{st} {got}"),
+    );
+    // hostapd's side (its -d log): `WNM: BSS Transition Management Response from <sta>
+    // dialog_token=N status_code=S …`, then the event `BSS-TM-RESP <sta> status_code=S …
+    // target_bssid=…` (2.10's event carries no dialog token).
+    let name = cur.to_lowercase();
+    let logs = [env("HWSIM_RUN_LOGS"), env("HWSIM_LOGS")];
+    let (mut dbg, mut line) = (String::new(), String::new());
+    let started = std::time::Instant::now();
+    while line.is_empty() && started.elapsed() < std::time::Duration::from_secs(5) {
+        for dir in &logs {
+            let Ok(text) = std::fs::read_to_string(format!("{dir}/hostapd-{name}.log")) else {
+                continue;
+            };
+            let last = |needle: &str| {
+                text.lines()
+                    .rev()
+                    .find(|l| l.contains(needle) && l.contains(&sta))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            line = last("BSS-TM-RESP ");
+            dbg = last("BSS Transition Management Response from ");
+            if !line.is_empty() {
+                break;
+            }
+        }
+        if line.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    let field = |l: &str, k: &str| {
+        l.split(' ')
+            .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_string()
+    };
+    r.check(
+        "radio: btm: hostapd's BSS-TM-RESP agrees (dialog token, status, target BSSID)",
+        t["dialog_token"]
+            .as_u64()
+            .is_some_and(|d| field(&dbg, "dialog_token") == d.to_string())
+            && resp["status_code"]
+                .as_u64()
+                .is_some_and(|c| field(&line, "status_code") == c.to_string())
+            && (!accepted || field(&line, "target_bssid") == bssid(other)),
+        format!("hostapd: {dbg:?} {line:?}; ours: {resp}"),
+    );
+    let (_, only, _) = r
+        .call_raw(
+            "wifi_events",
+            json!({"kinds": ["bss_transition_request"], "since_seq": since}),
+        )
+        .await;
+    let only = only["events"].as_array().cloned().unwrap_or_default();
+    r.check(
+        "radio: btm: kinds filters bss_transition_request",
+        only.len() == 1 && only[0]["kind"] == "bss_transition_request",
+        format!("{only:?}"),
+    );
+}
+
 pub(crate) async fn radio_suite(r: &mut Run) {
     let aps = aps();
     // --- 1. a scan while connected finishes, with every AP --------------------------------
@@ -566,12 +755,14 @@ pub(crate) async fn radio_suite(r: &mut Run) {
     );
     let (d1, d2) = (detail("ROAM1"), detail("ROAM2"));
     r.check(
-        "radio: detail ROAM1/ROAM2: 802.11r mobility domain a1b2 over the air; ROAM2 WPS configured with its name",
+        "radio: detail ROAM1/ROAM2: 802.11r mobility domain a1b2 over the air, 802.11v; ROAM2 WPS configured with its name",
         d1["ft_11r"] == json!({"mobility_domain": "a1b2", "over_ds": false})
             && d2["ft_11r"]["mobility_domain"] == "a1b2"
             && d2["wps"] == "configured"
             && d2["wps_device_name"] == "Lab roam 2"
-            && d1["wps"].is_null(),
+            && d1["wps"].is_null()
+            && d1["bss_transition_11v"] == true
+            && d2["bss_transition_11v"] == true,
         format!("{d1} {d2}"),
     );
 
@@ -738,6 +929,14 @@ pub(crate) async fn radio_suite(r: &mut Run) {
     // --- 4b. wifi_survey against iw at the same moment -------------------------------------------
     // mac80211_hwsim keeps a survey of its last software scan only (the connect's): per channel
     // the dwell time, busy = time / 8, noise -92 dBm, no channel marked in use.
+    // A full scan first, so the survey is of every channel (what wpa_supplicant scanned last on
+    // its own may be a few channels, or none yet).
+    r.ok(
+        "radio: a scan before the survey (hwsim's survey is its last scan's)",
+        "wifi_scan",
+        json!({}),
+    )
+    .await;
     let before = iw_in_box(&pid, &["dev", &ifc, "survey", "dump"]);
     let (ok, sv, text) = r.call_raw("wifi_survey", json!({})).await;
     let after = iw_in_box(&pid, &["dev", &ifc, "survey", "dump"]);
@@ -852,6 +1051,7 @@ pub(crate) async fn radio_suite(r: &mut Run) {
     );
     events_checks(r).await;
     roam_checks(r).await;
+    btm_checks(r).await;
     let short = r
         .ok(
             "radio: a 1 s scan answers",
