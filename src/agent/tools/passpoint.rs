@@ -174,35 +174,20 @@ fn cred_fields(
                         .into(),
                 );
             }
-            let cert = a
-                .client_cert
-                .as_deref()
-                .ok_or("eap tls needs client_cert")?;
-            let key = a
-                .private_key
-                .as_ref()
-                .map(SecretArg::expose)
-                .ok_or("eap tls needs private_key")?;
-            if key.contains("-----BEGIN") {
-                secrets.push(key.to_owned());
-            }
+            let t = super::translate::tls_client(
+                certs,
+                "eap tls",
+                a.client_cert.as_deref(),
+                a.private_key.as_ref(),
+                a.private_key_password.as_ref(),
+                uploads,
+                &mut secrets,
+            )?;
             fields.push(CredField::Eap(EapMethod::Tls));
-            fields.push(CredField::ClientCert(certs.resolve(
-                "client_cert",
-                cert,
-                uploads,
-            )?));
-            fields.push(CredField::PrivateKey(certs.resolve(
-                "private_key",
-                key,
-                uploads,
-            )?));
-            if let Some(p) = &a.private_key_password {
-                let p = p.expose();
-                secrets.push(p.to_owned());
-                fields.push(CredField::PrivateKeyPasswd(
-                    validate::EapPassword::parse_key_password(p).map_err(err)?,
-                ));
+            fields.push(CredField::ClientCert(t.cert));
+            fields.push(CredField::PrivateKey(t.key));
+            if let Some(p) = t.key_password {
+                fields.push(CredField::PrivateKeyPasswd(p));
             }
         }
     }

@@ -212,6 +212,48 @@ pub fn inline_eap_secrets(a: &ConnectEapArgs) -> Vec<&'static str> {
 
 type EapFields = (Ssid, Vec<NetworkField>, Vec<String>);
 
+/// An EAP-TLS client's certificate, key and key password, as wpa_supplicant reads them.
+pub(super) struct TlsClient {
+    pub cert: crate::validate::FilePath,
+    pub key: crate::validate::FilePath,
+    pub key_password: Option<validate::EapPassword>,
+}
+
+/// Resolve an EAP-TLS client's certificate and key (PEM text goes to the box-private upload
+/// dir, a name must be a file of the certificates directory) and check its key password; the
+/// key's PEM text and the password join `secrets`. `what` names the method in the errors.
+pub(super) fn tls_client(
+    certs: &Certs,
+    what: &str,
+    cert: Option<&str>,
+    key: Option<&SecretArg>,
+    key_password: Option<&SecretArg>,
+    uploads: &mut Vec<std::path::PathBuf>,
+    secrets: &mut Vec<String>,
+) -> Result<TlsClient, String> {
+    let cert = cert.ok_or_else(|| format!("{what} needs client_cert"))?;
+    let key = key
+        .map(SecretArg::expose)
+        .ok_or_else(|| format!("{what} needs private_key"))?;
+    if key.contains("-----BEGIN") {
+        secrets.push(key.to_owned());
+    }
+    let cert = certs.resolve("client_cert", cert, uploads)?;
+    let key = certs.resolve("private_key", key, uploads)?;
+    let key_password = match key_password.map(SecretArg::expose) {
+        Some(p) => {
+            secrets.push(p.to_owned());
+            Some(validate::EapPassword::parse_key_password(p).map_err(err)?)
+        }
+        None => None,
+    };
+    Ok(TlsClient {
+        cert,
+        key,
+        key_password,
+    })
+}
+
 /// The key management, PMF and cipher fields of an enterprise network block.
 fn eap_security_fields(sec: EapSecurity, method: EapKind) -> Result<Vec<NetworkField>, String> {
     Ok(match sec {
@@ -285,34 +327,19 @@ fn eap_fields(
         }
         EapKind::Tls => {
             fields.push(NetworkField::Eap(EapMethod::Tls));
-            let cert = a
-                .client_cert
-                .as_deref()
-                .ok_or("EAP-TLS needs client_cert")?;
-            let key = a
-                .private_key
-                .as_ref()
-                .map(SecretArg::expose)
-                .ok_or("EAP-TLS needs private_key")?;
-            if key.contains("-----BEGIN") {
-                secrets.push(key.to_string());
-            }
-            fields.push(NetworkField::ClientCert(certs.resolve(
-                "client_cert",
-                cert,
+            let t = tls_client(
+                certs,
+                "EAP-TLS",
+                a.client_cert.as_deref(),
+                a.private_key.as_ref(),
+                a.private_key_password.as_ref(),
                 uploads,
-            )?));
-            fields.push(NetworkField::PrivateKey(certs.resolve(
-                "private_key",
-                key,
-                uploads,
-            )?));
-            if let Some(p) = &a.private_key_password {
-                let p = p.expose();
-                secrets.push(p.to_owned());
-                fields.push(NetworkField::PrivateKeyPasswd(
-                    validate::EapPassword::parse_key_password(p).map_err(err)?,
-                ));
+                &mut secrets,
+            )?;
+            fields.push(NetworkField::ClientCert(t.cert));
+            fields.push(NetworkField::PrivateKey(t.key));
+            if let Some(p) = t.key_password {
+                fields.push(NetworkField::PrivateKeyPasswd(p));
             }
         }
     }
