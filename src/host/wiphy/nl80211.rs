@@ -131,6 +131,9 @@ impl Wiphys for Nl80211 {
         // on its own, or was unplugged) — the host side below tells which.
         let phy_name = format!("phy index {phy}");
         let (mut box_nl, box_rt) = in_netns(box_fd, open_sockets).await?;
+        if let Err(e) = prune_extras(&mut box_nl, phy, "box").await {
+            warn!(phy, cause = %e, "could not list the phy's interfaces in the box; moving anyway");
+        }
         for iface in ifaces_of(&dump_interfaces(&mut box_nl).await?, phy) {
             if let Err(e) = set_link_down(&box_rt, iface.index).await {
                 warn!(phy, iface = %iface.name, cause = %e,
@@ -448,14 +451,99 @@ async fn dump_wiphys(
 }
 
 async fn dump_interfaces(nl: &mut Nl80211Handle) -> Result<Vec<(u32, IfaceInfo)>, WiphyError> {
-    let messages = nl80211_request(
+    Ok(collect_interfaces(&dump_interface_messages(nl).await?))
+}
+
+async fn dump_interface_messages(
+    nl: &mut Nl80211Handle,
+) -> Result<Vec<Nl80211Message>, WiphyError> {
+    Ok(nl80211_request(
         nl,
         Nl80211Command::GetInterface,
         Vec::new(),
         NLM_F_REQUEST | NLM_F_DUMP,
     )
-    .await?;
-    Ok(collect_interfaces(&messages))
+    .await?)
+}
+
+/// A wireless device of a wiphy as nl80211 dumps it: a network interface, or one without a
+/// netdev (a P2P device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Wdev {
+    /// `NL80211_ATTR_WDEV`: cfg80211 numbers a wiphy's wireless devices in the order they were
+    /// made and never reuses a number, whatever namespace the wiphy is in.
+    id: u64,
+    /// The netdev's index, when it has one.
+    index: Option<u32>,
+    name: Option<String>,
+}
+
+fn collect_wdevs(messages: &[Nl80211Message], phy: u32) -> Vec<Wdev> {
+    let mut out = Vec::new();
+    for message in messages {
+        let (mut of, mut id, mut index, mut name) = (None, None, None, None);
+        for attr in &message.attributes {
+            match attr {
+                Nl80211Attr::Wiphy(i) => of = Some(*i),
+                Nl80211Attr::Wdev(w) => id = Some(*w),
+                Nl80211Attr::IfIndex(i) => index = Some(*i),
+                Nl80211Attr::IfName(n) => name = Some(n.clone()),
+                _ => {}
+            }
+        }
+        if let (Some(p), Some(id)) = (of, id)
+            && p == phy
+        {
+            out.push(Wdev { id, index, name });
+        }
+    }
+    out.sort_by_key(|w| w.id);
+    out
+}
+
+/// The wireless devices of a wiphy to delete so that it goes home as it left: all but the
+/// oldest network interface. The phy left the host with one interface; anything the box made
+/// on it (a monitor interface, a second station, an access point, a P2P device) is younger —
+/// and would otherwise land in the host with the phy, a link the host never made.
+fn extras(wdevs: &[Wdev]) -> Vec<&Wdev> {
+    let keep = wdevs.iter().find(|w| w.index.is_some()).map(|w| w.id);
+    wdevs.iter().filter(|w| Some(w.id) != keep).collect()
+}
+
+/// Delete the [`extras`] of wiphy `phy` in `nl`'s namespace, each logged. A device that is
+/// already gone (ENODEV) is not a failure; any other failure is logged and the rest go on.
+async fn prune_extras(nl: &mut Nl80211Handle, phy: u32, place: &str) -> Result<(), WiphyError> {
+    let wdevs = collect_wdevs(&dump_interface_messages(nl).await?, phy);
+    for w in extras(&wdevs) {
+        let name = w.name.as_deref().unwrap_or("(no netdev)");
+        let target = match w.index {
+            Some(i) => Nl80211Attr::IfIndex(i),
+            None => Nl80211Attr::Wdev(w.id),
+        };
+        match nl80211_request(
+            nl,
+            Nl80211Command::DelInterface,
+            vec![target],
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
+        {
+            Ok(_) => warn!(
+                phy,
+                iface = name,
+                wdev = w.id,
+                place,
+                "deleted an interface made on the phy while it was in the box; only the one it left with comes home"
+            ),
+            Err(NlError {
+                errno: Some(libc::ENODEV),
+                ..
+            }) => {}
+            Err(e) => warn!(phy, iface = name, wdev = w.id, place, cause = %e.text,
+                "could not delete an interface made on the phy in the box"),
+        }
+    }
+    Ok(())
 }
 
 /// `NL80211_CMD_SET_WIPHY_NETNS` with `NL80211_ATTR_WIPHY` and `NL80211_ATTR_NETNS_FD`, sent
@@ -527,6 +615,9 @@ async fn restore_iface(
     phy: u32,
     want: Option<&str>,
 ) -> Result<String, WiphyError> {
+    // A phy that came home on its own (the box's namespace died) brought everything the box
+    // made on it; one moved home by `move_back` was pruned in the box, unless the box raced.
+    prune_extras(nl, phy, "host").await?;
     let ifaces = ifaces_of(&dump_interfaces(nl).await?, phy);
     if ifaces.is_empty() && dump_wiphys(nl, Some(phy)).await?.is_empty() {
         return Err(WiphyError::PhyGone { phy });
@@ -622,6 +713,37 @@ mod tests {
 
     fn msg(cmd: Nl80211Command, attributes: Vec<Nl80211Attr>) -> Nl80211Message {
         Nl80211Message { cmd, attributes }
+    }
+
+    #[test]
+    fn only_the_oldest_netdev_of_the_phy_is_kept() {
+        let iface = |phy: u32, wdev: u64, index: Option<u32>, name: &str| {
+            let mut a = vec![Nl80211Attr::Wiphy(phy), Nl80211Attr::Wdev(wdev)];
+            a.extend(index.map(Nl80211Attr::IfIndex));
+            a.push(Nl80211Attr::IfName(name.into()));
+            msg(Nl80211Command::NewInterface, a)
+        };
+        let messages = vec![
+            // dumped out of order, another phy's among them
+            iface(1, (1 << 32) | 7, Some(9), "wimon0"),
+            iface(1, (1 << 32) | 2, Some(4), "wlan0"),
+            iface(2, (2 << 32) | 1, Some(5), "wlan1"),
+            iface(1, (1 << 32) | 1, None, "p2p-dev-wlan0"),
+            iface(1, (1 << 32) | 8, Some(10), "wlan0ap"),
+        ];
+        let wdevs = collect_wdevs(&messages, 1);
+        assert_eq!(wdevs.len(), 4);
+        let gone: Vec<_> = extras(&wdevs)
+            .iter()
+            .map(|w| w.name.clone().unwrap())
+            .collect();
+        // the P2P device is older but has no netdev: the station interface is the one kept
+        assert_eq!(gone, ["p2p-dev-wlan0", "wimon0", "wlan0ap"]);
+        // the box deleted the one it got and made another: that one is kept (it has the name
+        // restored and is made a station)
+        let wdevs = collect_wdevs(&messages[..1], 1);
+        assert!(extras(&wdevs).is_empty());
+        assert!(extras(&[]).is_empty());
     }
 
     #[test]

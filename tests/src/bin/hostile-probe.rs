@@ -293,6 +293,16 @@ const NL80211_ATTR_WIPHY_NAME: u16 = 2;
 const NL80211_ATTR_PID: u16 = 82;
 const NL80211_ATTR_SPLIT_WIPHY_DUMP: u16 = 174;
 const NL80211_ATTR_NETNS_FD: u16 = 219;
+const NL80211_CMD_NEW_INTERFACE: u8 = 7;
+const NL80211_ATTR_IFNAME: u16 = 4;
+const NL80211_ATTR_IFTYPE: u16 = 5;
+/// The interfaces the probe makes on its wiphy and leaves there (`NL80211_IFTYPE_*`): they must
+/// not come home with the phy (the host checks, `hwsim-hostile-host`).
+const LEFT_IFACES: [(&str, u32); 3] = [
+    ("wihostile0", 6),  // monitor
+    ("wihostile1", 2),  // station
+    ("wihostile2", 10), // P2P device (no netdev)
+];
 
 fn nla(buf: &mut Vec<u8>, kind: u16, payload: &[u8]) {
     buf.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
@@ -557,6 +567,19 @@ fn wiphys(nl: &mut Nl, family: u16) -> Result<BTreeMap<u32, String>, i32> {
         }
     }
     Ok(out)
+}
+
+fn new_interface(nl: &mut Nl, family: u16, idx: u32, name: &str, iftype: u32) -> Result<(), i32> {
+    let mut a = Vec::new();
+    nla(&mut a, NL80211_ATTR_WIPHY, &idx.to_ne_bytes());
+    nla_str(&mut a, NL80211_ATTR_IFNAME, name);
+    nla(&mut a, NL80211_ATTR_IFTYPE, &iftype.to_ne_bytes());
+    nl.request(
+        family,
+        libc::NLM_F_ACK as u16,
+        &genl_body(NL80211_CMD_NEW_INTERFACE, &a),
+    )
+    .map(|_| ())
 }
 
 fn set_wiphy_netns(nl: &mut Nl, family: u16, idx: u32, target: &Target) -> Result<(), i32> {
@@ -1975,6 +1998,30 @@ impl Probe {
                     } else {
                         gone = true;
                         self.escaped(name, "wiphy", format!("{phy} left the box"));
+                    }
+                }
+            }
+        }
+        // Interfaces made on the phy in the box are the box's own — as long as they stay there:
+        // the daemon deletes them before the phy goes home (the host checks after release).
+        if !gone {
+            let mut rt = Nl::open(libc::NETLINK_ROUTE).ok();
+            for (name, iftype) in LEFT_IFACES {
+                let what = format!("NEW_INTERFACE {name} (type {iftype}) on {phy}, left there");
+                match new_interface(&mut nl, family, idx, name, iftype) {
+                    Err(e) => self.refused(what, "wiphy", e, ""),
+                    Ok(()) => {
+                        let netdev = iftype != 10;
+                        let here = !netdev || rt.as_mut().is_some_and(|rt| link_here(rt, name));
+                        self.contained(
+                            what,
+                            "wiphy",
+                            if here {
+                                "made in the box's own netns; must not come home with the phy"
+                            } else {
+                                "made, but not seen as a link in the box"
+                            },
+                        );
                     }
                 }
             }

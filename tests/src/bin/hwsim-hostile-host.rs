@@ -866,6 +866,35 @@ fn main() {
         );
     }
     // --- the host after release ---
+    // The probe made interfaces on the phy in the box and left them: the phy comes home with
+    // only the one it left with (the monitor, the station and the P2P device were deleted).
+    let made: Vec<String> = report
+        .as_ref()
+        .and_then(|r| r.1["attempts"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a["outcome"] == "contained")
+        .filter_map(|a| a["name"].as_str())
+        .filter(|n| n.starts_with("NEW_INTERFACE wihostile"))
+        .map(str::to_owned)
+        .collect();
+    let (_, iw) = run_out("iw", &["dev"]);
+    let phy_ifaces: Vec<String> = fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    fs::read_to_string(e.path().join("phy80211/name"))
+                        .is_ok_and(|p| p.trim() == phy)
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    t.check(
+        &format!("[H] {phy} came home with only {sta}: what the box made on it was deleted"),
+        made.len() == 3 && phy_ifaces == [sta.clone()] && !iw.contains("wihostile"),
+        format!("the probe made {made:?}; {phy}'s netdevs now {phy_ifaces:?}; iw dev:\n{iw}"),
+    );
     let after_links = links(None);
     t.check(
         "[H] root netns links = baseline after release",
