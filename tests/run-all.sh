@@ -4,8 +4,11 @@
 # What it does, in order:
 #   1. apt-get installs what the tests drive for real (QEMU + hwsim lab parts, wpa_supplicant,
 #      hostapd, dbus, podman, systemd tools) — quick when already installed;
-#   2. cargo fmt --check and cargo clippy -D warnings;
-#   3. cargo test --workspace: unit tests beside the code (src/), host integration tests
+#   2. starts, in the background at the lowest priority, the release build (the .deb's binaries),
+#      the hwsim kernel and the full system's rootfs (target/prep-*.log); the tests that need
+#      them wait for them;
+#   3. cargo fmt --check and cargo clippy -D warnings;
+#   4. cargo test --workspace: unit tests beside the code (src/), host integration tests
 #      (tests/host/: real wpa_supplicant, dbus-daemon, podman, dockerd, netns; the packages: .deb +
 #      lintian + a clean-chroot install, .rpm) and every VM suite (tests/vm/*/lab.toml: real kernel
 #      radios under QEMU, in a busybox initramfs lab or a full Debian system with systemd, udev,
@@ -26,6 +29,32 @@ log "system packages"
 tests/deps.sh
 
 export CARGO_TERM_COLOR=never
+
+# In the background, at the lowest CPU and I/O priority, what the later tests need and nothing
+# before them does: the release build the .deb and the .rpm package (the packages test, the
+# full-system suites), the hwsim kernel and the full system's base rootfs (downloads). They soak
+# up what the foreground leaves idle — clippy's and the debug build's serial stretches, the host
+# tests' waits, the VMs' second core — instead of running alone later. Whoever needs one first
+# waits for it: cargo's lock on target/release, flocks on the two caches. Same invocation as
+# packaging/debian/rules (see there why without CFLAGS and SOURCE_DATE_EPOCH), so the .deb's own
+# `cargo build --release` finds everything built.
+mkdir -p target
+prep() {
+  ( env -u CFLAGS -u CPPFLAGS -u CXXFLAGS -u LDFLAGS -u SOURCE_DATE_EPOCH \
+      nice -n 19 ionice -c 3 cargo build --release --locked --bins ) > target/prep-release.log 2>&1 &
+  release_pid=$!
+  ( set -e
+    nice -n 19 ionice -c 3 tests/vm/lab/kernel.sh
+    cache=${WI_FULLSYS_CACHE:-.cache/fullsys}
+    mkdir -p "$cache"
+    nice -n 19 ionice -c 3 flock "$cache/rootfs.lock" tests/vm/lab/build-rootfs.sh
+  ) > target/prep-lab.log 2>&1 &
+  lab_pid=$!
+}
+prep
+trap 'kill "$release_pid" "$lab_pid" 2>/dev/null || true' EXIT
+log "in the background: cargo build --release (target/prep-release.log), the hwsim kernel and the full system's rootfs (target/prep-lab.log)"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -36,4 +65,16 @@ log "cargo build (the product, and the probes the VM suites run inside the guest
 cargo build --locked --workspace --bins
 
 log "cargo test (unit, host integration, every VM suite one test per named check)"
-cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}"
+rc=0
+cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}" || rc=$?
+
+# The tests waited for what they needed; a background job that failed failed them too, with its
+# error here.
+for job in release:"$release_pid" lab:"$lab_pid"; do
+  if ! wait "${job#*:}"; then
+    echo "run-all.sh: the background ${job%%:*} preparation failed; the end of target/prep-${job%%:*}.log:" >&2
+    tail -n 20 "target/prep-${job%%:*}.log" >&2
+    rc=1
+  fi
+done
+exit "$rc"

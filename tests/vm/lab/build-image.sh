@@ -39,7 +39,9 @@ for c in mmdebstrap mkfs.ext4 podman depmod dpkg-deb unshare; do
 done
 T0=$(now_ms)
 
-ROOTFS_TAR="$("$LAB_DIR/build-rootfs.sh")"
+# (under the lock run-all.sh prefetches it with: one mmdebstrap at a time)
+mkdir -p "$WI_FULLSYS_CACHE"
+ROOTFS_TAR="$(flock "$WI_FULLSYS_CACHE/rootfs.lock" "$LAB_DIR/build-rootfs.sh")"
 KDIR="$("$LAB_DIR/kernel.sh")"
 KVER="$(basename "$KDIR")"
 KMODS="$KDIR/root/lib/modules/$KVER"

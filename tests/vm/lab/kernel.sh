@@ -15,6 +15,10 @@ set -euo pipefail
 
 KCACHE="$WI_CACHE/kernel"
 mkdir -p "$KCACHE"
+# One fetch at a time (run-all.sh prefetches it while a test may already ask): the second waits and
+# finds it cached.
+exec 8>"$KCACHE/.lock"
+flock 8
 
 newest_pkg() {
   apt-cache pkgnames linux-image-6.1.0- 2>/dev/null |
