@@ -328,6 +328,12 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
             daemon_pid: std::process::id(),
             phy_index: phy.index,
             phy_name: phy.name.clone(),
+            mac: phy
+                .ifaces
+                .iter()
+                .find(|i| i.name == iface)
+                .and_then(|i| i.mac)
+                .map(Into::into),
             iface,
             ..Default::default()
         };

@@ -46,6 +46,9 @@ pub struct Isolation {
     pub phy_name: String,
     /// The interface name in the host before the move (restored on release).
     pub iface: String,
+    /// Its MAC address before the move (restored on release: the box may set its own).
+    #[serde(default)]
+    pub mac: Option<crate::validate::Bssid>,
     /// NetworkManager's `Managed` before we changed it; `None` if we did not change it.
     pub nm_previous: Option<bool>,
     /// The box, once started: engine, id, name, pid, netns path.
@@ -656,7 +659,13 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
         let t0 = Instant::now();
         match self
             .wiphys
-            .move_back(iso.phy_index, &netns, host.as_fd(), Some(&iso.iface))
+            .move_back(
+                iso.phy_index,
+                &netns,
+                host.as_fd(),
+                Some(&iso.iface),
+                iso.mac.map(|m| m.octets()),
+            )
             .await
         {
             Ok(name) => {
@@ -676,7 +685,11 @@ impl<W: Wiphys, N: NetworkManager, E: Engine, S: Notifier> Daemon<W, N, E, S> {
                     warn!(PHY = %iso.phy_name, "phy not found anywhere (unplugged?)");
                     return;
                 }
-                match self.wiphys.ensure_iface(iso.phy_index, &iso.iface).await {
+                match self
+                    .wiphys
+                    .ensure_iface(iso.phy_index, &iso.iface, iso.mac.map(|m| m.octets()))
+                    .await
+                {
                     Ok(name) if name == iso.iface => {
                         info!(MESSAGE_ID = msgid::MOVE_OUT, IFACE = %name, PHY = %iso.phy_name, "phy came home on its own")
                     }

@@ -287,7 +287,10 @@ fn find(state: &mut State, phy: u32) -> Option<&mut (Wiphy, Place)> {
 }
 
 /// Rename the first interface of `w` to `want`, or create one so named if it has none.
-fn restore(w: &mut Wiphy, want: Option<&str>) -> Result<String, WiphyError> {
+fn restore(w: &mut Wiphy, want: Option<&str>, mac: Option<[u8; 6]>) -> Result<String, WiphyError> {
+    if let (Some(first), Some(mac)) = (w.ifaces.first_mut(), mac) {
+        first.mac = Some(mac);
+    }
     match (w.ifaces.first_mut(), want) {
         (Some(first), Some(want)) => first.name = want.to_owned(),
         (Some(_), None) => {}
@@ -348,6 +351,7 @@ impl Wiphys for FakeWiphys {
         box_netns: &Path,
         _host_netns: BorrowedFd<'_>,
         restore_name: Option<&str>,
+        restore_mac: Option<[u8; 6]>,
     ) -> Result<String, WiphyError> {
         let call = Call::MoveBack {
             phy,
@@ -362,17 +366,22 @@ impl Wiphys for FakeWiphys {
             return Err(WiphyError::PhyGone { phy });
         }
         *place = Place::Host;
-        restore(w, restore_name)
+        restore(w, restore_name, restore_mac)
     }
 
-    async fn ensure_iface(&self, phy: u32, name: &str) -> Result<String, WiphyError> {
+    async fn ensure_iface(
+        &self,
+        phy: u32,
+        name: &str,
+        mac: Option<[u8; 6]>,
+    ) -> Result<String, WiphyError> {
         let call = Call::EnsureIface {
             phy,
             name: name.to_owned(),
         };
         let mut state = self.enter(Op::EnsureIface, call)?;
         match find(&mut state, phy) {
-            Some((w, Place::Host)) => restore(w, Some(name)),
+            Some((w, Place::Host)) => restore(w, Some(name), mac),
             _ => Err(WiphyError::PhyGone { phy }),
         }
     }
@@ -444,12 +453,12 @@ mod tests {
 
         fake.fail_once(Op::MoveBack, || WiphyError::Netlink("boom".into()));
         assert!(
-            fake.move_back(0, boxns, ns.as_fd(), Some("wlp6s0"))
+            fake.move_back(0, boxns, ns.as_fd(), Some("wlp6s0"), None)
                 .await
                 .is_err()
         );
         let name = fake
-            .move_back(0, boxns, ns.as_fd(), Some("wlp6s0"))
+            .move_back(0, boxns, ns.as_fd(), Some("wlp6s0"), None)
             .await
             .unwrap();
         assert_eq!(name, "wlp6s0");
@@ -487,7 +496,7 @@ mod tests {
         fake.delete_ifaces(2);
         assert!(fake.locate(2, boxns).await.unwrap().is_empty());
         let name = fake
-            .move_back(2, boxns, ns.as_fd(), Some("wlan2"))
+            .move_back(2, boxns, ns.as_fd(), Some("wlan2"), None)
             .await
             .unwrap();
         assert_eq!(name, "wlan2");
@@ -496,22 +505,29 @@ mod tests {
         // Without a name to restore there is nothing to create.
         fake.move_to_netns(2, ns.as_fd()).await.unwrap();
         fake.delete_ifaces(2);
-        assert!(fake.move_back(2, boxns, ns.as_fd(), None).await.is_err());
+        assert!(
+            fake.move_back(2, boxns, ns.as_fd(), None, None)
+                .await
+                .is_err()
+        );
 
         // The kernel handed it home bare (the box's netns died): ensure_iface creates it.
         fake.come_home(2, false);
         assert!(fake.ifaces(2).is_empty());
-        assert_eq!(fake.ensure_iface(2, "wlan2").await.unwrap(), "wlan2");
+        assert_eq!(fake.ensure_iface(2, "wlan2", None).await.unwrap(), "wlan2");
         assert_eq!(fake.ifaces(2)[0].name, "wlan2");
         // Home with an interface under another name: renamed.
         fake.move_to_netns(2, ns.as_fd()).await.unwrap();
         fake.come_home(2, true);
-        assert_eq!(fake.ensure_iface(2, "wlp2s0").await.unwrap(), "wlp2s0");
+        assert_eq!(
+            fake.ensure_iface(2, "wlp2s0", None).await.unwrap(),
+            "wlp2s0"
+        );
         assert_eq!(fake.ifaces(2).len(), 1);
         // Not in the host: PhyGone.
         fake.move_to_netns(2, ns.as_fd()).await.unwrap();
         assert!(matches!(
-            fake.ensure_iface(2, "wlan2").await,
+            fake.ensure_iface(2, "wlan2", None).await,
             Err(WiphyError::PhyGone { phy: 2 })
         ));
         assert!(fake.calls().contains(&Call::EnsureIface {

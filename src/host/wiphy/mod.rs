@@ -137,7 +137,11 @@ pub trait Wiphys: Send + Sync {
 
     /// Bring wiphy `phy` home from the namespace at `box_netns` (`/proc/PID/ns/net` or a bind
     /// mounted namespace file) into `host_netns`, then rename its interface to `restore_name`
+    /// when given and different, and give it back `restore_mac` (the address it left with)
     /// when given and different. Returns the interface's final name in the host.
+    ///
+    /// It comes home with only the interface it left with: anything the box made on the phy
+    /// is deleted (in the box before the move, and in the host for what raced it).
     ///
     /// A phy that comes home without an interface (its driver deleted it in the box) gets a new
     /// station interface named `restore_name` (see [`Wiphys::ensure_iface`]); without a
@@ -151,6 +155,7 @@ pub trait Wiphys: Send + Sync {
         box_netns: &Path,
         host_netns: BorrowedFd<'_>,
         restore_name: Option<&str>,
+        restore_mac: Option<[u8; 6]>,
     ) -> impl Future<Output = Result<String, WiphyError>> + Send;
 
     /// Make sure wiphy `phy`, in the caller's namespace, has a network interface named `name`:
@@ -166,6 +171,7 @@ pub trait Wiphys: Send + Sync {
         &self,
         phy: u32,
         name: &str,
+        mac: Option<[u8; 6]>,
     ) -> impl Future<Output = Result<String, WiphyError>> + Send;
 
     /// Whether wiphy `phy` exists in the caller's namespace or, if given, in `in_netns`.

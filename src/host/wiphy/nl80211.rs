@@ -20,6 +20,7 @@ use wl_nl80211::{
 };
 
 use super::{IfaceInfo, Wiphy, WiphyError, Wiphys};
+use crate::validate::Bssid;
 
 /// `NL80211_ATTR_NETNS_FD`: a network-namespace file descriptor (u32, native endian).
 /// wl-nl80211 has no typed attribute for it.
@@ -122,6 +123,7 @@ impl Wiphys for Nl80211 {
         box_netns: &Path,
         host_netns: BorrowedFd<'_>,
         restore_name: Option<&str>,
+        restore_mac: Option<[u8; 6]>,
     ) -> Result<String, WiphyError> {
         let box_fd = open_netns_file(box_netns)?;
         let host_fd = host_netns.try_clone_to_owned()?;
@@ -131,10 +133,18 @@ impl Wiphys for Nl80211 {
         // on its own, or was unplugged) — the host side below tells which.
         let phy_name = format!("phy index {phy}");
         let (mut box_nl, box_rt) = in_netns(box_fd, open_sockets).await?;
-        if let Err(e) = prune_extras(&mut box_nl, phy, "box").await {
-            warn!(phy, cause = %e, "could not list the phy's interfaces in the box; moving anyway");
-        }
-        for iface in ifaces_of(&dump_interfaces(&mut box_nl).await?, phy) {
+        // Network interfaces the box made on the phy are deleted here, before they can land in
+        // the host as links; a P2P device (no netdev) is left to the host side, after the name
+        // is back (deleting the one the box's wpa_supplicant made costs ~0.1-0.2 s here).
+        let messages = dump_interface_messages(&mut box_nl).await?;
+        let wdevs = collect_wdevs(&messages, phy);
+        let netdevs: Vec<Wdev> = wdevs.into_iter().filter(|w| w.index.is_some()).collect();
+        prune_extras(&mut box_nl, phy, &netdevs, "box").await;
+        let keep = netdevs.first().and_then(|w| w.index);
+        for iface in ifaces_of(&collect_interfaces(&messages), phy)
+            .into_iter()
+            .filter(|i| Some(i.index) == keep)
+        {
             if let Err(e) = set_link_down(&box_rt, iface.index).await {
                 warn!(phy, iface = %iface.name, cause = %e,
                     "could not bring the interface down in the box; moving anyway");
@@ -159,12 +169,17 @@ impl Wiphys for Nl80211 {
 
         // The move is synchronous: once acknowledged, the interfaces exist in the host.
         let (mut host_nl, host_rt) = in_netns(host_fd, open_sockets).await?;
-        restore_iface(&mut host_nl, &host_rt, phy, restore_name).await
+        restore_iface(&mut host_nl, &host_rt, phy, restore_name, restore_mac).await
     }
 
-    async fn ensure_iface(&self, phy: u32, name: &str) -> Result<String, WiphyError> {
+    async fn ensure_iface(
+        &self,
+        phy: u32,
+        name: &str,
+        mac: Option<[u8; 6]>,
+    ) -> Result<String, WiphyError> {
         let (mut nl, rt) = open_sockets()?;
-        restore_iface(&mut nl, &rt, phy, Some(name)).await
+        restore_iface(&mut nl, &rt, phy, Some(name), mac).await
     }
 
     async fn exists(&self, phy: u32, also_in: Option<&Path>) -> Result<bool, WiphyError> {
@@ -512,9 +527,8 @@ fn extras(wdevs: &[Wdev]) -> Vec<&Wdev> {
 
 /// Delete the [`extras`] of wiphy `phy` in `nl`'s namespace, each logged. A device that is
 /// already gone (ENODEV) is not a failure; any other failure is logged and the rest go on.
-async fn prune_extras(nl: &mut Nl80211Handle, phy: u32, place: &str) -> Result<(), WiphyError> {
-    let wdevs = collect_wdevs(&dump_interface_messages(nl).await?, phy);
-    for w in extras(&wdevs) {
+async fn prune_extras(nl: &mut Nl80211Handle, phy: u32, wdevs: &[Wdev], place: &str) {
+    for w in extras(wdevs) {
         let name = w.name.as_deref().unwrap_or("(no netdev)");
         let target = match w.index {
             Some(i) => Nl80211Attr::IfIndex(i),
@@ -528,6 +542,13 @@ async fn prune_extras(nl: &mut Nl80211Handle, phy: u32, place: &str) -> Result<(
         )
         .await
         {
+            // wpa_supplicant in the box makes a P2P device of its own: routine, not a warning
+            Ok(_) if w.index.is_none() => info!(
+                phy,
+                wdev = w.id,
+                place,
+                "deleted the P2P device made on the phy in the box"
+            ),
             Ok(_) => warn!(
                 phy,
                 iface = name,
@@ -543,7 +564,6 @@ async fn prune_extras(nl: &mut Nl80211Handle, phy: u32, place: &str) -> Result<(
                 "could not delete an interface made on the phy in the box"),
         }
     }
-    Ok(())
 }
 
 /// `NL80211_CMD_SET_WIPHY_NETNS` with `NL80211_ATTR_WIPHY` and `NL80211_ATTR_NETNS_FD`, sent
@@ -614,15 +634,22 @@ async fn restore_iface(
     rt: &rtnetlink::Handle,
     phy: u32,
     want: Option<&str>,
+    mac: Option<[u8; 6]>,
 ) -> Result<String, WiphyError> {
-    // A phy that came home on its own (the box's namespace died) brought everything the box
-    // made on it; one moved home by `move_back` was pruned in the box, unless the box raced.
-    prune_extras(nl, phy, "host").await?;
-    let ifaces = ifaces_of(&dump_interfaces(nl).await?, phy);
+    let messages = dump_interface_messages(nl).await?;
+    let wdevs = collect_wdevs(&messages, phy);
+    let ifaces = ifaces_of(&collect_interfaces(&messages), phy);
     if ifaces.is_empty() && dump_wiphys(nl, Some(phy)).await?.is_empty() {
         return Err(WiphyError::PhyGone { phy });
     }
-    let Some(primary) = ifaces.first() else {
+    // The one it left with: the oldest network interface (see `extras`).
+    let keep = wdevs.iter().find_map(|w| w.index);
+    let Some(primary) = ifaces
+        .iter()
+        .find(|i| Some(i.index) == keep)
+        .or(ifaces.first())
+    else {
+        prune_extras(nl, phy, &wdevs, "host").await;
         let Some(want) = want else {
             return Err(WiphyError::Netlink(format!(
                 "phy index {phy} is in the host but has no network interface"
@@ -651,24 +678,61 @@ async fn restore_iface(
             "the phy came home without an interface; created a station interface");
         return Ok(made.name);
     };
-    if ifaces.len() > 1 {
-        warn!(phy, count = ifaces.len(), iface = %primary.name,
-            "wiphy has several interfaces; only the first one is renamed");
+    if let Some(mac) = mac.filter(|m| primary.mac != Some(*m)) {
+        restore_address(rt, phy, primary, mac).await;
     }
-    let Some(want) = want.filter(|want| *want != primary.name) else {
-        return Ok(primary.name.clone());
+    let name = match want.filter(|want| *want != primary.name) {
+        None => primary.name.clone(),
+        Some(want) => match rename_link(rt, primary.index, want).await {
+            Ok(()) => {
+                info!(phy, from = %primary.name, to = want, "interface name restored");
+                want.to_owned()
+            }
+            Err(e) => {
+                let taken = e.errno == Some(libc::EEXIST);
+                warn!(phy, iface = %primary.name, wanted = want, taken, cause = %e.text,
+                    "could not restore the interface name; it keeps the name it came back with");
+                primary.name.clone()
+            }
+        },
     };
-    match rename_link(rt, primary.index, want).await {
-        Ok(()) => {
-            info!(phy, from = %primary.name, to = want, "interface name restored");
-            Ok(want.to_owned())
-        }
-        Err(e) => {
-            let taken = e.errno == Some(libc::EEXIST);
-            warn!(phy, iface = %primary.name, wanted = want, taken, cause = %e.text,
-                "could not restore the interface name; it keeps the name it came back with");
-            Ok(primary.name.clone())
-        }
+    // What else came home with it: everything, for a phy that came home on its own (the box's
+    // namespace died); a P2P device and whatever raced the box-side prune, for one that
+    // `move_back` moved.
+    prune_extras(nl, phy, &wdevs, "host").await;
+    Ok(name)
+}
+
+/// Give the interface back the MAC address it left with: the box may set its own (wpa_supplicant's
+/// randomisation, or a hostile agent's choice), and the host must not carry it. A failure is
+/// logged; the interface keeps the address it came back with.
+async fn restore_address(rt: &rtnetlink::Handle, phy: u32, iface: &IfaceInfo, mac: [u8; 6]) {
+    let r = async {
+        rt.link()
+            .set(LinkUnspec::new_with_index(iface.index).down().build())
+            .execute()
+            .await
+            .map_err(|e| route_error("link down", e))?;
+        rt.link()
+            .set(
+                LinkUnspec::new_with_index(iface.index)
+                    .address(mac.to_vec())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| route_error("set address", e))
+    }
+    .await;
+    let from = iface
+        .mac
+        .map(|m| Bssid::from(m).to_string())
+        .unwrap_or_default();
+    let to = Bssid::from(mac).to_string();
+    match r {
+        Ok(()) => info!(phy, iface = %iface.name, from, to, "MAC address restored"),
+        Err(e) => warn!(phy, iface = %iface.name, from, to, cause = %e.text,
+            "could not restore the MAC address; the interface keeps the one it came back with"),
     }
 }
 

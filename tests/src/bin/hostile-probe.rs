@@ -272,7 +272,9 @@ const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWNSID: u16 = 88;
 const RTM_GETNSID: u16 = 90;
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const RTM_SETLINK: u16 = 19;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_PID: u16 = 19;
 const IFLA_NET_NS_FD: u16 = 28;
@@ -294,6 +296,11 @@ const NL80211_ATTR_PID: u16 = 82;
 const NL80211_ATTR_SPLIT_WIPHY_DUMP: u16 = 174;
 const NL80211_ATTR_NETNS_FD: u16 = 219;
 const NL80211_CMD_NEW_INTERFACE: u8 = 7;
+const NL80211_CMD_GET_INTERFACE: u8 = 5;
+const NL80211_ATTR_IFINDEX: u16 = 3;
+/// The address the probe gives the box's own WiFi interface (locally administered): the host
+/// must get the interface back with the one it left with.
+const HOSTILE_MAC: [u8; 6] = [0x02, 0x6b, 0x0d, 0x57, 0x11, 0xe5];
 const NL80211_ATTR_IFNAME: u16 = 4;
 const NL80211_ATTR_IFTYPE: u16 = 5;
 /// The interfaces the probe makes on its wiphy and leaves there (`NL80211_IFTYPE_*`): they must
@@ -580,6 +587,42 @@ fn new_interface(nl: &mut Nl, family: u16, idx: u32, name: &str, iftype: u32) ->
         &genl_body(NL80211_CMD_NEW_INTERFACE, &a),
     )
     .map(|_| ())
+}
+
+/// The network interfaces (index, name) of wiphy `idx` in the probe's netns.
+fn phy_netdevs(nl: &mut Nl, family: u16, idx: u32) -> Result<Vec<(u32, String)>, i32> {
+    let msgs = nl.request(
+        family,
+        libc::NLM_F_DUMP as u16,
+        &genl_body(NL80211_CMD_GET_INTERFACE, &[]),
+    )?;
+    let mut out = Vec::new();
+    for m in &msgs {
+        let at = attrs(m, 4);
+        let get = |k: u16| at.iter().find(|(a, _)| *a == k).map(|(_, v)| v.clone());
+        if get(NL80211_ATTR_WIPHY).and_then(|v| u32_of(&v)) != Some(idx) {
+            continue;
+        }
+        if let (Some(i), Some(n)) = (
+            get(NL80211_ATTR_IFINDEX).and_then(|v| u32_of(&v)),
+            get(NL80211_ATTR_IFNAME),
+        ) {
+            let name = String::from_utf8_lossy(&n)
+                .trim_end_matches('\0')
+                .to_string();
+            out.push((i, name));
+        }
+    }
+    Ok(out)
+}
+
+/// RTM_SETLINK: interface `index` (down) gets MAC address `mac`.
+fn set_link_mac(nl: &mut Nl, index: u32, mac: [u8; 6]) -> Result<(), i32> {
+    let mut b = IFINFOMSG.to_vec();
+    b[4..8].copy_from_slice(&(index as i32).to_ne_bytes());
+    nla(&mut b, IFLA_ADDRESS, &mac);
+    nl.request(RTM_SETLINK, libc::NLM_F_ACK as u16, &b)
+        .map(|_| ())
 }
 
 fn set_wiphy_netns(nl: &mut Nl, family: u16, idx: u32, target: &Target) -> Result<(), i32> {
@@ -2006,6 +2049,29 @@ impl Probe {
         // the daemon deletes them before the phy goes home (the host checks after release).
         if !gone {
             let mut rt = Nl::open(libc::NETLINK_ROUTE).ok();
+            // The box's own interface, given an address of the probe's choosing (the agent's
+            // wpa_supplicant may randomise its own as well): it must come home with its old one.
+            let own = phy_netdevs(&mut nl, family, idx).unwrap_or_default();
+            match (own.first(), rt.as_mut()) {
+                (Some((index, name)), Some(rt)) => {
+                    let what = format!("RTM_SETLINK {name} address 02:6b:0d:57:11:e5");
+                    match set_link_mac(rt, *index, HOSTILE_MAC) {
+                        Ok(()) => self.contained(
+                            what,
+                            "wiphy",
+                            "the box's own interface; must not come home with this address",
+                        ),
+                        Err(e) => self.refused(what, "wiphy", e, ""),
+                    }
+                }
+                _ => self.record(
+                    "RTM_SETLINK address of the phy's interface",
+                    "wiphy",
+                    Outcome::Skipped,
+                    "",
+                    format!("no interface of {phy} seen ({} found)", own.len()),
+                ),
+            }
             for (name, iftype) in LEFT_IFACES {
                 let what = format!("NEW_INTERFACE {name} (type {iftype}) on {phy}, left there");
                 match new_interface(&mut nl, family, idx, name, iftype) {

@@ -449,6 +449,7 @@ fn main() {
     let canary_pid = canary_proc.id();
     let hn = hostname();
     let base_links = links(None);
+    let base_mac = fs::read_to_string(format!("/sys/class/net/{sta}/address")).unwrap_or_default();
     let ap_ns = named_netns();
     let base_ap_links: Vec<(String, BTreeSet<String>)> =
         ap_ns.iter().map(|n| (n.clone(), links(Some(n)))).collect();
@@ -894,6 +895,27 @@ fn main() {
         &format!("[H] {phy} came home with only {sta}: what the box made on it was deleted"),
         made.len() == 3 && phy_ifaces == [sta.clone()] && !iw.contains("wihostile"),
         format!("the probe made {made:?}; {phy}'s netdevs now {phy_ifaces:?}; iw dev:\n{iw}"),
+    );
+    let mac_set = report
+        .as_ref()
+        .and_then(|r| r.1["attempts"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .any(|a| {
+            a["outcome"] == "contained"
+                && a["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("RTM_SETLINK") && n.contains("address"))
+        });
+    let mac_now = fs::read_to_string(format!("/sys/class/net/{sta}/address")).unwrap_or_default();
+    t.check(
+        &format!("[H] {sta} came home with the MAC address it left with"),
+        mac_set && !base_mac.trim().is_empty() && mac_now.trim() == base_mac.trim(),
+        format!(
+            "the probe set 02:6b:0d:57:11:e5 in the box: {mac_set}; before {} now {}",
+            base_mac.trim(),
+            mac_now.trim()
+        ),
     );
     let after_links = links(None);
     t.check(

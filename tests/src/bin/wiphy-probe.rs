@@ -234,7 +234,7 @@ async fn main() {
     // ---- move back (box still alive) --------------------------------------------------------
     let start = Instant::now();
     let back = wiphys
-        .move_back(phy.index, &box_path, host_ns.as_fd(), Some(&iface))
+        .move_back(phy.index, &box_path, host_ns.as_fd(), Some(&iface), None)
         .await;
     let elapsed = ms(start);
     t.check(
@@ -284,7 +284,7 @@ async fn main() {
         .expect("second move");
     let (renamed, why) = ip(&["link", "set", &other, "name", &iface]);
     let back = wiphys
-        .move_back(phy.index, &box_path, host_ns.as_fd(), Some(&iface))
+        .move_back(phy.index, &box_path, host_ns.as_fd(), Some(&iface), None)
         .await;
     let came_back_as = back.as_ref().ok().cloned().unwrap_or_default();
     t.check(
