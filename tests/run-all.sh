@@ -2,11 +2,11 @@
 # run-all.sh — set up a fresh Debian 12 machine and run every test of wifi-isolate.
 #
 # What it does, in order:
-#   1. apt-get installs what the tests drive for real (QEMU + hwsim lab parts, wpa_supplicant,
-#      hostapd, dbus, podman, systemd tools) — quick when already installed;
-#   2. starts, in the background at the lowest priority, the release build (the .deb's binaries),
-#      the hwsim kernel and the full system's rootfs (target/prep-*.log); the tests that need
-#      them wait for them;
+#   1. starts the release build (the .deb's binaries) in the background at the lowest priority,
+#      then apt-get installs what the tests drive for real (QEMU + hwsim lab parts,
+#      wpa_supplicant, hostapd, dbus, podman, systemd tools) — quick when already installed;
+#   2. starts, in the background too, the hwsim kernel and the full system's rootfs
+#      (target/prep-*.log); the tests that need them wait for them;
 #   3. cargo fmt --check and cargo clippy -D warnings;
 #   4. cargo test --workspace: unit tests beside the code (src/), host integration tests
 #      (tests/host/: real wpa_supplicant, dbus-daemon, podman, dockerd, netns; the packages: .deb +
@@ -25,35 +25,37 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+export CARGO_TERM_COLOR=never
+mkdir -p target
+
+# In the background, at the lowest CPU and I/O priority, what the later tests need and nothing
+# before them does: the release build of the .deb's and the .rpm's binaries (the packages test,
+# the full-system suites), the hwsim kernel and the full system's base rootfs (downloads). They
+# soak up what the foreground leaves idle — apt's downloads, clippy's and the debug build's serial
+# stretches, the host tests' waits — instead of running alone later. Whoever needs one first
+# waits for it: cargo's lock on target/release, a flock on each cache. The release build is the
+# same invocation as packaging/debian/rules (see there why without CFLAGS and SOURCE_DATE_EPOCH),
+# so the .deb's own `cargo build --release` finds everything built. It needs only the toolchain
+# (and its C compiler, for ring), so it starts before the packages; the other two need apt.
+( until command -v cc >/dev/null; do sleep 2; done
+  exec env -u CFLAGS -u CPPFLAGS -u CXXFLAGS -u LDFLAGS -u SOURCE_DATE_EPOCH \
+    nice -n 19 ionice -c 3 cargo build --release --locked --bins ) > target/prep-release.log 2>&1 &
+release_pid=$!
+lab_pid=
+trap 'kill $release_pid $lab_pid 2>/dev/null || true' EXIT
+log "in the background: cargo build --release (target/prep-release.log)"
+
 log "system packages"
 tests/deps.sh
 
-export CARGO_TERM_COLOR=never
-
-# In the background, at the lowest CPU and I/O priority, what the later tests need and nothing
-# before them does: the release build the .deb and the .rpm package (the packages test, the
-# full-system suites), the hwsim kernel and the full system's base rootfs (downloads). They soak
-# up what the foreground leaves idle — clippy's and the debug build's serial stretches, the host
-# tests' waits, the VMs' second core — instead of running alone later. Whoever needs one first
-# waits for it: cargo's lock on target/release, flocks on the two caches. Same invocation as
-# packaging/debian/rules (see there why without CFLAGS and SOURCE_DATE_EPOCH), so the .deb's own
-# `cargo build --release` finds everything built.
-mkdir -p target
-prep() {
-  ( env -u CFLAGS -u CPPFLAGS -u CXXFLAGS -u LDFLAGS -u SOURCE_DATE_EPOCH \
-      nice -n 19 ionice -c 3 cargo build --release --locked --bins ) > target/prep-release.log 2>&1 &
-  release_pid=$!
-  ( set -e
-    nice -n 19 ionice -c 3 tests/vm/lab/kernel.sh
-    cache=${WI_FULLSYS_CACHE:-.cache/fullsys}
-    mkdir -p "$cache"
-    nice -n 19 ionice -c 3 flock "$cache/rootfs.lock" tests/vm/lab/build-rootfs.sh
-  ) > target/prep-lab.log 2>&1 &
-  lab_pid=$!
-}
-prep
-trap 'kill "$release_pid" "$lab_pid" 2>/dev/null || true' EXIT
-log "in the background: cargo build --release (target/prep-release.log), the hwsim kernel and the full system's rootfs (target/prep-lab.log)"
+( set -e
+  nice -n 19 ionice -c 3 tests/vm/lab/kernel.sh
+  cache=${WI_FULLSYS_CACHE:-.cache/fullsys}
+  mkdir -p "$cache"
+  nice -n 19 ionice -c 3 flock "$cache/rootfs.lock" tests/vm/lab/build-rootfs.sh
+) > target/prep-lab.log 2>&1 &
+lab_pid=$!
+log "in the background: the hwsim kernel and the full system's rootfs (target/prep-lab.log)"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
