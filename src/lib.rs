@@ -16,12 +16,15 @@
 //!   - [`wpa::event`] — the `<N>CTRL-EVENT-…` messages of an attached monitor;
 //!   - [`wpa::ctrl`] — the control-socket clients (request/reply and `ATTACH`), on tokio.
 //! - [`agent`] — `wifi-isolate-agent`, the MCP server that runs inside the box:
-//!   - [`agent::iface`] — find the wireless interface in the netns, wait for it, bring it up.
+//!   - [`agent::iface`] — find the wireless interface in the netns, wait for it, bring it up;
+//!     add/delete the extra interfaces of its phy (monitor, concurrent AP; leftovers deleted on
+//!     start); the phy's interface combinations (station + AP at once?).
 //!   - [`agent::supervisor`] — run and restart `wpa_supplicant` with a config in the runtime dir.
 //!   - [`agent::dhcp`] — a real DHCP client (busybox `udhcpc`) and its hook; routes stay in the
 //!     box.
 //!   - [`agent::netcfg`] — addresses, routes and links in the box's own netns (rtnetlink).
-//!   - [`agent::ap`] — access-point mode: hostapd, udhcpd and a one-name DNS answer in the box.
+//!   - [`agent::ap`] — access-point mode: hostapd, udhcpd and a one-name DNS answer in the box,
+//!     exclusive with the station or concurrent on a second interface.
 //!   - [`agent::capture`] — packet capture on the WiFi interface (`AF_PACKET`), pcap + summary.
 //!   - [`agent::nettools`] — ping, DNS, HTTP and captive-portal checks, out through the WiFi only.
 //!   - [`agent::certs`] — EAP certificates and keys: paths only from the certificates directory,

@@ -197,6 +197,8 @@ pub struct Agent {
     history: history::History,
     /// The access point, while the radio is one (`wifi_ap_start`).
     ap: ap::ApSlot,
+    /// The phy's interface combinations, read once ([`Agent::ap_concurrency`]).
+    concurrency: tokio::sync::OnceCell<iface::ApConcurrency>,
 }
 
 impl Agent {
@@ -236,6 +238,13 @@ impl Agent {
         std::fs::create_dir_all(&opts.runtime_dir)
             .with_context(|| format!("creating runtime dir {}", opts.runtime_dir.display()))?;
         let net = NetCfg::open()?;
+        if !opts.wired {
+            // A monitor or an AP interface an earlier agent in this box died with.
+            let gone = iface::delete_leftovers(&net, &wi).await;
+            if !gone.is_empty() {
+                info!(iface = %wi.name, deleted = ?gone, "leftover interfaces of an earlier agent deleted");
+            }
+        }
         net.set_up(wi.index)
             .await
             .with_context(|| format!("bringing {} up (rfkill blocked?)", wi.name))?;
@@ -277,6 +286,7 @@ impl Agent {
             op: Mutex::new(()),
             perm_mac,
             ap: Default::default(),
+            concurrency: Default::default(),
         });
         // Serve at once: tool calls wait (bounded) for wpa_supplicant's control socket
         // themselves, so the host's READY does not wait for it too. A wpa_supplicant that
@@ -358,6 +368,11 @@ impl Agent {
                 }
             }
         });
+    }
+
+    /// The access point running now, if one does (for `wifi_status`).
+    pub fn ap_summary(&self) -> Option<ap::ApSummary> {
+        self.ap.summary()
     }
 
     /// The live control client.

@@ -95,6 +95,46 @@ impl Band {
     }
 }
 
+/// How the access point shares the radio with the station side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApMode {
+    /// The box's one interface becomes the AP; wpa_supplicant is paused meanwhile (refused
+    /// while the station is connected).
+    #[default]
+    Exclusive,
+    /// A second interface of type AP on the same phy, next to the station: wpa_supplicant and
+    /// its connection are left as they are (where the phy's interface combinations allow it).
+    Concurrent,
+}
+
+impl ApMode {
+    /// `exclusive` or `concurrent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApMode::Exclusive => "exclusive",
+            ApMode::Concurrent => "concurrent",
+        }
+    }
+}
+
+/// The band and channel of a centre frequency (MHz) an AP of ours can use, if it is one.
+pub fn channel_of(freq_mhz: u32) -> Option<(Band, u32)> {
+    let (band, ch) = match freq_mhz {
+        2412..=2472 if (freq_mhz - 2407).is_multiple_of(5) => (Band::G2_4, (freq_mhz - 2407) / 5),
+        5180..=5825 if freq_mhz.is_multiple_of(5) => (Band::G5, (freq_mhz - 5000) / 5),
+        _ => return None,
+    };
+    band.valid(ch).then_some((band, ch))
+}
+
+/// Whether `a/pa` and `b/pb` share an address (one contains the other's network).
+pub fn subnets_overlap(a: Ipv4Addr, pa: u8, b: Ipv4Addr, pb: u8) -> bool {
+    let p = u32::from(pa.min(pb).min(32));
+    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+    (u32::from(a) & mask) == (u32::from(b) & mask)
+}
+
 /// What `wifi_ap_start` runs, every field checked.
 #[derive(Clone)]
 pub struct ApSettings {
@@ -112,6 +152,12 @@ pub struct ApSettings {
     pub hidden: bool,
     /// The name the AP's DNS answer gives [`AP_ADDR`] for.
     pub dns_name: Hostname,
+    /// Whether the caller chose the band (else the default, or the station's in concurrent mode).
+    pub band_given: bool,
+    /// Whether the caller chose the channel (else the default, or the station's).
+    pub channel_given: bool,
+    /// Exclusive (default) or concurrent with the station side (set after [`ApSettings::parse`]).
+    pub mode: ApMode,
 }
 
 impl std::fmt::Debug for ApSettings {
@@ -127,6 +173,7 @@ impl std::fmt::Debug for ApSettings {
             .field("channel", &self.channel)
             .field("hidden", &self.hidden)
             .field("dns_name", &self.dns_name)
+            .field("mode", &self.mode)
             .finish()
     }
 }
@@ -168,6 +215,7 @@ impl ApSettings {
                 Some(p)
             }
         };
+        let (band_given, channel_given) = (band.is_some(), channel.is_some());
         let band = band.unwrap_or_default();
         let channel = channel.unwrap_or(band.default_channel());
         if !band.valid(channel) {
@@ -187,7 +235,41 @@ impl ApSettings {
             channel,
             hidden,
             dns_name,
+            band_given,
+            channel_given,
+            mode: ApMode::Exclusive,
         })
+    }
+
+    /// Put the AP on the station's channel (`freq_mhz`), for a phy that runs all its
+    /// interfaces on one channel: taken when the caller chose no channel; a different channel
+    /// (or band) the caller chose is refused, saying what to do.
+    pub fn share_channel(&mut self, freq_mhz: u32, ssid: &str) -> Result<(), Failure> {
+        let Some((band, channel)) = channel_of(freq_mhz) else {
+            return Err(Failure::new(
+                crate::agent::failure::Code::Busy,
+                format!(
+                    "the station is connected to {ssid} on {freq_mhz} MHz, and this phy runs its \
+                     interfaces on one channel: an access point of ours cannot use that one \
+                     (2.4 GHz channels 1-13 and the 5 GHz channels of `channel` only); \
+                     wifi_disconnect first, or use mode exclusive"
+                ),
+            ));
+        };
+        let differs = (self.channel_given && self.channel != channel)
+            || (self.band_given && self.band != band);
+        if differs {
+            return Err(Failure::invalid(format!(
+                "this phy runs the station and the access point on one channel, and the station \
+                 is connected to {ssid} on channel {channel} ({} GHz, {freq_mhz} MHz): leave \
+                 channel (and band) out to share it, give channel {channel}, or wifi_disconnect \
+                 first",
+                band.as_str()
+            )));
+        }
+        self.band = band;
+        self.channel = channel;
+        Ok(())
     }
 
     /// The channel's centre frequency, MHz.
@@ -307,6 +389,49 @@ mod tests {
         assert_eq!((s.channel, s.frequency_mhz()), (6, 2437));
         assert_eq!(s.dns_name.as_str(), DEFAULT_DNS_NAME);
         assert!(parse("x", ApSecurity::Wpa2, Some(&"ab".repeat(32)), None, None).is_ok());
+    }
+
+    #[test]
+    fn frequencies_map_to_our_channels_and_subnets_overlap_by_prefix() {
+        assert_eq!(channel_of(2412), Some((Band::G2_4, 1)));
+        assert_eq!(channel_of(2472), Some((Band::G2_4, 13)));
+        assert_eq!(channel_of(2484), None);
+        assert_eq!(channel_of(5180), Some((Band::G5, 36)));
+        assert_eq!(channel_of(5825), Some((Band::G5, 165)));
+        assert_eq!(channel_of(5190), None);
+        assert_eq!(channel_of(5955), None);
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert!(subnets_overlap(AP_ADDR, 24, ip("192.168.77.50"), 24));
+        assert!(subnets_overlap(AP_ADDR, 24, ip("192.168.0.9"), 16));
+        assert!(subnets_overlap(AP_ADDR, 24, ip("192.168.77.130"), 25));
+        assert!(!subnets_overlap(AP_ADDR, 24, ip("192.168.78.1"), 24));
+        assert!(!subnets_overlap(AP_ADDR, 24, ip("10.0.6.100"), 24));
+        assert!(subnets_overlap(AP_ADDR, 24, ip("10.0.0.1"), 0));
+    }
+
+    #[test]
+    fn a_single_channel_phy_takes_the_station_s_channel_or_refuses_another() {
+        use crate::agent::failure::Code;
+        let mut s = parse("x", ApSecurity::Open, None, None, None).unwrap();
+        s.share_channel(2412, "lab").unwrap();
+        assert_eq!(
+            (s.band, s.channel, s.frequency_mhz()),
+            (Band::G2_4, 1, 2412)
+        );
+        let mut s = parse("x", ApSecurity::Open, None, None, None).unwrap();
+        s.share_channel(5180, "lab").unwrap();
+        assert_eq!((s.band, s.channel), (Band::G5, 36));
+        let mut s = parse("x", ApSecurity::Open, None, None, Some(1)).unwrap();
+        s.share_channel(2412, "lab").unwrap();
+        let mut s = parse("x", ApSecurity::Open, None, None, Some(6)).unwrap();
+        let e = s.share_channel(2412, "lab").unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert!(e.text.contains("channel 1"), "{e}");
+        assert_eq!(s.channel, 6);
+        let mut s = parse("x", ApSecurity::Open, None, Some(Band::G5), None).unwrap();
+        assert!(s.share_channel(2412, "lab").is_err());
+        let mut s = parse("x", ApSecurity::Open, None, None, None).unwrap();
+        assert_eq!(s.share_channel(2484, "lab").unwrap_err().code, Code::Busy);
     }
 
     #[test]

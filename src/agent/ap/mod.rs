@@ -1,24 +1,34 @@
 //! Access-point mode (`wifi_ap_start`, `wifi_ap_clients`, `wifi_ap_stop`): the box's radio
-//! becomes an access point that devices under test join — hostapd on the box's one WiFi
-//! interface, busybox udhcpd handing out `192.168.77.100-199`, and a DNS answer for the AP's own
-//! name ([`dns`]), all inside the box.
+//! becomes an access point that devices under test join — hostapd on a WiFi interface of the
+//! box's phy, busybox udhcpd handing out `192.168.77.100-199`, and a DNS answer for the AP's own
+//! name ([`dns`]), all inside the box. Two modes ([`ApMode`]):
 //!
-//! - **Exclusive with the station side.** The interface is one netdev and stays one (the host
-//!   daemon brings the phy home expecting exactly its interface; no extra netdevs are made), so
-//!   the radio is a station *or* an access point: `wifi_ap_start` refuses while the station side
-//!   is connected (`busy`, "wifi_disconnect first"), then pauses wpa_supplicant's supervisor
+//! - **Exclusive** (the default): the box's one interface becomes the AP, so the radio is a
+//!   station *or* an access point: `wifi_ap_start` refuses while the station side is connected
+//!   (`busy`, "wifi_disconnect first"), then pauses wpa_supplicant's supervisor
 //!   ([`crate::agent::supervisor::Wpa::pause`]: wpa_supplicant stopped, not counted as a crash)
 //!   so it cannot fight hostapd for the interface; the station tools answer `busy` meanwhile.
 //!   `wifi_ap_stop` resumes it: the remembered networks come back, disconnected, and the station
 //!   tools work again.
+//! - **Concurrent**, where the phy's interface combinations allow a station and an AP at once
+//!   ([`crate::agent::iface::concurrency`]; else `unsupported`): a second interface of type AP
+//!   on the same phy (`<iface>ap`, [`ap_iface_name`]; a locally administered MAC derived from
+//!   the station's, [`ap_mac`]), hostapd and the rest on it; wpa_supplicant, the DHCP client and
+//!   the connection are not touched, the station tools keep working. On a phy whose
+//!   interfaces share one channel, a connected station's channel is the AP's (taken when the
+//!   caller gave none; another one is refused). Refused when the station's address overlaps
+//!   the AP's subnet. `wifi_ap_stop` (and a failed start, and the agent's shutdown) deletes the
+//!   interface; an agent starting deletes one an earlier agent left
+//!   ([`crate::agent::iface::delete_leftovers`]).
 //! - **Children of the agent**: hostapd and udhcpd run in the foreground under the agent, their
 //!   configs and hostapd's control socket in `<runtime_dir>/ap` (a tmpfs in the box, 0700; the
 //!   hostapd config 0600: it holds the passphrase, and is removed on stop). A crash is logged and
 //!   reported by `wifi_ap_clients` / `wifi_ap_stop` — not restarted behind the caller's back.
-//! - **Addresses**: the box's interface gets `192.168.77.1/24` (rtnetlink, the box's own
-//!   interface only), removed on stop. SIGTERM to the agent tears it all down the same way
+//! - **Addresses**: the AP's interface gets `192.168.77.1/24` (rtnetlink, the box's own
+//!   interfaces only), removed on stop. SIGTERM to the agent tears it all down the same way
 //!   ([`Agent::ap_shutdown`]): hostapd exits on SIGTERM and puts the interface back in station
-//!   mode, so the daemon's release brings the phy home as before.
+//!   mode (a concurrent AP's interface is deleted), so the daemon's release brings the phy home
+//!   as before.
 //! - **Clients**: nl80211's station dump of the interface (what `iw dev … station dump` shows:
 //!   MAC, signal, connected time) joined with udhcpd's lease file ([`leases`], read
 //!   defensively: a hostile client chose what is in it).
@@ -43,26 +53,81 @@ use tracing::{info, warn};
 use super::Agent;
 use super::events::{LogRing, pipe_lines};
 use super::failure::{Code, Failure};
+use super::iface::ApConcurrency;
 use super::netcfg::NetCfg;
-pub use conf::{AP_ADDR, AP_PREFIX, ApSecurity, ApSettings, Band, POOL_END, POOL_START};
+pub use conf::{AP_ADDR, AP_PREFIX, ApMode, ApSecurity, ApSettings, Band, POOL_END, POOL_START};
 pub use leases::DhcpLease;
 
 /// How long hostapd may take to enable the access point (under TCG in the lab: ~2 s).
 const ENABLE_WAIT: Duration = Duration::from_secs(20);
 
+/// The name of the concurrent AP's interface next to `station`: `<station>ap`, the station's
+/// name cut to 13 bytes first so it stays within the kernel's 15 and never equals it.
+pub fn ap_iface_name(station: &str) -> String {
+    let mut cut = 13.min(station.len());
+    while !station.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}ap", &station[..cut])
+}
+
+/// The concurrent AP interface's MAC, derived from the station's: locally administered,
+/// unicast, and bit 2 of the first byte flipped — so it differs from the station's even when
+/// that one is locally administered already (hwsim's `02:00:00:…`, a random per-network MAC).
+pub fn ap_mac(station: [u8; 6]) -> [u8; 6] {
+    let mut m = station;
+    m[0] = ((m[0] | 0x02) & !0x01) ^ 0x04;
+    m
+}
+
 /// The access point of an agent: whether the radio is one, and what runs for it.
 #[derive(Default)]
 pub struct ApSlot {
-    /// Set for the whole of start, run and stop: the station tools answer `busy`.
+    /// Set for the whole of an exclusive start, run and stop: the station tools answer `busy`
+    /// (not in concurrent mode: the station side keeps running).
     active: AtomicBool,
     inner: tokio::sync::Mutex<Option<Running>>,
+    /// What runs, for `wifi_status` (without waiting for `inner`).
+    running: std::sync::Mutex<Option<ApSummary>>,
 }
 
 impl ApSlot {
-    /// Whether the radio is (becoming) an access point.
+    /// Whether the radio is (becoming) an access point and the station side is paused.
     pub fn active(&self) -> bool {
         self.active.load(Ordering::SeqCst)
     }
+
+    /// The access point running now (None while none runs, or while one starts).
+    pub fn summary(&self) -> Option<ApSummary> {
+        self.running.lock().ok()?.clone()
+    }
+
+    fn set_summary(&self, r: Option<&Running>) {
+        if let Ok(mut g) = self.running.lock() {
+            *g = r.map(|r| ApSummary {
+                interface: r.iface.clone(),
+                ssid: r.settings.ssid.to_string(),
+                mode: r.settings.mode,
+                channel: r.settings.channel,
+                frequency_mhz: r.settings.frequency_mhz(),
+            });
+        }
+    }
+}
+
+/// The access point that runs, as `wifi_status` reports it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ApSummary {
+    /// Its interface (the box's one in exclusive mode, `<iface>ap` in concurrent mode).
+    pub interface: String,
+    /// Its network name.
+    pub ssid: String,
+    /// exclusive or concurrent.
+    pub mode: ApMode,
+    /// Its channel.
+    pub channel: u32,
+    /// Its centre frequency, MHz.
+    pub frequency_mhz: u32,
 }
 
 /// The tool error of a station tool while the radio is an access point.
@@ -84,8 +149,13 @@ fn no_ap() -> Failure {
 /// What `wifi_ap_start` answers.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ApStarted {
-    /// The box's WiFi interface, now in AP mode.
+    /// The AP's interface: the box's WiFi interface, now in AP mode (exclusive), or the second
+    /// interface made on its phy (concurrent: `<iface>ap`).
     pub interface: String,
+    /// The station's interface (wpa_supplicant's).
+    pub station_interface: String,
+    /// The AP interface's MAC address (its BSSID).
+    pub bssid: Option<String>,
     /// The network name.
     pub ssid: String,
     /// open, wpa2, sae or owe.
@@ -104,11 +174,15 @@ pub struct ApStarted {
     pub dhcp_range: String,
     /// The name the AP's DNS answers with the box's address.
     pub dns_name: String,
-    /// `paused`: wpa_supplicant is stopped while the AP runs; the station tools answer busy.
+    /// `paused` (exclusive): wpa_supplicant is stopped while the AP runs, the station tools
+    /// answer busy; `running` (concurrent): wpa_supplicant and its connection are untouched.
     pub station_side: String,
-    /// `exclusive`: the radio is a station or an access point, one at a time (one interface:
-    /// the daemon brings the phy home with exactly it).
+    /// `exclusive`: the radio is a station or an access point, one at a time; `concurrent`:
+    /// both at once, on two interfaces of the phy.
     pub mode: String,
+    /// What the phy's interface combinations allow (station + AP at once, on how many
+    /// channels); absent if nl80211 would not say.
+    pub concurrency: Option<ApConcurrency>,
     /// What to do next.
     pub message: String,
 }
@@ -162,8 +236,12 @@ pub struct ApStopped {
     pub uptime_s: u64,
     /// hostapd's exit status if it had exited on its own (a crash) before the stop.
     pub hostapd_crashed: Option<String>,
-    /// `resumed` once wpa_supplicant answers again (the station tools work), else `restarting`.
+    /// `resumed` once wpa_supplicant answers again (the station tools work), else `restarting`;
+    /// `running` after a concurrent AP (the station side was never touched).
     pub station_side: String,
+    /// The AP interface of a concurrent AP was deleted (false in exclusive mode: the interface
+    /// is the station's, back in station mode).
+    pub interface_deleted: bool,
     /// What happened.
     pub message: String,
 }
@@ -236,7 +314,11 @@ impl Proc {
 /// What runs for the access point; whatever of it was started ([`Running::teardown`]).
 struct Running {
     settings: ApSettings,
+    /// The AP's interface and its index.
+    iface: String,
     index: u32,
+    /// Concurrent mode: the AP interface we made on the phy, deleted on teardown.
+    made: bool,
     dir: PathBuf,
     hostapd: Option<Proc>,
     udhcpd: Option<Proc>,
@@ -258,13 +340,16 @@ impl Running {
         }
         // hostapd leaves on SIGTERM as it should: the interface back in station mode. After a
         // crash nobody did that: done here, so the daemon's release finds a station interface.
+        // (A concurrent AP's own interface is deleted below instead.)
         if let Some(p) = self.hostapd.take() {
             p.stop().await;
-            match ensure_station(net, self.index).await {
-                Ok(true) => info!("the interface put back in station mode after hostapd"),
-                Ok(false) => {}
-                Err(e) => {
-                    warn!(cause = %format!("{e:#}"), "cannot put the interface back in station mode")
+            if !self.made {
+                match ensure_station(net, self.index).await {
+                    Ok(true) => info!("the interface put back in station mode after hostapd"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(cause = %format!("{e:#}"), "cannot put the interface back in station mode")
+                    }
                 }
             }
         }
@@ -273,6 +358,17 @@ impl Running {
                 warn!(cause = %format!("{e:#}"), "removing the access point's address");
             }
             self.addressed = false;
+        }
+        if self.made {
+            match super::iface::delete(self.index).await {
+                Ok(()) => {
+                    info!(iface = %self.iface, "the access point's interface deleted");
+                    self.made = false;
+                }
+                Err(e) => {
+                    warn!(iface = %self.iface, cause = %format!("{e:#}"), "cannot delete the access point's interface")
+                }
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -410,8 +506,25 @@ impl Agent {
         }
     }
 
-    /// Make the radio an access point ([`ApSettings`] checked already).
-    pub async fn ap_start(&self, s: ApSettings) -> Result<ApStarted, Failure> {
+    /// What the phy's interface combinations allow (read once: they do not change).
+    pub async fn ap_concurrency(&self) -> anyhow::Result<ApConcurrency> {
+        if self.opts.wired {
+            anyhow::bail!("wired test mode: no phy");
+        }
+        let index = self
+            .net
+            .index(&self.iface)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no interface {} in the box", self.iface))?;
+        self.concurrency
+            .get_or_try_init(|| super::iface::concurrency(index))
+            .await
+            .cloned()
+    }
+
+    /// Make the radio an access point ([`ApSettings`] checked already): exclusive (the box's
+    /// interface becomes the AP, the station side paused) or concurrent (a second interface).
+    pub async fn ap_start(&self, mut s: ApSettings) -> Result<ApStarted, Failure> {
         let _g = self.op_lock("wifi_ap_start").await?;
         let mut slot = self.ap.inner.lock().await;
         if let Some(r) = slot.as_ref() {
@@ -429,30 +542,34 @@ impl Agent {
             .await
             .map_err(|e| format!("asking wpa_supplicant for its state: {e}"))?;
         use crate::wpa::WpaState as W;
-        if !matches!(
+        let state = serde_json::to_value(st.wpa_state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let on = st
+            .ssid
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        let idle = matches!(
             st.wpa_state,
             W::Disconnected | W::Inactive | W::InterfaceDisabled
-        ) || self.lease().is_some()
-        {
-            let state = serde_json::to_value(st.wpa_state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let on = st
-                .ssid
-                .as_deref()
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
+        );
+        let concurrency = self.ap_concurrency().await;
+        if s.mode == ApMode::Exclusive && (!idle || self.lease().is_some()) {
             return Err(Failure::new(
                 Code::Busy,
                 format!(
-                    "the station side is {state}{on}: the radio is a station or an access point, \
-                     one at a time; wifi_disconnect first, then wifi_ap_start"
+                    "the station side is {state}{on}: in mode exclusive the radio is a station or \
+                     an access point, one at a time; wifi_disconnect first, then wifi_ap_start{}",
+                    match &concurrency {
+                        Ok(c) if c.station_and_ap => {
+                            " (or mode concurrent: this phy runs a station and an AP at once)"
+                        }
+                        _ => "",
+                    }
                 ),
             ));
-        }
-        if let Some(p) = &s.passphrase {
-            self.log.register_secret(p.expose());
         }
         let index = self
             .net
@@ -460,18 +577,85 @@ impl Agent {
             .await
             .map_err(|e| format!("looking up {}: {e:#}", self.iface))?
             .ok_or_else(|| Failure::from(format!("no interface {} in the box", self.iface)))?;
-        self.ap.active.store(true, Ordering::SeqCst);
-        self.dhcp.stop().await;
-        if let Err(e) = self.wpa.pause().await {
-            self.wpa.resume();
-            self.ap.active.store(false, Ordering::SeqCst);
-            return Err(Failure::from(format!(
-                "cannot take the radio from the station side: {e}"
-            )));
+        if s.mode == ApMode::Concurrent {
+            let c = concurrency.as_ref().map_err(|e| {
+                Failure::from(format!(
+                    "cannot read the phy's interface combinations ({e:#}): mode concurrent needs \
+                     them; use mode exclusive"
+                ))
+            })?;
+            if !c.station_and_ap {
+                return Err(Failure::new(
+                    Code::Unsupported,
+                    format!(
+                        "phy{} cannot run a station and an access point at once (its interface \
+                         combinations: {}); use mode exclusive (wifi_disconnect first)",
+                        c.wiphy,
+                        serde_json::to_string(&c.combinations).unwrap_or_default()
+                    ),
+                ));
+            }
+            if c.channels <= 1 {
+                match st.wpa_state {
+                    W::Completed => {
+                        let freq = st.freq_mhz.ok_or_else(|| {
+                            Failure::from("wpa_supplicant names no frequency for the connection")
+                        })?;
+                        s.share_channel(freq, st.ssid.as_deref().unwrap_or("its network"))?;
+                    }
+                    W::Authenticating
+                    | W::Associating
+                    | W::Associated
+                    | W::FourWayHandshake
+                    | W::GroupHandshake => {
+                        return Err(Failure::new(
+                            Code::Busy,
+                            format!(
+                                "the station side is {state}{on}, and this phy runs its \
+                                 interfaces on one channel: wait until it is connected (the AP \
+                                 takes its channel) or wifi_disconnect, then wifi_ap_start"
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            // The AP's subnet must not be the station's: the box would not know which way a
+            // packet for it goes.
+            let mut mine: Vec<(std::net::Ipv4Addr, u8)> =
+                self.lease().map(|l| (l.ip, l.prefix)).into_iter().collect();
+            if let Ok(addrs) = self.net.addresses().await {
+                for a in addrs.iter().filter(|a| a.dev == self.iface) {
+                    if let Some((ip, p)) = a.cidr.split_once('/')
+                        && let (Ok(ip), Ok(p)) = (ip.parse(), p.parse())
+                    {
+                        mine.push((ip, p));
+                    }
+                }
+            }
+            if let Some((ip, p)) = mine
+                .iter()
+                .find(|(ip, p)| conf::subnets_overlap(AP_ADDR, AP_PREFIX, *ip, *p))
+            {
+                return Err(Failure::new(
+                    Code::Busy,
+                    format!(
+                        "the station's address {ip}/{p} overlaps the access point's network \
+                         {AP_ADDR}/{AP_PREFIX}: the box could not tell the two apart; \
+                         wifi_disconnect first and use mode exclusive, or connect the station to \
+                         another network"
+                    ),
+                ));
+            }
+        }
+        if let Some(p) = &s.passphrase {
+            self.log.register_secret(p.expose());
         }
         let mut run = Running {
-            settings: s,
+            iface: self.iface.clone(),
             index,
+            made: false,
+            settings: s,
             dir: self.opts.runtime_dir.join("ap"),
             hostapd: None,
             udhcpd: None,
@@ -479,11 +663,37 @@ impl Agent {
             addressed: false,
             started: Instant::now(),
         };
-        match self.ap_bring_up(&mut run).await {
+        let exclusive = run.settings.mode == ApMode::Exclusive;
+        if exclusive {
+            self.ap.active.store(true, Ordering::SeqCst);
+            self.dhcp.stop().await;
+            if let Err(e) = self.wpa.pause().await {
+                self.wpa.resume();
+                self.ap.active.store(false, Ordering::SeqCst);
+                return Err(Failure::from(format!(
+                    "cannot take the radio from the station side: {e}"
+                )));
+            }
+        }
+        let up = async {
+            if !exclusive {
+                self.ap_interface(&mut run).await?;
+            }
+            self.ap_bring_up(&mut run).await
+        };
+        match up.await {
             Ok(()) => {
+                let bssid = self.net.mac(run.index).await.ok().flatten().map(|m| {
+                    m.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":")
+                });
                 let s = &run.settings;
                 let out = ApStarted {
-                    interface: self.iface.clone(),
+                    interface: run.iface.clone(),
+                    station_interface: self.iface.clone(),
+                    bssid,
                     ssid: s.ssid.to_string(),
                     security: s.security,
                     band: s.band.as_str().into(),
@@ -493,33 +703,82 @@ impl Agent {
                     address: format!("{AP_ADDR}/{AP_PREFIX}"),
                     dhcp_range: format!("{POOL_START}-{POOL_END}"),
                     dns_name: s.dns_name.to_string(),
-                    station_side: "paused".into(),
-                    mode: "exclusive".into(),
-                    message: "the access point is up; wifi_ap_clients lists who joined, \
-                              wifi_ap_stop gives the radio back to the station tools"
-                        .into(),
+                    station_side: if exclusive { "paused" } else { "running" }.into(),
+                    mode: s.mode.as_str().into(),
+                    concurrency: concurrency.ok(),
+                    message: if exclusive {
+                        "the access point is up; wifi_ap_clients lists who joined, \
+                         wifi_ap_stop gives the radio back to the station tools"
+                    } else {
+                        "the access point is up on its own interface next to the station, whose \
+                         connection and tools are untouched; wifi_ap_clients lists who joined, \
+                         wifi_ap_stop deletes the AP's interface"
+                    }
+                    .into(),
                 };
-                info!(iface = %self.iface, channel = s.channel, security = s.security.as_str(), "access point up");
+                info!(iface = %run.iface, mode = s.mode.as_str(), channel = s.channel, security = s.security.as_str(), "access point up");
                 self.log.push(
                     "agent",
                     format!(
-                        "access point {} ({}) up on channel {}",
+                        "access point {} ({}, {}) up on {} channel {}",
                         s.ssid,
                         s.security.as_str(),
+                        s.mode.as_str(),
+                        run.iface,
                         s.channel
                     ),
                 );
+                self.ap.set_summary(Some(&run));
                 *slot = Some(run);
                 Ok(out)
             }
             Err(e) => {
                 run.teardown(&self.net).await;
-                self.wpa.resume();
-                self.ap.active.store(false, Ordering::SeqCst);
+                if exclusive {
+                    self.wpa.resume();
+                    self.ap.active.store(false, Ordering::SeqCst);
+                }
                 self.log.push("agent", format!("wifi_ap_start failed: {e}"));
                 Err(e)
             }
         }
+    }
+
+    /// Concurrent mode: the AP's own interface on the station's phy (type AP, `<iface>ap`, a
+    /// MAC derived from the station's), recorded in `run` so a failure deletes it.
+    async fn ap_interface(&self, run: &mut Running) -> Result<(), Failure> {
+        let name = ap_iface_name(&self.iface);
+        let station_mac = self
+            .net
+            .mac(run.index)
+            .await
+            .map_err(|e| format!("reading {}'s MAC: {e:#}", self.iface))?
+            .ok_or_else(|| Failure::from(format!("{} has no MAC address", self.iface)))?;
+        let index = super::iface::add(
+            run.index,
+            wl_nl80211::Nl80211InterfaceType::Ap,
+            &name,
+            Some(ap_mac(station_mac)),
+            &self.net,
+        )
+        .await
+        .map_err(|e| {
+            if e.unsupported() {
+                Failure::new(
+                    Code::Unsupported,
+                    format!(
+                        "the driver refuses an AP interface next to the station ({e}); use mode \
+                         exclusive (wifi_disconnect first)"
+                    ),
+                )
+            } else {
+                Failure::from(format!("creating the AP interface {name}: {e}"))
+            }
+        })?;
+        run.iface = name;
+        run.index = index;
+        run.made = true;
+        Ok(())
     }
 
     /// hostapd (until ENABLED), the address, the DNS answer, udhcpd; each recorded in `run` as
@@ -534,7 +793,7 @@ impl Agent {
             .map_err(|e| Failure::from(format!("creating {}: {e}", dir.display())))?;
         let ctrl_dir = dir.join("hostapd");
         let conf = dir.join("hostapd.conf");
-        write_private(&conf, &run.settings.hostapd_conf(&self.iface, &ctrl_dir))?;
+        write_private(&conf, &run.settings.hostapd_conf(&run.iface, &ctrl_dir))?;
         let mut child = Command::new("hostapd")
             .arg(&conf)
             .stdin(Stdio::null())
@@ -551,7 +810,7 @@ impl Agent {
         pipe_lines(child.stdout.take(), self.log.clone(), "hostapd");
         pipe_lines(child.stderr.take(), self.log.clone(), "hostapd");
         run.hostapd = Some(Proc::watch("hostapd", child, self.log.clone()));
-        let sock = ctrl_dir.join(&self.iface);
+        let sock = ctrl_dir.join(&run.iface);
         let deadline = Instant::now() + ENABLE_WAIT;
         loop {
             if let Some(st) = run.hostapd.as_ref().and_then(Proc::exited) {
@@ -582,7 +841,7 @@ impl Agent {
         self.net
             .apply_lease(run.index, AP_ADDR, AP_PREFIX, None)
             .await
-            .map_err(|e| format!("addressing {}: {e:#}", self.iface))?;
+            .map_err(|e| format!("addressing {}: {e:#}", run.iface))?;
         run.addressed = true;
         let sock = tokio::net::UdpSocket::bind((AP_ADDR, 53))
             .await
@@ -603,7 +862,7 @@ impl Agent {
         ));
         run.dns = Some((stop, task));
         let uconf = dir.join("udhcpd.conf");
-        write_private(&uconf, &conf::udhcpd_conf(&self.iface, &dir))?;
+        write_private(&uconf, &conf::udhcpd_conf(&run.iface, &dir))?;
         let prog = udhcpd_program();
         let mut child = Command::new(&prog[0])
             .args(&prog[1..])
@@ -676,25 +935,53 @@ impl Agent {
         let _g = self.op_lock("wifi_ap_stop").await?;
         let mut slot = self.ap.inner.lock().await;
         let mut run = slot.take().ok_or_else(no_ap)?;
+        self.ap.set_summary(None);
         let clients_at_stop = super::link::stations(run.index)
             .await
             .map(|s| s.len())
             .unwrap_or(0);
         let hostapd_crashed = run.hostapd.as_ref().and_then(Proc::exited);
+        let made = run.made;
         run.teardown(&self.net).await;
-        self.wpa.resume();
-        self.ap.active.store(false, Ordering::SeqCst);
-        let back = self.wpa.client().await.is_ok();
+        let interface_deleted = made && !run.made;
         self.log.push(
             "agent",
             format!("access point {} stopped", run.settings.ssid),
         );
+        if run.settings.mode == ApMode::Concurrent {
+            return Ok(ApStopped {
+                ssid: run.settings.ssid.to_string(),
+                clients_at_stop,
+                uptime_s: run.started.elapsed().as_secs(),
+                hostapd_crashed,
+                station_side: "running".into(),
+                interface_deleted,
+                message: if interface_deleted {
+                    format!(
+                        "hostapd, udhcpd and the DNS answer stopped, the interface {} deleted; \
+                         the station side was not touched",
+                        run.iface
+                    )
+                } else {
+                    format!(
+                        "hostapd, udhcpd and the DNS answer stopped, but the interface {} could \
+                         not be deleted (see wifi_debug_logs); the host deletes it when the phy \
+                         goes home",
+                        run.iface
+                    )
+                },
+            });
+        }
+        self.wpa.resume();
+        self.ap.active.store(false, Ordering::SeqCst);
+        let back = self.wpa.client().await.is_ok();
         Ok(ApStopped {
             ssid: run.settings.ssid.to_string(),
             clients_at_stop,
             uptime_s: run.started.elapsed().as_secs(),
             hostapd_crashed,
             station_side: if back { "resumed" } else { "restarting" }.into(),
+            interface_deleted: false,
             message: if back {
                 "hostapd, udhcpd and the DNS answer stopped, the address removed; wpa_supplicant \
                  is back (disconnected): the station tools work again"
@@ -711,8 +998,41 @@ impl Agent {
     pub async fn ap_shutdown(&self) {
         let mut slot = self.ap.inner.lock().await;
         if let Some(mut run) = slot.take() {
+            self.ap.set_summary(None);
             run.teardown(&self.net).await;
             info!(iface = %self.iface, "access point stopped for the shutdown");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ap_interface_s_name_fits_and_differs_from_the_station_s() {
+        assert_eq!(ap_iface_name("wlan0"), "wlan0ap");
+        let long = "wlxaabbccddeeff";
+        assert_eq!(long.len(), 15);
+        let n = ap_iface_name(long);
+        assert_eq!(n, "wlxaabbccddeeap");
+        assert!(n.len() <= 15 && n != long);
+        assert_eq!(ap_iface_name("wlé234567890123"), "wlé234567890ap");
+    }
+
+    #[test]
+    fn the_ap_mac_is_locally_administered_unicast_and_not_the_station_s() {
+        for st in [
+            [0x02, 0, 0, 0, 0, 0],
+            [0x00, 0x11, 0x22, 0x33, 0x44, 0x55],
+            [0x06, 1, 2, 3, 4, 5],
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            let m = ap_mac(st);
+            assert_ne!(m, st);
+            assert_eq!(m[0] & 0x03, 0x02, "{m:02x?}");
+            assert_eq!(m[1..], st[1..]);
+        }
+        assert_eq!(ap_mac([0x02, 0, 0, 0, 0, 0]), [0x06, 0, 0, 0, 0, 0]);
     }
 }

@@ -1,16 +1,18 @@
 //! A monitor interface on the box's own phy, for an 802.11 (radiotap) capture: nl80211
 //! `NEW_INTERFACE` type monitor on the wiphy of the box's WiFi interface, brought up, deleted
 //! afterwards — by [`MonitorIface::remove`] on every normal path, and by its `Drop` (a task that
-//! deletes it) when the capture is cancelled or panics.
+//! deletes it) when the capture is cancelled or panics. Made and deleted with the helpers of
+//! [`crate::agent::iface`] the concurrent access point uses too (a leftover deleted first, and
+//! on the agent's start).
 //!
 //! The phy is already in the box's netns and the agent holds `CAP_NET_ADMIN` there; a monitor
 //! interface is created in the wiphy's netns, so it appears in the box only. It gives the box
 //! nothing new: it hears the frames the box's radio hears (on the channel the station uses).
 
-use futures::TryStreamExt;
-use wl_nl80211::{Nl80211Attr, Nl80211InterfaceType};
+use wl_nl80211::Nl80211InterfaceType;
 
 use crate::agent::failure::{Code, Failure};
+use crate::agent::iface;
 
 /// The monitor interface's name in the box (the kernel's 15-byte limit).
 pub const MONITOR_NAME: &str = "wimon0";
@@ -26,46 +28,6 @@ pub struct MonitorIface {
     /// Its name.
     pub name: String,
     removed: bool,
-}
-
-fn netlink_errno(e: &wl_nl80211::Nl80211Error) -> Option<i32> {
-    match e {
-        wl_nl80211::Nl80211Error::NetlinkError(m) => Some(-m.raw_code()),
-        _ => None,
-    }
-}
-
-/// The wiphy of interface `index`.
-async fn wiphy_of(handle: &wl_nl80211::Nl80211Handle, index: u32) -> anyhow::Result<u32> {
-    let mut h = handle.interface();
-    let mut s = h.get(vec![Nl80211Attr::IfIndex(index)]).execute().await;
-    while let Some(msg) = s.try_next().await? {
-        if let Some(w) = msg.payload.attributes.iter().find_map(|a| match a {
-            Nl80211Attr::Wiphy(w) => Some(*w),
-            _ => None,
-        }) {
-            return Ok(w);
-        }
-    }
-    anyhow::bail!("nl80211 named no wiphy for interface {index}")
-}
-
-async fn delete(index: u32) -> anyhow::Result<()> {
-    let (conn, handle, _) = wl_nl80211::new_connection()?;
-    let task = tokio::spawn(conn);
-    let mut h = handle.interface();
-    let r = async {
-        let mut s = h.delete(vec![Nl80211Attr::IfIndex(index)]).execute().await;
-        while s.try_next().await?.is_some() {}
-        Ok::<_, wl_nl80211::Nl80211Error>(())
-    }
-    .await;
-    task.abort();
-    match r {
-        // Already gone (ENODEV): nothing left behind.
-        Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(()),
-        r => Ok(r?),
-    }
 }
 
 impl MonitorIface {
@@ -93,71 +55,29 @@ impl MonitorIface {
         station_index: u32,
         net: &crate::agent::netcfg::NetCfg,
     ) -> Result<Self, Failure> {
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            Failure::new(Code::Failed, format!("{what}: {e:#}"))
-        };
-        let (conn, handle, _) =
-            wl_nl80211::new_connection().map_err(|e| fail("opening nl80211", &e))?;
-        let task = tokio::spawn(conn);
-        let made = async {
-            let wiphy = wiphy_of(&handle, station_index)
-                .await
-                .map_err(|e| fail("finding the box's phy", &e))?;
-            // A leftover of an agent that died mid-capture: delete it first.
-            if let Ok(Some(old)) = net.index(MONITOR_NAME).await {
-                let _ = delete(old).await;
+        // A leftover of an agent that died mid-capture is deleted first (by `iface::add`).
+        let index = iface::add(
+            station_index,
+            Nl80211InterfaceType::Monitor,
+            MONITOR_NAME,
+            None,
+            net,
+        )
+        .await
+        .map_err(|e| {
+            if e.unsupported() {
+                Failure::new(
+                    Code::Unsupported,
+                    format!(
+                        "the driver of the box's phy refuses a monitor interface next to the \
+                         station ({e}); no 802.11 capture on this radio (interface: station \
+                         still works)"
+                    ),
+                )
+            } else {
+                Failure::new(Code::Failed, format!("creating a monitor interface: {e}"))
             }
-            let attrs = wl_nl80211::Nl80211NewInterface::new(
-                wiphy,
-                Nl80211InterfaceType::Monitor,
-                MONITOR_NAME.to_string(),
-            )
-            .build();
-            let mut h = handle.interface();
-            let mut s = h.add(attrs).execute().await;
-            let mut index = None;
-            loop {
-                match s.try_next().await {
-                    Ok(Some(msg)) => {
-                        index = index.or(msg.payload.attributes.iter().find_map(|a| match a {
-                            Nl80211Attr::IfIndex(i) => Some(*i),
-                            _ => None,
-                        }))
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let errno = netlink_errno(&e);
-                        return Err(match errno {
-                            Some(libc::EOPNOTSUPP) | Some(libc::EBUSY) | Some(libc::EINVAL) => {
-                                Failure::new(
-                                    Code::Unsupported,
-                                    format!(
-                                        "the driver of phy{wiphy} refuses a monitor interface \
-                                         next to the station ({e}); no 802.11 capture on this \
-                                         radio (interface: station still works)"
-                                    ),
-                                )
-                            }
-                            _ => fail("creating a monitor interface", &e),
-                        });
-                    }
-                }
-            }
-            Ok::<_, Failure>(index)
-        }
-        .await;
-        task.abort();
-        let index = match made? {
-            Some(i) => i,
-            None => net
-                .index(MONITOR_NAME)
-                .await
-                .ok()
-                .flatten()
-                .ok_or_else(|| {
-                    Failure::from("the monitor interface was made but has no ifindex")
-                })?,
-        };
+        })?;
         let mut me = MonitorIface {
             index,
             name: MONITOR_NAME.to_string(),
@@ -165,7 +85,7 @@ impl MonitorIface {
         };
         if let Err(e) = net.set_up(index).await {
             me.removed = true;
-            let _ = delete(index).await;
+            let _ = iface::delete(index).await;
             return Err(Failure::new(
                 Code::Unsupported,
                 format!(
@@ -180,7 +100,7 @@ impl MonitorIface {
     /// Delete the interface (and say whether that worked).
     pub async fn remove(mut self) -> anyhow::Result<()> {
         self.removed = true;
-        let r = delete(self.index).await;
+        let r = iface::delete(self.index).await;
         IN_USE.store(false, std::sync::atomic::Ordering::Release);
         r
     }
@@ -196,7 +116,7 @@ impl Drop for MonitorIface {
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    if let Err(e) = delete(index).await {
+                    if let Err(e) = iface::delete(index).await {
                         tracing::warn!(index, cause = %format!("{e:#}"), "deleting the monitor interface failed");
                     }
                     IN_USE.store(false, std::sync::atomic::Ordering::Release);

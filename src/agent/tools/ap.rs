@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::router::WifiTools;
-use crate::agent::ap::{ApClients, ApSecurity, ApSettings, ApStarted, ApStopped, Band};
+use crate::agent::ap::{ApClients, ApMode, ApSecurity, ApSettings, ApStarted, ApStopped, Band};
 use crate::agent::failure::Failure;
 
 /// `wifi_ap_start` arguments.
@@ -39,6 +39,13 @@ pub struct ApStartArgs {
     pub hidden: bool,
     /// The name the AP's DNS answers with the box's address (default ap.home.arpa).
     pub dns_name: Option<String>,
+    /// exclusive (default): the box's interface becomes the AP, the station side is paused
+    /// (refused while connected). concurrent: a second interface of type AP on the same phy,
+    /// the station and its connection untouched — where the phy's interface combinations
+    /// allow it (wifi_status: ap_concurrency); on a one-channel phy the AP takes the
+    /// connected station's channel (leave channel out, or give that one).
+    #[serde(default)]
+    pub mode: ApMode,
 }
 
 #[tool_router(router = ap_router, vis = "pub(super)")]
@@ -49,9 +56,13 @@ impl WifiTools {
                        (2.4 or 5), channel and hidden; a DHCP server handing out \
                        192.168.77.100-199 (the box is 192.168.77.1, router and DNS); a DNS \
                        answer for dns_name (default ap.home.arpa) with the box's address. All \
-                       inside the box. The radio is a station or an access point, one at a \
-                       time: refused (busy) while connected — wifi_disconnect first; the \
-                       station tools answer busy until wifi_ap_stop.",
+                       inside the box. mode exclusive (default): the radio is a station or an \
+                       access point, one at a time: refused (busy) while connected — \
+                       wifi_disconnect first; the station tools answer busy until wifi_ap_stop. \
+                       mode concurrent: the AP on a second interface of the phy next to the \
+                       station, which stays connected (where the phy's interface combinations \
+                       allow it; wifi_status ap_concurrency); a one-channel phy puts the AP on \
+                       the station's channel.",
         annotations(
             title = "Start an access point",
             destructive_hint = true,
@@ -72,6 +83,7 @@ impl WifiTools {
             a.hidden,
             a.dns_name.as_deref(),
         )?;
+        let s = ApSettings { mode: a.mode, ..s };
         let agent = self.agent.clone();
         let started = tokio::spawn(async move { agent.ap_start(s).await })
             .await
@@ -93,8 +105,9 @@ impl WifiTools {
     #[tool(
         description = "Stop the box's access point: hostapd, the DHCP server and the DNS answer \
                        stop, the address goes, and the radio is given back to the station side \
-                       (wpa_supplicant again, disconnected; wifi_connect works). not_found when \
-                       no access point runs.",
+                       (wpa_supplicant again, disconnected; wifi_connect works) — or, in mode \
+                       concurrent, the AP's interface is deleted and the station left as it \
+                       is. not_found when no access point runs.",
         annotations(
             title = "Stop the access point",
             destructive_hint = true,
@@ -126,12 +139,17 @@ mod tests {
         );
         let a: ApStartArgs = serde_json::from_value(serde_json::json!({"ssid": "x"})).unwrap();
         assert_eq!(a.security, ApSecurity::Open);
+        assert_eq!(a.mode, ApMode::Exclusive);
+        let a: ApStartArgs =
+            serde_json::from_value(serde_json::json!({"ssid": "x", "mode": "concurrent"})).unwrap();
+        assert_eq!(a.mode, ApMode::Concurrent);
         assert!(!a.hidden);
         for bad in [
             serde_json::json!({"ssid": "x", "security": "wep"}),
             serde_json::json!({"ssid": "x", "band": "6"}),
             serde_json::json!({"ssid": "x", "channel": -1}),
             serde_json::json!({"ssid": "x", "psk": "12345678"}),
+            serde_json::json!({"ssid": "x", "mode": "both"}),
             serde_json::json!({}),
         ] {
             assert!(

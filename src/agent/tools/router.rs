@@ -290,8 +290,10 @@ impl WifiTools {
 
     #[tool(
         description = "Current WiFi state: supplicant state, ssid, bssid, frequency, channel, signal \
-                       (dBm), key management, IP address, gateway, DNS servers, and the box's \
-                       routes and addresses (IPv4 and IPv6).",
+                       (dBm), key management, IP address, gateway, DNS servers, the box's \
+                       routes and addresses (IPv4 and IPv6), the access point that runs \
+                       (wifi_ap_start) and what the phy allows (a station and an AP at once, on \
+                       how many channels: its interface combinations).",
         annotations(title = "WiFi status", read_only_hint = true)
     )]
     async fn wifi_status(&self) -> Result<Json<StatusResult>, Failure> {
@@ -340,6 +342,8 @@ impl WifiTools {
             addresses,
             links,
             supplicant_restarts: self.agent.wpa_restarts(),
+            access_point: self.agent.ap_summary(),
+            ap_concurrency: self.agent.ap_concurrency().await.ok(),
         }))
     }
 

@@ -430,6 +430,11 @@ pub struct StatusResult {
     pub links: Vec<String>,
     /// Times wpa_supplicant had to be restarted.
     pub supplicant_restarts: u32,
+    /// The access point that runs (`wifi_ap_start`), if one does.
+    pub access_point: Option<crate::agent::ap::ApSummary>,
+    /// What the phy's interface combinations allow: a station and an AP at once
+    /// (`wifi_ap_start` mode concurrent), on how many channels; absent if nl80211 would not say.
+    pub ap_concurrency: Option<crate::agent::iface::ApConcurrency>,
 }
 
 /// `wifi_list_networks` result.

@@ -159,8 +159,14 @@ mkdir -p /etc/ssl /etc/netns/box/ssl/certs
 cp $NETTOOLS_DIR/ca.pem /etc/netns/box/ssl/certs/ca-certificates.crt
 export AGENT_UPLOAD_DIR=/run/box-agent2/certs
 export AGENT_SHARED_DIR=/run/box-agent2
+# What an agent killed with a concurrent access point up leaves on the phy: its `<iface>ap`
+# interface. The stdio agent, started without --interface, must drive $STA and delete it.
+$IP netns exec box iw dev "$STA" interface add "${STA}ap" type __ap
+check "stdio: a leftover ${STA}ap (type AP) on the phy before the agent starts" sh -c "$IP netns exec box iw dev ${STA}ap info | grep -q 'type AP'"
 hwsim-agent-client stdio -- $IP netns exec box wifi-isolate-agent --stdio \
   --runtime-dir /run/box-agent2 2>> $LOGS/agent-stdio.log || rc=1
+check "stdio: the agent deleted the leftover ${STA}ap on its start and drove $STA" sh -c \
+  "! $IP netns exec box iw dev | grep -q 'Interface ${STA}ap\$' && grep -q 'leftover interfaces of an earlier agent deleted.*${STA}ap' $LOGS/agent-stdio.log && grep -q 'agent ready iface=$STA\$' $LOGS/agent-stdio.log"
 
 cp $CAPTIVE_DIR/requests.log $LOGS/captive-requests.log 2>/dev/null || true
 # EAPOL on the netdev (why the agent runs wpa_supplicant with driver_param=control_port=0): a

@@ -5,7 +5,11 @@
 //! the box, resolves the AP's name through the box's DNS answer; `wifi_ap_clients` lists it with
 //! its lease, as `iw dev … station dump` in the box's netns shows it at the same moment;
 //! `wifi_ap_stop` ends it all and the station tools work again. Bad input is refused with
-//! nothing started; the station side connected → `busy`. The last AP is left running: guest.sh's
+//! nothing started; the station side connected → `busy`. Concurrent mode ([`concurrent`]): the
+//! phy's interface combinations as `iw phy … info` lists them; the box connected to the lab's
+//! SAE AP (channel 1) runs an AP on a second interface on that channel, joined and pinged by the
+//! client while the box's station stays connected and reaches its AP; another channel is
+//! refused; the stop deletes the interface, the station still connected. The last AP is left running: guest.sh's
 //! release checks then show the agent's own SIGTERM cleanup (the interface home, in station
 //! mode, without the AP's address).
 
@@ -474,6 +478,11 @@ pub(crate) async fn ap_suite(r: &mut Run) {
             json!({"ssid": "x", "passphrase": "12345678"}),
             "no passphrase",
         ),
+        (
+            "an unknown mode",
+            json!({"ssid": "x", "mode": "both"}),
+            "both",
+        ),
     ] {
         let check = format!("ap: {name} refused");
         let code = r.tool_err(&check, "wifi_ap_start", args, needle).await;
@@ -578,6 +587,8 @@ pub(crate) async fn ap_suite(r: &mut Run) {
         .await;
     r.check_host("after the access points");
 
+    concurrent(r, &pass).await;
+
     // hostapd crashes: reported, not restarted; the stop still gives the radio back.
     let (ok, s, text) = r
         .call_raw("wifi_ap_start", json!({"ssid": "box-ap-crash"}))
@@ -631,5 +642,336 @@ pub(crate) async fn ap_suite(r: &mut Run) {
         "ap: an access point left running for the release checks",
         ok && box_procs("hostapd").len() == 1,
         format!("{text} {s}"),
+    );
+}
+
+/// iw's name of an interface type → the agent's (`IfaceLimit::types`).
+fn iw_type(t: &str) -> String {
+    match t.trim() {
+        "IBSS" => "adhoc",
+        "managed" => "station",
+        "AP" => "ap",
+        "AP/VLAN" => "ap_vlan",
+        "WDS" => "wds",
+        "monitor" => "monitor",
+        "mesh point" => "mesh_point",
+        "P2P-client" => "p2p_client",
+        "P2P-GO" => "p2p_go",
+        "P2P-device" => "p2p_device",
+        "outside context of a BSS" => "ocb",
+        "NAN" => "nan",
+        other => other,
+    }
+    .to_string()
+}
+
+/// One combination: its limits (sorted types, max), total, #channels.
+type Comb = (Vec<(Vec<String>, u64)>, u64, u64);
+
+/// The "valid interface combinations" of `iw phy … info`.
+fn iw_combinations(info: &str) -> Vec<Comb> {
+    let mut entries: Vec<String> = Vec::new();
+    let mut inside = false;
+    for l in info.lines() {
+        if l.contains("valid interface combinations:") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let t = l.trim_start();
+        if let Some(rest) = t.strip_prefix("* ") {
+            entries.push(rest.to_string());
+        } else if l.starts_with("\t\t ") && !entries.is_empty() {
+            entries.last_mut().unwrap().push_str(t);
+        } else {
+            break;
+        }
+    }
+    let num_after = |e: &str, key: &str| {
+        e.split_once(key)
+            .and_then(|(_, r)| r.trim().split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let mut limits = Vec::new();
+            let mut rest = e.as_str();
+            while let Some((_, after)) = rest.split_once("#{") {
+                let Some((types, tail)) = after.split_once('}') else {
+                    break;
+                };
+                let mut ts: Vec<String> = types.split(',').map(iw_type).collect();
+                ts.sort();
+                limits.push((ts, num_after(tail, "<=")));
+                rest = tail;
+            }
+            (
+                limits,
+                num_after(e, "total <="),
+                num_after(e, "#channels <="),
+            )
+        })
+        .collect()
+}
+
+/// The agent's `ap_concurrency.combinations` in the same shape.
+fn tool_combinations(c: &Value) -> Vec<Comb> {
+    c["combinations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    let limits = c["limits"]
+                        .as_array()
+                        .map(|ls| {
+                            ls.iter()
+                                .map(|l| {
+                                    let mut ts: Vec<String> = l["types"]
+                                        .as_array()
+                                        .map(|t| {
+                                            t.iter()
+                                                .filter_map(|x| x.as_str().map(str::to_owned))
+                                                .collect()
+                                        })
+                                        .unwrap_or_default();
+                                    ts.sort();
+                                    (ts, l["max"].as_u64().unwrap_or(0))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (
+                        limits,
+                        c["max_interfaces"].as_u64().unwrap_or(0),
+                        c["num_different_channels"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The interfaces `iw dev` lists in the box's netns, each with its type and channel line (not
+/// the phy's non-netdev wdevs: hwsim's P2P device).
+fn iw_box_ifaces() -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    for l in iw_box(&["dev"]).lines() {
+        let t = l.trim();
+        if let Some(n) = t.strip_prefix("Interface ") {
+            out.push((n.to_string(), String::new(), String::new()));
+        } else if t.starts_with("Unnamed") || t.starts_with("phy#") {
+            out.push((String::new(), String::new(), String::new()));
+        } else if let Some(last) = out.last_mut() {
+            if let Some(ty) = t.strip_prefix("type ") {
+                last.1 = ty.to_string();
+            } else if t.starts_with("channel ") {
+                last.2 = t.to_string();
+            }
+        }
+    }
+    out.retain(|i| !i.0.is_empty());
+    out
+}
+
+/// Access point and station at once: the AP on a second interface of the box's phy.
+async fn concurrent(r: &mut Run, pass: &str) {
+    let t0 = Instant::now();
+    let (ok, st, text) = r.call_raw("wifi_status", json!({})).await;
+    let conc = st["ap_concurrency"].clone();
+    let wiphy = conc["wiphy"].as_u64().unwrap_or(u64::MAX);
+    let mut info = iw_box(&["phy", &format!("phy{wiphy}"), "info"]);
+    if !info.contains(&format!("Wiphy phy{wiphy}")) {
+        info = iw_box(&["list"]);
+    }
+    let iw = iw_combinations(&info);
+    let tool = tool_combinations(&conc);
+    r.check(
+        "ap concurrent: wifi_status's ap_concurrency lists the phy's interface combinations as `iw phy PHY info` does (station + AP allowed, on 1 channel)",
+        ok && !iw.is_empty()
+            && iw == tool
+            && conc["station_and_ap"] == true
+            && conc["channels"].as_u64() == iw.iter().map(|c| c.2).max(),
+        format!("{text} tool {tool:?} iw {iw:?} ({conc})"),
+    );
+
+    let (ok, c, text) = r
+        .call_raw(
+            "wifi_connect",
+            json!({"ssid": env("AP_SAE_SSID"), "password": env("AP_SAE_PSK")}),
+        )
+        .await;
+    let sta_ip = c["ip"].as_str().unwrap_or_default().to_string();
+    r.check(
+        "ap concurrent: the box connected to the lab's SAE AP (channel 1) first",
+        ok && c["frequency"] == 2412 && !sta_ip.is_empty(),
+        format!("{text} {c}"),
+    );
+    let args = |extra: Value| {
+        let mut a = json!({"ssid": "box-ap-conc", "security": "wpa2", "passphrase": pass,
+                           "mode": "concurrent"});
+        if let (Some(a), Some(e)) = (a.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        a
+    };
+    let code = r
+        .tool_err(
+            "ap concurrent: another channel than the station's refused",
+            "wifi_ap_start",
+            args(json!({"channel": 6})),
+            "connected to lab-sae on channel 1",
+        )
+        .await;
+    r.check_code(
+        "ap concurrent: another channel than the station's refused",
+        code,
+        "invalid_argument",
+    );
+    let ifaces = iw_box_ifaces();
+    r.check(
+        "ap concurrent: the refusal made nothing (one interface in the box, no hostapd)",
+        ifaces.len() == 1 && box_procs("hostapd").is_empty(),
+        format!("{ifaces:?} {:?}", box_procs("hostapd")),
+    );
+
+    let t = Instant::now();
+    let (ok, started, text) = r.call_raw("wifi_ap_start", args(json!({}))).await;
+    let ms = t.elapsed().as_millis();
+    let boxif = started["station_interface"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let apif = started["interface"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    r.check(
+        "ap concurrent: wifi_ap_start mode concurrent answers on <iface>ap, on the station's channel 1, the station side running",
+        ok && started["mode"] == "concurrent"
+            && started["station_side"] == "running"
+            && started["channel"] == 1
+            && started["frequency_mhz"] == 2412
+            && apif == format!("{boxif}ap")
+            && started["concurrency"]["station_and_ap"] == true,
+        format!("{ms} ms: {text} {started}"),
+    );
+    if !ok {
+        let _ = r.call_raw("wifi_disconnect", json!({})).await;
+        return;
+    }
+    let ifaces = iw_box_ifaces();
+    let sta_mac = iw_box(&["dev", &boxif, "info"]);
+    let ap_mac = started["bssid"].as_str().unwrap_or_default().to_string();
+    let ap = ifaces.iter().find(|i| i.0 == apif);
+    let sta = ifaces.iter().find(|i| i.0 == boxif);
+    r.check(
+        "ap concurrent: iw dev in the box: the AP interface (type AP, channel 1, its own locally administered MAC) next to the station (managed, channel 1)",
+        ap.is_some_and(|a| a.1 == "AP" && a.2.starts_with("channel 1 (2412 MHz)"))
+            && sta.is_some_and(|s| s.1 == "managed" && s.2.starts_with("channel 1 (2412 MHz)"))
+            && !ap_mac.is_empty()
+            && !sta_mac.contains(&ap_mac)
+            && u8::from_str_radix(ap_mac.get(..2).unwrap_or("00"), 16).is_ok_and(|b| b & 3 == 2),
+        format!("{ifaces:?} ap mac {ap_mac} station {sta_mac}"),
+    );
+    let joined = cli_join("box-ap-conc", "wpa2", Some(pass));
+    let lease = joined.clone().unwrap_or_default();
+    r.check(
+        "ap concurrent: the second station joins the box's AP and gets a lease from its pool",
+        joined.as_ref().is_ok_and(|ip| in_pool(ip)),
+        format!("{joined:?}"),
+    );
+    let (ok, out) = in_cli(&["busybox", "ping", "-c", "2", "-W", "3", AP_IP]);
+    r.check(
+        "ap concurrent: the second station pings the box's AP address",
+        ok && out.contains("bytes from"),
+        out,
+    );
+    let (ok, st, text) = r.call_raw("wifi_status", json!({})).await;
+    r.check(
+        "ap concurrent: while the AP runs wifi_status answers: still connected to lab-sae, the AP listed",
+        ok && st["wpa_state"] == "COMPLETED"
+            && st["ssid"] == env("AP_SAE_SSID").as_str()
+            && st["ip"].as_str().is_some_and(|ip| ip.starts_with(&format!("{sta_ip}/")))
+            && st["access_point"]["interface"] == apif.as_str()
+            && st["access_point"]["mode"] == "concurrent",
+        format!("{text} {st}"),
+    );
+    let (ok, p, text) = r
+        .call_raw(
+            "network_ping",
+            json!({"host": env("AP_SAE_IP"), "count": 2}),
+        )
+        .await;
+    r.check(
+        "ap concurrent: while the AP runs the box's station pings the lab AP's address",
+        ok && p["received"].as_u64().is_some_and(|n| n >= 1),
+        format!("{text} {p}"),
+    );
+    let mac = cli_mac();
+    let t = Instant::now();
+    let mut clients = Value::Null;
+    while t.elapsed() < Duration::from_secs(10) {
+        let (ok, c, _) = r.call_raw("wifi_ap_clients", json!({})).await;
+        let listed = c["clients"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["mac"] == mac.as_str() && x["ip"] == lease.as_str())
+        });
+        clients = c;
+        if ok && listed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    r.check(
+        "ap concurrent: wifi_ap_clients lists the second station with its lease",
+        clients["clients"].as_array().is_some_and(|a| {
+            a.len() == 1 && a[0]["mac"] == mac.as_str() && a[0]["ip"] == lease.as_str()
+        }),
+        format!("mac {mac} lease {lease}: {clients}"),
+    );
+    r.check_host("(ap concurrent running)");
+    let (ok, stopped, text) = r.call_raw("wifi_ap_stop", json!({})).await;
+    r.check(
+        "ap concurrent: wifi_ap_stop deletes the AP interface, the station side running",
+        ok && stopped["station_side"] == "running"
+            && stopped["interface_deleted"] == true
+            && stopped["clients_at_stop"] == 1,
+        format!("{text} {stopped}"),
+    );
+    let ifaces = iw_box_ifaces();
+    let (ok, st, text) = r.call_raw("wifi_status", json!({})).await;
+    let (pok, p, _) = r
+        .call_raw(
+            "network_ping",
+            json!({"host": env("AP_SAE_IP"), "count": 1}),
+        )
+        .await;
+    r.check(
+        "ap concurrent: after the stop iw dev shows the station interface only, no hostapd or udhcpd, the station still connected (wifi_status, a ping to the lab AP)",
+        ifaces.len() == 1
+            && ifaces[0].0 == boxif
+            && box_procs("hostapd").is_empty()
+            && box_procs("udhcpd").is_empty()
+            && ok
+            && st["wpa_state"] == "COMPLETED"
+            && st["access_point"].is_null()
+            && pok
+            && p["received"].as_u64().is_some_and(|n| n >= 1),
+        format!("{ifaces:?} {text} {st} ping {p}"),
+    );
+    cli_leave();
+    r.ok(
+        "ap concurrent: disconnect after it",
+        "wifi_disconnect",
+        json!({}),
+    )
+    .await;
+    println!(
+        "measure: the concurrent-AP checks took {} ms",
+        t0.elapsed().as_millis()
     );
 }
