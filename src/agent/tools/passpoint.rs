@@ -75,20 +75,11 @@ fn ttls() -> EapKind {
 /// The inline secrets of `wifi_connect_passpoint` arguments, by name (for `inline_secrets =
 /// false`, as `wifi_connect_eap` honours it).
 pub fn inline_passpoint_secrets(a: &ConnectPasspointArgs) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if a.password.is_some() {
-        v.push("password");
-    }
-    if a.private_key
-        .as_ref()
-        .is_some_and(|k| k.expose().contains("-----BEGIN"))
-    {
-        v.push("private_key (PEM text)");
-    }
-    if a.private_key_password.is_some() {
-        v.push("private_key_password");
-    }
-    v
+    super::translate::inline_credential_secrets(
+        a.password.as_ref(),
+        a.private_key.as_ref(),
+        a.private_key_password.as_ref(),
+    )
 }
 
 /// A realm: a domain name (letters, digits, `-`, `.`), at most 253 characters.
@@ -262,15 +253,7 @@ impl WifiTools {
         meta: rmcp::model::RequestMetaObject,
         peer: Peer<RoleServer>,
     ) -> Result<Json<ConnectResult>, Failure> {
-        let t = match a.timeout_secs {
-            None => Duration::from_secs(45),
-            Some(s) if (1..=300).contains(&s) => Duration::from_secs(s),
-            Some(s) => {
-                return Err(Failure::invalid(format!(
-                    "timeout_secs must be 1-300, got {s}"
-                )));
-            }
-        };
+        let t = super::router::timeout_of(a.timeout_secs, 45)?;
         let inline = inline_passpoint_secrets(&a);
         if !inline.is_empty() && !self.agent.options().inline_secrets {
             return Err(super::router::inline_refused(&inline.join(", ")));

@@ -67,7 +67,7 @@ pub(super) fn inline_refused(what: &str) -> Failure {
     ))
 }
 
-fn timeout_of(secs: Option<u64>, default: u64) -> Result<Duration, Failure> {
+pub(super) fn timeout_of(secs: Option<u64>, default: u64) -> Result<Duration, Failure> {
     timeout_within(secs, default, 300)
 }
 

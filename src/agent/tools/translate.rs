@@ -194,17 +194,28 @@ pub fn profile_spec(
 
 /// The inline secrets of `wifi_connect_eap` arguments, by name (for `inline_secrets = false`).
 pub fn inline_eap_secrets(a: &ConnectEapArgs) -> Vec<&'static str> {
+    inline_credential_secrets(
+        a.password.as_ref(),
+        a.private_key.as_ref(),
+        a.private_key_password.as_ref(),
+    )
+}
+
+/// The inline secrets of an EAP credential (`wifi_connect_eap`, `wifi_connect_passpoint`), by
+/// name: a password, a private key given as PEM text (a file name is not a secret), its password.
+pub(super) fn inline_credential_secrets(
+    password: Option<&SecretArg>,
+    private_key: Option<&SecretArg>,
+    private_key_password: Option<&SecretArg>,
+) -> Vec<&'static str> {
     let mut v = Vec::new();
-    if a.password.is_some() {
+    if password.is_some() {
         v.push("password");
     }
-    if a.private_key
-        .as_ref()
-        .is_some_and(|k| k.expose().contains("-----BEGIN"))
-    {
+    if private_key.is_some_and(|k| k.expose().contains("-----BEGIN")) {
         v.push("private_key (PEM text)");
     }
-    if a.private_key_password.is_some() {
+    if private_key_password.is_some() {
         v.push("private_key_password");
     }
     v
