@@ -612,6 +612,9 @@ impl Agent {
                 for n in before.iter().filter(|n| n.ssid_hex == spec.ssid.to_hex()) {
                     let _ = client.remove_network(n.id).await;
                 }
+                // A Passpoint credential of an earlier wifi_connect_passpoint (and its network)
+                // does not outlive the connect that replaced it: its secrets leave wpa_supplicant.
+                let _ = client.remove_cred(crate::wpa::NetworkSel::All).await;
                 let st = client.status().await.ok();
                 progress(Stage::Done);
                 Ok(ConnectResult::new(

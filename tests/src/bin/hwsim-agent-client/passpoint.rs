@@ -293,6 +293,12 @@ pub async fn passpoint_suite(r: &mut Run) {
     );
     r.ok("passpoint: disconnect", "wifi_disconnect", json!({}))
         .await;
+    let left = hs20_networks(r, "passpoint: list after disconnect").await;
+    r.check(
+        "passpoint: wifi_disconnect removed the credential's network",
+        left.is_empty(),
+        format!("{left:?}"),
+    );
 
     // --- a certificate credential: EAP-TLS by realm ------------------------------------------
     let (ok, c, text) = r
@@ -321,17 +327,30 @@ pub async fn passpoint_suite(r: &mut Run) {
             && c["ip"].as_str().map(subnet_of) == Some(subnet_of(&env("AP_HS20_IP"))),
         &c,
     );
+    // A plain connect replaces it: the credential (its secrets) and its network leave
+    // wpa_supplicant, not only the association.
+    let (ok, c, text) = r
+        .call_raw(
+            "wifi_connect",
+            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK")}),
+        )
+        .await;
+    r.check(
+        "passpoint: a plain wifi_connect after it joins the WPA2 AP",
+        ok && c["ssid"] == env("AP_WPA2_SSID").as_str(),
+        &text,
+    );
+    let left = hs20_networks(r, "passpoint: list after the plain connect").await;
+    r.check(
+        "passpoint: the plain connect removed the credential's network",
+        left.is_empty(),
+        format!("{left:?}"),
+    );
     r.ok(
-        "passpoint: disconnect after EAP-TLS",
+        "passpoint: disconnect after the plain connect",
         "wifi_disconnect",
         json!({}),
     )
     .await;
-    let left = hs20_networks(r, "passpoint: list after disconnect").await;
-    r.check(
-        "passpoint: wifi_disconnect removed the credential's network",
-        left.is_empty(),
-        format!("{left:?}"),
-    );
     r.check_host("after passpoint");
 }
