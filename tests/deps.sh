@@ -20,9 +20,13 @@ pkgs() {
     # the initramfs lab (tests/vm/lab/boot-initramfs.sh): QEMU (TCG), busybox guest userland,
     # initramfs packing and module dependencies, the kernel unpacked to a PVH vmlinux, the WiFi
     # stack copied into the guest, throwaway EAP certificates, regulatory.db for --country, nft
-    # for the agent suite's firewalled port, tcpdump to read the agent's packet captures
+    # for the agent suite's firewalled port, tcpdump to read the agent's packet captures; and
+    # what tests/vm/lab/saepk-build.sh builds the SAE-PK hostapd and wpa_supplicant with (Debian has no
+    # SAE-PK): curl + dpkg-source for Debian's source package, the compiler, the libraries
     hwsim) echo qemu-system-x86 busybox-static cpio kmod xz-utils hostapd wpasupplicant iw \
-                dnsmasq-base iproute2 bubblewrap openssl wireless-regdb python3-venv nftables tcpdump ;;
+                dnsmasq-base iproute2 bubblewrap openssl wireless-regdb python3-venv nftables tcpdump \
+                curl dpkg-dev gcc make pkg-config libssl-dev libnl-3-dev libnl-genl-3-dev \
+                libnl-route-3-dev ;;
     # the full-system image (tests/vm/lab/build-image.sh, boot-image.sh): the rootfs and its
     # ext4, the tiny initrd, podman to import the agent image into the guest's storage
     fullsys) echo mmdebstrap e2fsprogs util-linux tar podman wpasupplicant $(pkgs hwsim) $(pkgs packaging) ;;

@@ -556,6 +556,13 @@ impl Agent {
     ) -> Result<ConnectResult, Failure> {
         let deadline = started + timeout;
         let client = self.client().await?;
+        let sae_pk_required = spec
+            .fields
+            .iter()
+            .any(|f| matches!(f, NetworkField::SaePk(1)));
+        if sae_pk_required {
+            sae_pk_capable(&client).await?;
+        }
         self.dhcp.stop().await;
         let before = client.list_networks().await.map_err(|e| e.to_string())?;
         if let Some(mac) = spec.mac {
@@ -586,6 +593,15 @@ impl Agent {
             .await
             .and(Ok(()));
         let outcome = match outcome {
+            Err(e) if sae_pk_required && e.code == Code::NotFound => Err(Failure::new(
+                Code::NotFound,
+                format!(
+                    "no access point of {} proves SAE-PK (sae_pk required): those with this SSID \
+                     offer no SAE-PK (an ordinary WPA3-SAE network, or a twin without the key), \
+                     or none answered",
+                    spec.ssid
+                ),
+            )),
             Ok(()) => {
                 progress(Stage::Dhcp);
                 match self.lease_until(deadline).await {
@@ -658,6 +674,19 @@ impl Agent {
     ) -> Result<u32, Failure> {
         let (mut not_found, mut assoc_rejects, mut auth_rejects) = (0, 0, 0);
         let mut stage = Stage::Associating;
+        // wpa_supplicant's own words when an AP's SAE-PK proof failed (its stdout): the reason
+        // of the failure that follows (it tries again, then disables the network for a while).
+        let mut sae_pk_failed: Option<String> = None;
+        let sae_pk_refused = |why: &str| {
+            Failure::new(
+                Code::AuthFailed,
+                format!(
+                    "SAE-PK refused the access point: {why} (wpa_supplicant). It knows the \
+                     password but could not prove it holds the key the password is the \
+                     fingerprint of: not the genuine network (a rogue twin?)"
+                ),
+            )
+        };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let ev = match tokio::time::timeout(left, rx.recv()).await {
@@ -670,6 +699,9 @@ impl Agent {
                     ));
                 }
                 Err(_) => {
+                    if let Some(why) = &sae_pk_failed {
+                        return Err(sae_pk_refused(why));
+                    }
                     return Err(Failure::new(
                         Code::Timeout,
                         format!(
@@ -682,6 +714,10 @@ impl Agent {
             };
             match ev {
                 Event::Connected { network_id, .. } => return Ok(network_id.unwrap_or(0)),
+                Event::SaePkFailed(why) => sae_pk_failed = Some(why),
+                Event::SsidTempDisabled { .. } if sae_pk_failed.is_some() => {
+                    return Err(sae_pk_refused(sae_pk_failed.as_deref().unwrap_or_default()));
+                }
                 Event::Associated { .. } | Event::EapStarted if stage == Stage::Associating => {
                     stage = Stage::Authenticating;
                     progress(stage);
@@ -876,6 +912,28 @@ pub fn per_network_mac(perm: [u8; 6], ssid: &[u8]) -> [u8; 6] {
     let mut mac = [b[0], b[1], b[2], b[3], b[4], b[5]];
     mac[0] = (mac[0] & 0xfc) | 0x02; // unicast, locally administered
     mac
+}
+
+/// `sae_pk` required needs a wpa_supplicant built with SAE-PK: `GET_CAPABILITY sae` says `PK`
+/// (Debian 12's says `H2E` only, and takes `sae_pk=1` without acting on it: it would join an
+/// AP without checking its proof). Checked before anything changes.
+async fn sae_pk_capable(client: &CtrlClient) -> Result<(), Failure> {
+    let reply = client
+        .request(&crate::wpa::Command::GetCapabilitySae)
+        .await
+        .map_err(|e| Failure::from(format!("GET_CAPABILITY sae failed: {e}")))?;
+    if reply.split_whitespace().any(|w| w == "PK") {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Code::Unsupported,
+        format!(
+            "sae_pk required: this box's wpa_supplicant is built without SAE-PK (GET_CAPABILITY \
+             sae answers {:?}), so it cannot check an access point's SAE-PK proof; nothing was \
+             changed (sae_pk auto connects with plain SAE)",
+            reply.trim()
+        ),
+    ))
 }
 
 #[cfg(test)]

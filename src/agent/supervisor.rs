@@ -79,6 +79,10 @@ fn wpa_stdout(
             };
             let Ok(Some(line)) = next else { break };
             let got = parser.feed(&line);
+            // an AP's SAE-PK proof refused: the connect names it (Agent::wait_connected)
+            if let Some(why) = crate::wpa::event::sae_pk_failure(&line) {
+                let _ = events.send(Event::SaePkFailed(why));
+            }
             let wnm = !got.is_empty()
                 || line.contains("WNM: BSS Transition")
                 || line.contains("WNM: Transition to BSS");

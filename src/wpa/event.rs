@@ -169,6 +169,10 @@ pub enum Event {
     BssTransitionRequest(super::wnm::BtmRequest),
     /// The BSS Transition Management Response wpa_supplicant sent (debug output likewise).
     BssTransitionResponse(super::wnm::BtmResponse),
+    /// wpa_supplicant refused an AP's SAE-PK proof (`SAE-PK: Invalid or incorrect signature in
+    /// KeyAuth`, `SAE-PK: K_AP fingerprint mismatch`, …): the text after `SAE-PK: `, from its
+    /// stdout (see [`sae_pk_failure`]); never parsed from a monitor socket.
+    SaePkFailed(String),
     /// Anything else; see [`EventMessage::text`].
     Other,
 }
@@ -178,6 +182,30 @@ impl Event {
     pub fn is_wrong_key(&self) -> bool {
         matches!(self, Event::SsidTempDisabled { reason: Some(r), .. } if r == "WRONG_KEY")
     }
+}
+
+/// An SAE-PK verification failure in a line of wpa_supplicant's stdout: the reason (the text
+/// after `SAE-PK: `). The signature and key failures print at its default (info) level, the
+/// fingerprint mismatch at debug level only.
+pub fn sae_pk_failure(line: &str) -> Option<String> {
+    const FAILURES: &[&str] = &[
+        "Invalid or incorrect signature",
+        "fingerprint mismatch",
+        "Failed to parse K_AP",
+        "Unsupported public key type",
+        "Not all mandatory IEs",
+        "Failed to decrypt EncryptedModifier",
+        "No room for EncryptedModifier",
+        "Failed to parse confirm",
+        "did not use an ECC group",
+        "No KEK available",
+    ];
+    let at = line.find("SAE-PK: ")?;
+    let why = line[at + "SAE-PK: ".len()..].trim();
+    FAILURES
+        .iter()
+        .any(|f| why.contains(f))
+        .then(|| why.to_owned())
 }
 
 /// Parse one datagram from a monitor socket. `None` if it is not an event (no `<N>` prefix,
@@ -367,6 +395,25 @@ fn parse_plain(text: &str) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sae_pk_failures_are_read_from_the_stdout_lines_that_say_them() {
+        assert_eq!(
+            sae_pk_failure("SAE-PK: Invalid or incorrect signature in KeyAuth").as_deref(),
+            Some("Invalid or incorrect signature in KeyAuth")
+        );
+        assert_eq!(
+            sae_pk_failure("1796218055.1: SAE-PK: K_AP fingerprint mismatch").as_deref(),
+            Some("K_AP fingerprint mismatch")
+        );
+        // success and progress lines are not failures
+        assert_eq!(
+            sae_pk_failure("SAE-PK: Valid KeyAuth signature received"),
+            None
+        );
+        assert_eq!(sae_pk_failure("SAE-PK: Valid K_AP fingerprint"), None);
+        assert_eq!(sae_pk_failure("wlan0: SME: Trying to authenticate"), None);
+    }
 
     #[test]
     fn anqp_and_interworking_events() {

@@ -259,6 +259,9 @@ pub enum NetworkField {
     GroupMgmt(MgmtCipher),
     /// `openssl_ciphers`: the TLS ciphers the EAP method may use.
     OpensslCiphers(TlsCiphers),
+    /// `sae_pk`: 0 automatic (SAE-PK when the AP offers it and the password is an SAE-PK
+    /// password), 1 SAE-PK only, 2 never. wpa_supplicant rejects other values.
+    SaePk(u8),
 }
 
 /// The name of a network-block field, for `GET_NETWORK`.
@@ -312,6 +315,8 @@ pub enum NetworkFieldName {
     GroupMgmt,
     /// `openssl_ciphers`.
     OpensslCiphers,
+    /// `sae_pk`.
+    SaePk,
 }
 
 impl NetworkFieldName {
@@ -342,6 +347,7 @@ impl NetworkFieldName {
             NetworkFieldName::Group => "group",
             NetworkFieldName::GroupMgmt => "group_mgmt",
             NetworkFieldName::OpensslCiphers => "openssl_ciphers",
+            NetworkFieldName::SaePk => "sae_pk",
         }
     }
 
@@ -385,6 +391,7 @@ impl NetworkField {
             NetworkField::Group(_) => NetworkFieldName::Group,
             NetworkField::GroupMgmt(_) => NetworkFieldName::GroupMgmt,
             NetworkField::OpensslCiphers(_) => NetworkFieldName::OpensslCiphers,
+            NetworkField::SaePk(_) => NetworkFieldName::SaePk,
         }
     }
 
@@ -411,7 +418,9 @@ impl NetworkField {
             NetworkField::Bssid(bssid) => bssid.to_string(),
             NetworkField::AnyBssid => "any".to_owned(),
             NetworkField::ScanSsid(on) | NetworkField::Disabled(on) => u8::from(*on).to_string(),
-            NetworkField::Ieee80211w(value) | NetworkField::MacAddr(value) => value.to_string(),
+            NetworkField::Ieee80211w(value)
+            | NetworkField::MacAddr(value)
+            | NetworkField::SaePk(value) => value.to_string(),
             NetworkField::Eap(method) => method.as_str().to_owned(),
             NetworkField::Phase2(phase2) => hex_str(phase2.as_str()),
             NetworkField::Identity(id) | NetworkField::AnonymousIdentity(id) => {
@@ -656,6 +665,9 @@ pub enum Command {
     /// `LOG_LEVEL DEBUG` (true) or `LOG_LEVEL INFO` (false): what wpa_supplicant prints on
     /// stdout (its monitor sockets are not affected).
     LogLevelDebug(bool),
+    /// `GET_CAPABILITY sae`: `H2E`, or `H2E PK` when wpa_supplicant is built with SAE-PK
+    /// (an error reply when the driver has no SAE).
+    GetCapabilitySae,
     /// `ATTACH`: this socket starts receiving events.
     Attach,
     /// `DETACH`.
@@ -796,6 +808,7 @@ impl Command {
             Command::InterworkingSelect { auto: false } => "INTERWORKING_SELECT".into(),
             Command::LogLevelDebug(true) => "LOG_LEVEL DEBUG".into(),
             Command::LogLevelDebug(false) => "LOG_LEVEL INFO".into(),
+            Command::GetCapabilitySae => "GET_CAPABILITY sae".into(),
             Command::Attach => "ATTACH".into(),
             Command::Detach => "DETACH".into(),
         }

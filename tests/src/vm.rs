@@ -36,7 +36,7 @@ pub struct Lab {
     pub about: String,
     /// How it boots.
     pub boot: Boot,
-    /// Access points, a comma list of `open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2 hs20`
+    /// Access points, a comma list of `open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2 hs20 saepk saepkrogue`
     /// (may be empty).
     #[serde(default)]
     pub aps: String,

@@ -143,9 +143,12 @@ impl WifiTools {
                        network: {\"network\": NAME} (wifi_saved_networks lists them; any \
                        security, EAP included, and the password never passes through this \
                        conversation). Or inline: ssid (+ password) for open, WPA2-PSK or \
-                       WPA3-SAE. Reports progress (associating, 4-way handshake, DHCP). Returns \
-                       ip, gateway, dns and elapsed time. A wrong password fails fast with \
-                       'authentication failed'. Replaces an earlier configuration of the same SSID.",
+                       WPA3-SAE. SAE-PK (sae_pk: auto, required, off): with an SAE-PK password \
+                       (like abcd-efgh-ijkl) the AP proves it holds the network's key; \
+                       link_security.sae_pk says it did. Reports progress (associating, 4-way \
+                       handshake, DHCP). Returns ip, gateway, dns and elapsed time. A wrong \
+                       password fails fast with 'authentication failed'. Replaces an earlier \
+                       configuration of the same SSID.",
         annotations(
             title = "Connect to WiFi",
             destructive_hint = true,
@@ -173,11 +176,12 @@ impl WifiTools {
                     || a.hidden
                     || a.security != SecurityMode::Auto
                     || a.mac_address != MacMode::Permanent
+                    || a.sae_pk != SaePkMode::Auto
                 {
                     return Err(elicit::ConnectError::from(Failure::invalid(
                         "network names a saved network: its ssid, password, security, \
-                                bssid, hidden and mac_address come from the host's profile; \
-                                give network alone (and timeout_secs)",
+                                bssid, hidden, mac_address and sae_pk come from the host's \
+                                profile; give network alone (and timeout_secs)",
                     )));
                 }
                 let p = self.agent.saved_network(name)?;
@@ -330,6 +334,14 @@ impl WifiTools {
             channel: st.channel,
             signal_dbm: signal,
             key_mgmt: st.key_mgmt.clone(),
+            link_security: (st.wpa_state == wpa::WpaState::Completed).then(|| {
+                wpa::modes::LinkSecurity::from_status(
+                    st.key_mgmt.as_deref(),
+                    st.pairwise_cipher.as_deref(),
+                    st.group_cipher.as_deref(),
+                    &st.other,
+                )
+            }),
             ip: lease.as_ref().map(|l| format!("{}/{}", l.ip, l.prefix)),
             gateway: lease
                 .as_ref()

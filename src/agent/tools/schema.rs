@@ -34,6 +34,23 @@ pub enum SecurityMode {
     Owe,
 }
 
+/// SAE-PK for `wifi_connect` (wpa_supplicant's `sae_pk` network option): whether the AP must
+/// prove, with a signature, that it holds the private key whose fingerprint the password is.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaePkMode {
+    /// SAE-PK when the AP offers it and the password is an SAE-PK password (wpa_supplicant's
+    /// `sae_pk=0`); else plain SAE.
+    #[default]
+    Auto,
+    /// Only an AP that proves SAE-PK (`sae_pk=1`): the password must be an SAE-PK password,
+    /// security wpa3-sae (or auto, which then means it); an AP without SAE-PK, or one whose
+    /// proof fails (a rogue twin that knows the password but not the key), is refused.
+    Required,
+    /// Never SAE-PK (`sae_pk=2`): plain SAE even with an SAE-PK password and AP.
+    Off,
+}
+
 /// MAC address to present to the network.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -182,6 +199,12 @@ pub struct ConnectArgs {
     /// permanent (default), random or per-network.
     #[serde(default)]
     pub mac_address: MacMode,
+    /// SAE-PK (WPA3-Personal with a public key: the AP proves it holds the key the password
+    /// is the fingerprint of, e.g. a password like abcd-efgh-ijkl): auto (default: when the AP
+    /// offers it and the password is an SAE-PK password), required (only such an AP; security
+    /// wpa3-sae) or off.
+    #[serde(default)]
+    pub sae_pk: SaePkMode,
     /// Give up after this many seconds (default 30, max 300).
     pub timeout_secs: Option<u64>,
 }
@@ -414,6 +437,9 @@ pub struct StatusResult {
     pub signal_dbm: Option<i32>,
     /// Key management in use.
     pub key_mgmt: Option<String>,
+    /// The security of the association (ciphers, PMF, SAE group, H2E, SAE-PK), when
+    /// associated.
+    pub link_security: Option<crate::wpa::modes::LinkSecurity>,
     /// Our IPv4 address (CIDR), from DHCP.
     pub ip: Option<String>,
     /// Default gateway.

@@ -4,7 +4,7 @@
 
 use super::err;
 use super::schema::{
-    ConnectArgs, ConnectEapArgs, EapKind, EapSecurity, MacMode, SecretArg, SecurityMode,
+    ConnectArgs, ConnectEapArgs, EapKind, EapSecurity, MacMode, SaePkMode, SecretArg, SecurityMode,
 };
 use crate::agent::certs::Certs;
 use crate::agent::{Agent, NetworkSpec};
@@ -29,10 +29,13 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
         fields.push(NetworkField::ScanSsid(true));
     }
     let password = a.password.as_ref().map(SecretArg::expose);
-    let security = match (a.security, password) {
-        (SecurityMode::Auto, None) => SecurityMode::Open,
-        (s, _) => s,
+    let security = match (a.security, password, a.sae_pk) {
+        (SecurityMode::Auto, None, _) => SecurityMode::Open,
+        // SAE-PK is SAE only: auto with sae_pk required means WPA3-SAE
+        (SecurityMode::Auto, Some(_), SaePkMode::Required) => SecurityMode::Wpa3Sae,
+        (s, _, _) => s,
     };
+    sae_pk_check(security, password, a.sae_pk)?;
     match (security, password) {
         (SecurityMode::Open, Some(_)) => {
             return Err("security is open but a password was given; drop one of them".into());
@@ -63,7 +66,9 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
             secrets.push(p.to_owned());
             fields.push(NetworkField::KeyMgmt(vec![KeyMgmt::Sae]));
             fields.push(NetworkField::SaePassword(sae));
+            // SAE-PK needs PMF: required here anyway
             fields.push(NetworkField::Ieee80211w(2));
+            fields.extend(sae_pk_field(a.sae_pk));
         }
         (SecurityMode::Auto | SecurityMode::Wpa2Wpa3, Some(p)) => {
             let pass = Passphrase::parse(p).map_err(err)?;
@@ -89,6 +94,7 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
                     SaePassword::parse(p).map_err(err)?,
                 ));
                 fields.push(NetworkField::Ieee80211w(1));
+                fields.extend(sae_pk_field(a.sae_pk));
             }
             fields.push(NetworkField::Psk(pass));
         }
@@ -115,6 +121,64 @@ pub fn psk_spec(agent_perm_mac: Option<[u8; 6]>, a: &ConnectArgs) -> Result<Netw
         mac,
         uploads: Vec::new(),
     })
+}
+
+/// `sae_pk` with the security it goes with: required needs SAE and an SAE-PK password (its
+/// format and checksum), off needs SAE; neither is for a network without SAE. The password is
+/// never quoted.
+fn sae_pk_check(
+    security: SecurityMode,
+    password: Option<&str>,
+    mode: SaePkMode,
+) -> Result<(), String> {
+    let sae = match security {
+        SecurityMode::Wpa3Sae | SecurityMode::Wpa2Wpa3 => true,
+        // auto with a passphrase offers SAE too (not with a raw 64-hex-digit PSK)
+        SecurityMode::Auto => {
+            password.is_some_and(|p| Passphrase::parse(p).is_ok_and(|pass| !pass.is_raw_psk()))
+        }
+        SecurityMode::Open | SecurityMode::Owe | SecurityMode::Wpa2Psk => false,
+    };
+    let name = match mode {
+        SaePkMode::Auto => return Ok(()),
+        SaePkMode::Required => "required",
+        SaePkMode::Off => "off",
+    };
+    if !sae {
+        return Err(format!(
+            "sae_pk {name} is for SAE (WPA3-Personal) networks, and security {} has no SAE: \
+             drop sae_pk or give security wpa3-sae",
+            security_name(security)
+        ));
+    }
+    if mode == SaePkMode::Required
+        && let Err(why) = validate::sae_pk_password(password.unwrap_or_default())
+    {
+        return Err(format!(
+            "sae_pk required needs an SAE-PK password, and this one is not: {why}"
+        ));
+    }
+    Ok(())
+}
+
+/// The network's `sae_pk` field: nothing for auto (wpa_supplicant's default, 0).
+fn sae_pk_field(mode: SaePkMode) -> Option<NetworkField> {
+    match mode {
+        SaePkMode::Auto => None,
+        SaePkMode::Required => Some(NetworkField::SaePk(1)),
+        SaePkMode::Off => Some(NetworkField::SaePk(2)),
+    }
+}
+
+fn security_name(s: SecurityMode) -> &'static str {
+    match s {
+        SecurityMode::Auto => "auto",
+        SecurityMode::Open => "open",
+        SecurityMode::Wpa2Psk => "wpa2-psk",
+        SecurityMode::Wpa3Sae => "wpa3-sae",
+        SecurityMode::Wpa2Wpa3 => "wpa2-psk/wpa3-sae",
+        SecurityMode::Owe => "owe",
+    }
 }
 
 /// Build the network fields for `wifi_connect_eap`. Certificates and keys: PEM text is stored
@@ -187,6 +251,7 @@ pub fn profile_spec(
             hidden: p.hidden,
             security,
             mac_address: p.mac_address,
+            sae_pk: SaePkMode::Auto,
             timeout_secs: None,
         },
     )
@@ -505,6 +570,60 @@ mod tests {
         assert_eq!(lines(&spec.fields).last().unwrap(), "mac_addr 0");
         let e = psk_spec(None, &args).err().unwrap();
         assert_eq!(e, "the adapter's permanent MAC is unknown");
+    }
+
+    #[test]
+    fn sae_pk_sets_the_network_block_and_refuses_what_cannot_be_sae_pk() {
+        const PK: &str = "7hda-6lh3-3x5h";
+        let ssid = format!("ssid {}", hex("lab"));
+        let sae = format!("sae_password {}", hex(PK));
+        #[rustfmt::skip]
+        let table: Vec<(Value, Vec<&str>)> = vec![
+            // required: SAE-PK only (sae_pk 1), PMF required
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": PK, "sae_pk": "required"}),
+             vec![&ssid, "key_mgmt SAE", &sae, "ieee80211w 2", "sae_pk 1", "mac_addr 0"]),
+            // auto security with sae_pk required is WPA3-SAE: SAE-PK has no WPA2 half
+            (json!({"ssid": "lab", "password": PK, "sae_pk": "required"}),
+             vec![&ssid, "key_mgmt SAE", &sae, "ieee80211w 2", "sae_pk 1", "mac_addr 0"]),
+            // auto (the default) leaves wpa_supplicant's automatic mode (0): no field
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": PK}),
+             vec![&ssid, "key_mgmt SAE", &sae, "ieee80211w 2", "mac_addr 0"]),
+            // off: plain SAE even with an SAE-PK password
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": PK, "sae_pk": "off"}),
+             vec![&ssid, "key_mgmt SAE", &sae, "ieee80211w 2", "sae_pk 2", "mac_addr 0"]),
+        ];
+        for (args, want) in table {
+            assert_eq!(psk_lines(args.clone()).unwrap(), want, "{args}");
+        }
+        #[rustfmt::skip]
+        let bad: Vec<(Value, &str)> = vec![
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": "correct horse 5",
+                    "sae_pk": "required"}),
+             "sae_pk required needs an SAE-PK password, and this one is not: an SAE-PK password \
+              is groups of four"),
+            (json!({"ssid": "lab", "security": "wpa3-sae", "password": "7hda-6lh3-3x5g",
+                    "sae_pk": "required"}),
+             "sae_pk required needs an SAE-PK password, and this one is not: its last character \
+              is not the checksum of the others (a typo?)"),
+            (json!({"ssid": "lab", "security": "wpa2-psk", "password": PK, "sae_pk": "required"}),
+             "sae_pk required is for SAE (WPA3-Personal) networks, and security wpa2-psk has no \
+              SAE: drop sae_pk or give security wpa3-sae"),
+            (json!({"ssid": "lab", "sae_pk": "required"}),
+             "sae_pk required is for SAE (WPA3-Personal) networks, and security open has no SAE"),
+            (json!({"ssid": "lab", "security": "owe", "sae_pk": "off"}),
+             "sae_pk off is for SAE (WPA3-Personal) networks, and security owe has no SAE"),
+            (json!({"ssid": "lab", "password": RAW_PSK, "sae_pk": "off"}),
+             "sae_pk off is for SAE (WPA3-Personal) networks, and security auto has no SAE"),
+        ];
+        for (args, want) in bad {
+            let e = psk_lines(args.clone()).unwrap_err();
+            assert!(e.starts_with(want), "{args}: {e}");
+            // the password is never quoted back
+            assert!(!e.contains("7hda") && !e.contains("correct horse"), "{e}");
+        }
+        assert!(
+            serde_json::from_value::<ConnectArgs>(json!({"ssid": "lab", "sae_pk": "yes"})).is_err()
+        );
     }
 
     #[test]

@@ -21,7 +21,8 @@ into DIR/logs and powers off.
   --image IMG      disk image from tests/vm/lab/build-image.sh
   --share DIR      host directory shared as /share (DIR/logs, DIR/.hwsim, DIR/env are recreated)
   --script FILE    guest test script; its exit code decides FULLSYS-RESULT: PASS / FAIL rc=N
-  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2 hs20 (default: none)
+  --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2 hs20 saepk
+                   saepkrogue (default: none)
   --stations N     station radios (default 1)
   --timeout SECS   kill the VM after SECS (default 300); the guest stops the test 10 s earlier
                    (rc=124) so the logs still come back

@@ -15,8 +15,8 @@ station radios left down and unconfigured in the root netns. Then runs GUEST_SCR
 /bin/sh in the guest (cwd /share, the env file sourced and exported) and powers off.
 
   --aps LIST       comma list of: open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans
-                   owehid saeh2e hs20 mixed roam1 roam2  (order = AP index K, subnet
-                   10.0.K.0/24; default: no AP)
+                   owehid saeh2e hs20 mixed roam1 roam2 saepk saepkrogue  (order = AP
+                   index K, subnet 10.0.K.0/24; default: no AP)
   --stations N     number of station radios (default 1)
   --share DIR      host directory shared as /share (9p). The runner (re)creates DIR/logs, DIR/.hwsim,
                    DIR/eap (eap only) and writes DIR/env; other files are left alone.
@@ -66,8 +66,8 @@ for b in "${BINS[@]}"; do [ -f "$b" ] || die "no such --bin file: $b"; done
 APS="${APS_ARG//,/ }"
 seen=" "
 for a in $APS; do
-  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|eap3|eap192|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2|hs20) ;;
-    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2 hs20)";; esac
+  case "$a" in open|wpa2|sae|hidden|wpa2b|eap|eap3|eap192|owe|owetrans|owehid|saeh2e|mixed|roam1|roam2|hs20|saepk|saepkrogue) ;;
+    *) die "unknown AP '$a' (open wpa2 sae hidden wpa2b eap eap3 eap192 owe owetrans owehid saeh2e mixed roam1 roam2 hs20 saepk saepkrogue)";; esac
   [[ "$seen" != *" $a "* ]] || die "AP '$a' listed twice"; seen+="$a "
 done
 [ $(( $(wc -w <<<"$APS") + NSTATIONS )) -ge 1 ] || die "nothing to simulate"
@@ -101,6 +101,13 @@ KMODS="$KDIR/root/lib/modules/$KVER"
 #                                                        ANQP realm lab.test TTLS/MSCHAPv2
 #                                                        or TLS,
 #                                                        PMF optional; the eap AP's PKI)
+#   saepk   lab-sae-pk      sae-pk    1        7hda-6lh3-3x5h   (WPA3-SAE with SAE-PK: the password
+#                                                        is the AP key's fingerprint, Sec=3;
+#                                                        H2E, PMF required; saepk-build.sh)
+#   saepkrogue lab-sae-pk   sae-pk    6        7hda-6lh3-3x5h   (an evil twin of saepk: same SSID,
+#                                                        password, modifier and public key, but
+#                                                        it signs with another private key, so
+#                                                        SAE-PK stations must refuse it)
 ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
   PSK="" HWMODE=g
   case "$1" in
@@ -120,6 +127,8 @@ ap_def() {  # ap_def NAME -> sets SSID SEC CHAN PSK (HWMODE g, or a for 5 GHz)
     roam1)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=1;  PSK="correct horse 7" ;;
     roam2)  SSID="lab-roam";       SEC=wpa2-psk-ft; CHAN=11; PSK="correct horse 7" ;;
     hs20)   SSID="lab-hs20";       SEC=wpa2-eap; CHAN=11 ;;
+    saepk)  SSID="lab-sae-pk";     SEC=sae-pk;   CHAN=1;  PSK="$SAE_PK_PW" ;;
+    saepkrogue) SSID="lab-sae-pk"; SEC=sae-pk;   CHAN=6;  PSK="$SAE_PK_PW" ;;
   esac
   # the world regulatory domain forbids starting an AP on 5 GHz: stay on 2.4 GHz there
   if [ "$HWMODE" = a ] && [ "$COUNTRY" = 00 ]; then CHAN=11 HWMODE=g; fi
@@ -131,6 +140,16 @@ EAP_TLS_ID=lab-tls    EAP_SERVER_NAME=radius.lab.test
 # Passpoint (hs20): the realm credential, and what the AP answers over ANQP
 HS20_REALM=lab.test   HS20_USER=user@lab.test  HS20_PW="passpoint secret 1"
 HS20_DOMAIN=hs.lab.test  HS20_VENUE="Lab Venue"  HS20_OPERATOR="Lab Operator"  HS20_OI=506f9a
+
+# SAE-PK (saepk, saepkrogue): generated once for SSID lab-sae-pk with hostap's sae_pk_gen (a P-256
+# key, Sec=3): the password, the modifier M and the AP's private key (base64 DER). The rogue
+# signs with SAE_PK_ROGUE_KEY instead (hostapd's `pk=M:KEY:SIGNKEY`, a CONFIG_TESTING_OPTIONS
+# form Debian's build config has): it holds the password and shows the real public key, but
+# cannot make the real key's signature. Throwaway lab keys: never used anywhere else.
+SAE_PK_PW="7hda-6lh3-3x5h"
+SAE_PK_M="d31a39f5cd82359293fd3e8d16af4f3a"
+SAE_PK_KEY="MHcCAQEEIJaBvKQhcupDKdM2aPAbPttmnQuQEu7g61KRWaPAPtyFoAoGCCqGSM49AwEHoUQDQgAETx6juN6d6UuqQSEP32A67WQUOhlB+cXTh8A3QBH46zNBbSx+S9m0csoo8HfU/PtsRQ/0tDNz1siGdtLb212QgA=="
+SAE_PK_ROGUE_KEY="MHcCAQEEIIQqT1f/SdBTB3nMmXt5rW6eMe5NfHkZnfoHdlg5mPtwoAoGCCqGSM49AwEHoUQDQgAEtVMZ2euFqdd0WgbXiUdnvJjxVNQXuNgb6WJBqWlHeb4QWwGvVGQwhhVk3oyVHGPmu4UyFG8hnrXusuPbv827Pw=="
 
 shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }            # shell single-quote
 hexof() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
@@ -155,6 +174,9 @@ EOC
     wpa2-psk-ft) printf 'wpa=2\nwpa_key_mgmt=WPA-PSK FT-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=%s\nmobility_domain=a1b2\nft_over_ds=0\nft_psk_generate_local=1\nnas_identifier=%s.lab.test\n' "$PSK" "$1" ;;
     sae)      printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_password=%s\n' "$PSK" ;;
     sae-h2e)  printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_pwe=1\nsae_password=%s\n' "$PSK" ;;
+    # SAE-PK needs hash-to-element: sae_pwe=2 offers both (SAE-PK stations use H2E)
+    sae-pk)   printf 'wpa=2\nwpa_key_mgmt=SAE\nrsn_pairwise=CCMP\nieee80211w=2\nsae_pwe=2\nsae_password=%s|pk=%s:%s%s\n' \
+                "$PSK" "$SAE_PK_M" "$SAE_PK_KEY" "$([ "$1" = saepkrogue ] && echo ":$SAE_PK_ROGUE_KEY")" ;;
     wpa2-psk/wpa3-sae)
               printf 'wpa=2\nwpa_key_mgmt=WPA-PSK SAE\nrsn_pairwise=CCMP\nieee80211w=2\nwpa_passphrase=%s\nsae_password=%s\n' "$PSK" "$PSK" ;;
     owe)      printf 'wpa=2\nwpa_key_mgmt=OWE\nrsn_pairwise=CCMP\nieee80211w=2\n' ;;
@@ -307,6 +329,16 @@ cp "$SCRIPT" "$SHARE/.hwsim/guest-script"
     echo "AP_${N}_PORTAL=$([ "$a" = open ] && echo 1 || echo 0)"
   done
 } > "$SHARE/.hwsim/env.static"
+
+# The SAE-PK APs run a hostapd built with SAE-PK (Debian's has none), from the share: both lab
+# flavours (this initramfs and the full-system image) have its libraries, Debian's hostapd's.
+# The same build's wpa_supplicant goes along (/share/.hwsim/wpa_supplicant-saepk): Debian's has
+# no SAE-PK either; a suite runs it where it proves SAE-PK (tests/vm/agent/guest.sh).
+if [[ " $APS " == *" saepk "* || " $APS " == *" saepkrogue "* ]]; then
+  SAEPK_DIR="$("$LAB_DIR/saepk-build.sh")"
+  cp "$SAEPK_DIR/hostapd" "$SHARE/.hwsim/hostapd-saepk"
+  cp "$SAEPK_DIR/wpa_supplicant" "$SHARE/.hwsim/wpa_supplicant-saepk"
+fi
 
 if [[ " $APS " == *" eap"* || " $APS " == *" hs20 "* ]]; then
   make_eap_pki

@@ -3,7 +3,8 @@
 //! against the lab's access points. Runs inside the VM; the AP facts come from the harness's env
 //! file (`AP_<NAME>_SSID`, `_PSK`, `_BSSID`, `_IP`, ...).
 //!
-//! Usage: `hwsim-agent-client unix SOCKET` or `hwsim-agent-client stdio -- AGENT-COMMAND...`.
+//! Usage: `hwsim-agent-client unix SOCKET` or `hwsim-agent-client stdio -- AGENT-COMMAND...` (or
+//! `saepk -- AGENT-COMMAND...`: the SAE-PK checks only, for an agent whose wpa_supplicant has SAE-PK).
 //! Prints one line per check and closes with `N passed, N failed`; exit status 1 if any failed.
 
 use shared::host_view;
@@ -18,6 +19,7 @@ mod nettools;
 mod passpoint;
 mod protocol;
 mod radio;
+mod saepk;
 mod v6;
 
 use std::sync::{Arc, Mutex};
@@ -1191,7 +1193,7 @@ async fn main() {
                 false,
             )
         }
-        Some("stdio") => {
+        Some("stdio" | "saepk") => {
             let cmd_args = &args[3..];
             let mut cmd = tokio::process::Command::new(&cmd_args[0]);
             cmd.args(&cmd_args[1..]);
@@ -1205,7 +1207,7 @@ async fn main() {
             )
         }
         _ => {
-            eprintln!("usage: hwsim-agent-client unix SOCKET | stdio -- CMD...");
+            eprintln!("usage: hwsim-agent-client unix SOCKET | stdio -- CMD... | saepk -- CMD...");
             std::process::exit(2);
         }
     };
@@ -1215,11 +1217,15 @@ async fn main() {
         tally: wifi_isolate_tests::tally::Tally::default(),
         baseline,
     };
-    if stdio {
+    if args.get(1).map(String::as_str) == Some("saepk") {
+        // an agent whose wpa_supplicant has SAE-PK (guest.sh: --wpa-supplicant)
+        saepk::saepk_suite(&mut run).await;
+    } else if stdio {
         stdio_suite(&mut run).await;
     } else {
         full_suite(&mut run).await;
         radio::radio_suite(&mut run).await;
+        saepk::debian_suite(&mut run).await;
         capture::capture_suite(&mut run).await;
         monitor::monitor_suite(&mut run).await;
         cancellation_suite(&mut run, &args[2]).await;

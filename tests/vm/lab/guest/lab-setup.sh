@@ -72,8 +72,11 @@ AP_${N}_NETNS=$ns"
   $IP -n "$ns" link set lo up
   $IP -n "$ns" addr add "$gw/24" dev "$ifc" || setup_fail "addr on $ifc in $ns"
   { echo "interface=$ifc"; sed -f "$H/bssid.sed" "/share/.hwsim/hostapd-$name.conf"; } > "$H/hostapd-$name.conf"
-  # hostapd in the foreground, backgrounded here: all APs start in parallel.
-  $IP netns exec "$ns" hostapd -t -d -f "$L/hostapd-$name.log" -P "$H/hostapd-$name.pid" \
+  # hostapd in the foreground, backgrounded here: all APs start in parallel. The SAE-PK APs
+  # use the SAE-PK build on the share (tests/vm/lab/saepk-build.sh).
+  hapd=hostapd
+  case "$name" in saepk|saepkrogue) hapd=/share/.hwsim/hostapd-saepk ;; esac
+  $IP netns exec "$ns" "$hapd" -t -d -f "$L/hostapd-$name.log" -P "$H/hostapd-$name.pid" \
     "$H/hostapd-$name.conf" </dev/null >/dev/null 2>&1 &
   # $H/hosts-NAME/: hosts files a suite may add later (dnsmasq reads them as they appear, and they
   # win over --address), e.g. an AAAA record for ap.test where a suite gives the AP IPv6.
