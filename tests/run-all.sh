@@ -5,8 +5,8 @@
 #   1. starts the release build (the .deb's binaries) in the background at the lowest priority,
 #      then apt-get installs what the tests drive for real (QEMU + hwsim lab parts,
 #      wpa_supplicant, hostapd, dbus, podman, systemd tools) — quick when already installed;
-#   2. starts, in the background too, the hwsim kernel and the full system's rootfs
-#      (target/prep-*.log); the tests that need them wait for them;
+#   2. starts, in the background too, the hwsim kernel, the full system's rootfs and the lab's
+#      SAE-PK hostapd + wpa_supplicant (target/prep-*.log); the tests that need them wait;
 #   3. cargo fmt --check and cargo clippy -D warnings;
 #   4. cargo test --workspace: unit tests beside the code (src/), host integration tests
 #      (tests/host/: real wpa_supplicant, dbus-daemon, podman, dockerd, netns; the packages: .deb +
@@ -53,9 +53,10 @@ tests/deps.sh
   cache=${WI_FULLSYS_CACHE:-.cache/fullsys}
   mkdir -p "$cache"
   nice -n 19 ionice -c 3 flock "$cache/rootfs.lock" tests/vm/lab/build-rootfs.sh
+  nice -n 19 ionice -c 3 tests/vm/lab/saepk-build.sh
 ) > target/prep-lab.log 2>&1 &
 lab_pid=$!
-log "in the background: the hwsim kernel and the full system's rootfs (target/prep-lab.log)"
+log "in the background: the hwsim kernel, the full system's rootfs, the SAE-PK hostapd and wpa_supplicant (target/prep-lab.log)"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

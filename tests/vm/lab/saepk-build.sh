@@ -25,18 +25,29 @@ V="${VERSION#*:}"                       # no epoch in the pool's file names
 UPSTREAM="${V%-*}"
 OUT="$WI_CACHE/saepk/$V"
 if [ -x "$OUT/hostapd" ] && [ -x "$OUT/wpa_supplicant" ]; then echo "$OUT"; exit 0; fi
+# One build at a time (run-all.sh starts it in the background while a lab may ask): the second
+# waits and finds it built.
+mkdir -p "$WI_CACHE/saepk"
+exec 7>"$WI_CACHE/saepk/.lock"
+flock 7
+if [ -x "$OUT/hostapd" ] && [ -x "$OUT/wpa_supplicant" ]; then echo "$OUT"; exit 0; fi
 
 T0=$(now_ms)
-POOL="https://deb.debian.org/debian/pool/main/w/wpa"
-mkdir -p "$WI_CACHE/saepk"
+# A point release's version is in the main archive's pool, a security update's in the security
+# archive's (both on deb.debian.org): the first that has the .dsc.
+POOLS=(https://deb.debian.org/debian/pool/main/w/wpa https://deb.debian.org/debian-security/pool/updates/main/w/wpa)
 work="$(mktemp -d "$WI_CACHE/saepk/.build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 log "building hostapd and wpa_supplicant $V with CONFIG_SAE_PK=y (Debian's source package wpa)"
 (
   cd "$work"
   dsc="wpa_$V.dsc"
-  curl -fsS --retry 3 -o "$dsc" "$POOL/$dsc" ||
-    die "cannot download $POOL/$dsc (is the installed hostapd $VERSION still in Debian's pool?)"
+  POOL=
+  for p in "${POOLS[@]}"; do
+    if curl -fsS --retry 3 -o "$dsc" "$p/$dsc"; then POOL=$p; break; fi
+  done
+  [ -n "$POOL" ] ||
+    die "cannot download $dsc from ${POOLS[*]} (is the installed hostapd $VERSION still in Debian's pools?)"
   # the .dsc names the tarballs (the orig may be .gz or .xz): take them from its Files section
   for f in $(awk '/^Files:/ {f = 1; next} /^[^ ]/ {f = 0} f && NF == 3 {print $3}' "$dsc"); do
     curl -fsS --retry 3 -o "$f" "$POOL/$f" || die "cannot download $POOL/$f"
