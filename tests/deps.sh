@@ -12,8 +12,9 @@ set -euo pipefail
 pkgs() {
   case "$1" in
     # host integration tests (tests/host/): wpa_supplicant on a veth, dbus-daemon for the
-    # NetworkManager client, systemd tools, both container engines, the netns engine's sandbox
-    host) echo wpasupplicant iproute2 dbus systemd podman runc uidmap docker.io bubblewrap openssl ;;
+    # NetworkManager client, systemd tools, both container engines, the netns engine's sandbox,
+    # hostapd for the agent image (tests/host/image.sh)
+    host) echo wpasupplicant hostapd iproute2 dbus systemd podman runc uidmap docker.io bubblewrap openssl ;;
     # the .deb (debhelper compat 13, man pages, lintian), the .rpm (rpmbuild is in `rpm`), and a
     # clean bookworm root to install the .deb into (tests/host/packages.rs)
     packaging) echo debhelper dpkg-dev fakeroot help2man lintian rpm mmdebstrap debian-archive-keyring ;;

@@ -41,6 +41,10 @@ ldd "$busybox" >/dev/null 2>&1 && die "$busybox is not static (apt-get install b
 wpa=$(command -v wpa_supplicant || true)
 [ -n "$wpa" ] || wpa=/usr/sbin/wpa_supplicant
 [ -x "$wpa" ] || die "wpa_supplicant missing (apt-get install wpasupplicant)"
+# hostapd for wifi_ap_start (the Dockerfile's image has it too)
+hostapd=$(command -v hostapd || true)
+[ -n "$hostapd" ] || hostapd=/usr/sbin/hostapd
+[ -x "$hostapd" ] || die "hostapd missing (apt-get install hostapd)"
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=$repo/.cache/engine-image
@@ -48,14 +52,14 @@ mkdir -p "$cache"
 
 # Shared libraries of the dynamic binaries (ldd fails on static binaries and scripts: none then).
 libs() { ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' || true; }
-mapfile -t liblist < <({ libs "$agent"; libs "$wpa"; [ -z "$probe" ] || libs "$probe"; } | sort -u)
+mapfile -t liblist < <({ libs "$agent"; libs "$wpa"; libs "$hostapd"; [ -z "$probe" ] || libs "$probe"; } | sort -u)
 # Rust binaries unwind through libgcc_s even when ldd does not list it.
 gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
 if [ -f "$gcc_s" ] && ! printf '%s\n' "${liblist[@]}" | grep -qx "$gcc_s"; then liblist+=("$gcc_s"); fi
 
 # The inputs' hash: this script, the binaries, the libraries (contents and where they go).
 hash=$({
-  sha256sum "$0" "$agent" "$wpa" "$busybox" ${probe:+"$probe"} "${liblist[@]}" | awk '{print $1}'
+  sha256sum "$0" "$agent" "$wpa" "$hostapd" "$busybox" ${probe:+"$probe"} "${liblist[@]}" | awk '{print $1}'
   echo "$entrypoint"
   printf '%s\n' "${liblist[@]}"
 } | sha256sum | cut -c1-32)
@@ -83,6 +87,7 @@ if [ ! -f "$tarball" ]; then
   install -m 0755 "$agent" "$root/usr/bin/wifi-isolate-agent"
   [ -z "$probe" ] || install -m 0755 "$probe" "$root/usr/bin/wifi-isolate-hostile-probe"
   install -m 0755 "$wpa" "$root/usr/sbin/wpa_supplicant"
+  install -m 0755 "$hostapd" "$root/usr/sbin/hostapd"
   install -m 0755 "$busybox" "$root/usr/bin/busybox"
   # busybox applets (sh, udhcpc, ip, sleep…) as symlinks, never over a real binary.
   for applet in $("$busybox" --list); do

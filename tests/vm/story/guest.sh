@@ -108,6 +108,16 @@ for psk in "$AP_WPA2_PSK" "$AP_SAE_PSK"; do
   check "no PSK in container logs or /run" bash -c '! grep -rqsF "$0" /var/lib/containers/storage/overlay-containers /run/wifi-isolate' "$psk"
 done
 
+# ---- access-point mode in the podman box: hostapd under the container's confinement -----------
+# The box's radio beacons an open network of its own; the host's second radio (NetworkManager's)
+# sees it over the shared hwsim medium. Stopped again before the saved-networks story.
+check "podman box: wifi_ap_start (open) — hostapd runs in the container" \
+  "$PROBE" call "/run/wifi-isolate/$S1.sock" wifi_ap_start '{"ssid":"story-podman-ap","security":"open"}'
+ap_seen() { nmcli -t -f SSID dev wifi list --rescan yes ifname "$S2" 2>/dev/null | grep -qx story-podman-ap; }
+check "podman box: the host's other radio sees the box's AP beacon" wait_for 40 ap_seen
+check "podman box: wifi_ap_stop" "$PROBE" call "/run/wifi-isolate/$S1.sock" wifi_ap_stop '{}'
+check "host routes/addresses unchanged after the box's AP" same_host
+
 # ---- saved networks: the passphrase never passes through the model (fullsys-networks.sh) ------
 . /share/fullsys-networks.sh && networks_story "$S1"
 

@@ -502,12 +502,7 @@ pub(crate) async fn ap_suite(r: &mut Run) {
     }
 
     // The station side connected: the radio is one or the other.
-    let (ok, c, text) = r
-        .call_raw(
-            "wifi_connect",
-            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK")}),
-        )
-        .await;
+    let (ok, c, text) = r.connect_lab_wpa2().await;
     r.check(
         "ap: connected to the lab's WPA2 AP first",
         ok,
@@ -570,12 +565,7 @@ pub(crate) async fn ap_suite(r: &mut Run) {
     .await;
 
     // The station tools work again.
-    let (ok, c, text) = r
-        .call_raw(
-            "wifi_connect",
-            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK")}),
-        )
-        .await;
+    let (ok, c, text) = r.connect_lab_wpa2().await;
     r.check(
         "ap: after wifi_ap_stop a wifi_connect to the lab's WPA2 AP gets its lease",
         ok && c["ip"]

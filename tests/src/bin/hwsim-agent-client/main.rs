@@ -77,6 +77,15 @@ impl Run {
         }
     }
 
+    /// `wifi_connect` to the lab's WPA2 AP (its SSID and passphrase from the lab's env).
+    async fn connect_lab_wpa2(&self) -> (bool, Value, String) {
+        self.call_raw(
+            "wifi_connect",
+            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK")}),
+        )
+        .await
+    }
+
     async fn call_raw(&self, tool: &str, args: Value) -> (bool, Value, String) {
         let params = CallToolRequestParams::new(tool.to_string())
             .with_arguments(args.as_object().cloned().unwrap_or_default());

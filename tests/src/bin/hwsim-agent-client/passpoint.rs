@@ -329,12 +329,7 @@ pub async fn passpoint_suite(r: &mut Run) {
     );
     // A plain connect replaces it: the credential (its secrets) and its network leave
     // wpa_supplicant, not only the association.
-    let (ok, c, text) = r
-        .call_raw(
-            "wifi_connect",
-            json!({"ssid": env("AP_WPA2_SSID"), "password": env("AP_WPA2_PSK")}),
-        )
-        .await;
+    let (ok, c, text) = r.connect_lab_wpa2().await;
     r.check(
         "passpoint: a plain wifi_connect after it joins the WPA2 AP",
         ok && c["ssid"] == env("AP_WPA2_SSID").as_str(),
