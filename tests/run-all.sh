@@ -8,7 +8,8 @@
 #   2. starts, in the background too, the hwsim kernel, the full system's rootfs and the lab's
 #      SAE-PK hostapd + wpa_supplicant (target/prep-*.log); the tests that need them wait;
 #   3. cargo fmt --check and cargo clippy -D warnings;
-#   4. cargo test --workspace: unit tests beside the code (src/), host integration tests
+#   4. cargo test --workspace (the packages test beside the rest, in the background): unit
+#      tests beside the code (src/), host integration tests
 #      (tests/host/: real wpa_supplicant, dbus-daemon, podman, dockerd, netns; the packages: .deb +
 #      lintian + a clean-chroot install, .rpm) and every VM suite (tests/vm/*/lab.toml: real kernel
 #      radios under QEMU, in a busybox initramfs lab or a full Debian system with systemd, udev,
@@ -42,7 +43,8 @@ mkdir -p target
     nice -n 19 ionice -c 3 cargo build --release --locked --bins ) > target/prep-release.log 2>&1 &
 release_pid=$!
 lab_pid=
-trap 'kill $release_pid $lab_pid 2>/dev/null || true' EXIT
+pkg_pid=
+trap 'kill $release_pid $lab_pid $pkg_pid 2>/dev/null || true' EXIT
 log "in the background: cargo build --release (target/prep-release.log)"
 
 log "system packages"
@@ -67,9 +69,34 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo build (the product, and the probes the VM suites run inside the guest)"
 cargo build --locked --workspace --bins
 
+log "cargo test --no-run (every test binary)"
+cargo test --locked --workspace --all-targets --no-run
+
+# The packages test (the .deb: lintian, a clean-chroot install; the .rpm) waits for the release
+# build above and then is mostly dpkg, lintian and mmdebstrap: it runs beside the other tests,
+# at the lowest priority, instead of before them all (~7-10 min on 2 cores). The VM suites boot
+# the initramfs labs first; the full-system ones need the same .deb and wait for the release
+# build too (cargo's lock).
+pkg_bin=$(cargo test --locked -p wifi-isolate-tests --test packages --no-run 2>&1 |
+  sed -n 's/^ *Executable .*(\(.*\))$/\1/p' | tail -n 1)
+[ -x "$pkg_bin" ] || { echo "run-all.sh: no packages test binary (got '$pkg_bin')" >&2; exit 1; }
+# (cargo runs an integration test in its package's directory)
+( cd tests && exec nice -n 19 ionice -c 3 "../$pkg_bin" --test-threads=2 ) > target/packages-test.log 2>&1 &
+pkg_pid=$!
+PKG_TESTS=(deb_has_every_file_is_lintian_clean_and_installs_into_a_clean_bookworm rpm_has_every_file_and_the_scriptlets)
+log "in the background: the packages test's ${PKG_TESTS[*]} (target/packages-test.log, printed at the end)"
+
 log "cargo test (unit, host integration, every VM suite one test per named check)"
 rc=0
-cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}" || rc=$?
+skip=()
+for t in "${PKG_TESTS[@]}"; do skip+=(--skip "$t"); done
+cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads="${WI_TEST_THREADS:-2}" "${skip[@]}" || rc=$?
+
+log "the packages test (run in the background)"
+pkg_rc=0
+wait "$pkg_pid" || pkg_rc=$?
+cat target/packages-test.log
+[ "$pkg_rc" = 0 ] || { echo "run-all.sh: the packages test failed (rc $pkg_rc)" >&2; rc=1; }
 
 # The tests waited for what they needed; a background job that failed failed them too, with its
 # error here.

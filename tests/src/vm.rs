@@ -113,7 +113,11 @@ pub fn suites() -> Result<Vec<Suite>, String> {
             toml::from_str(&text).map_err(|e| format!("{}: {e}", toml_path.display()))?;
         out.push(Suite { name, lab });
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    // The initramfs labs first, the full-system ones after: those need the release .deb, which
+    // run-all.sh builds in the background meanwhile (the initramfs labs' idle CPU builds it).
+    out.sort_by(|a, b| {
+        (a.lab.boot == Boot::Image, &a.name).cmp(&(b.lab.boot == Boot::Image, &b.name))
+    });
     Ok(out)
 }
 
